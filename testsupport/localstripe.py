@@ -155,6 +155,12 @@ class LocalStripe:
         body = {k: v for k, v in {"paused": paused, "delay": delay}.items() if v is not None}
         self.post("/_config/deliveries", body)
 
+    def fail_next(self, method: str, path: str, *, status: int = 500, times: int = 1) -> None:
+        """The next `times` calls of `method` `path` answer `status` (the SDK does not retry)."""
+        self.post(
+            "/_config/faults", {"method": method, "path": path, "status": status, "times": times}
+        )
+
     def events(self, **params) -> list[dict]:
         return self.get("/v1/events", limit=100, **params)["data"]
 

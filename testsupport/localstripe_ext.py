@@ -12,6 +12,7 @@ Test-only routes (Stripe has no equivalent that works without a browser):
 - POST /v1/test_helpers/subscriptions/{id}/renew           start the next billing period (paid)
 - GET|POST /_config/deliveries                             webhook delivery log; pause/resume
 - POST /_config/events/{id}/deliver                        deliver one event now, synchronously
+- POST /_config/faults                                     fail the next N matching API calls
 """
 
 import asyncio
@@ -47,6 +48,7 @@ INTERVALS = {"day": "days", "week": "weeks", "month": "months", "year": "years"}
 _state = {"paused": False, "delay": 0.2}
 _deliveries: list[dict] = []
 _idempotency: dict[tuple[str, str], dict] = {}
+_faults: list[dict] = []
 
 
 def _rand(n: int) -> str:
@@ -794,6 +796,7 @@ async def flush(request):
     ls.store.clear()
     _deliveries.clear()
     _idempotency.clear()
+    _faults.clear()
     _state.update(paused=False, delay=0.2)
     return web.Response()
 
@@ -809,6 +812,32 @@ def _event_init(original):
 
 
 # ----------------------------------------------------------------------------- middlewares
+
+
+async def faults(request):
+    """Make the next `times` calls of `method` to `path` answer `status` (Stripe's 500 body),
+    with `Stripe-Should-Retry: false` so the SDK gives up at once, as Stripe can tell it to."""
+    data = await ls_server.get_post_data(request) or {}
+    _faults.append({
+        "method": data.get("method", "GET").upper(), "path": data["path"],
+        "status": int(data.get("status", 500)), "times": int(data.get("times", 1)),
+    })  # fmt: skip
+    return ls_server.json_response({"faults": _faults})
+
+
+@web.middleware
+async def fault_middleware(request, handler):
+    for fault in _faults:
+        if fault["times"] > 0 and (request.method, request.path) == (
+            fault["method"],
+            fault["path"],
+        ):
+            fault["times"] -= 1
+            body = {"error": {"type": "api_error", "message": "An unknown error occurred (fault)"}}
+            response = ls_server.json_response(body, status=fault["status"])
+            response.headers["Stripe-Should-Retry"] = "false"
+            return response
+    return await handler(request)
 
 
 @web.middleware
@@ -911,8 +940,8 @@ def build_app() -> web.Application:
     """localstripe's routes behind ours (aiohttp takes the first route that matches)."""
     _install_patches()
     app = web.Application(
-        middlewares=[base_url_middleware, idempotency_middleware, ls_server.error_middleware,
-                     auth_middleware],
+        middlewares=[base_url_middleware, fault_middleware, idempotency_middleware,
+                     ls_server.error_middleware, auth_middleware],
     )  # fmt: skip
     app.on_response_prepare.append(ls_server.add_cors_headers)
     r, s = app.router, ls_server
@@ -939,6 +968,7 @@ def build_app() -> web.Application:
     r.add_post("/checkout/pay/{id}", pay_submit)
     r.add_route("*", "/_config/deliveries", deliveries)
     r.add_post("/_config/events/{id}/deliver", deliver_now)
+    r.add_post("/_config/faults", faults)
     r.add_delete("/_config/data", flush)
     for route in s.app.router.routes():
         if route.method != "HEAD":

@@ -334,3 +334,11 @@ def test_hosted_page_pays_and_redirects(client, localstripe):
     assert paid.status_code == 303
     assert paid.headers["Location"] == f"https://app.example/ok?cs={session.id}"
     assert client.v1.checkout.sessions.retrieve(session.id).customer_details.email == "a@b.example"
+
+
+def test_a_fault_fails_the_next_call_only(client, localstripe):
+    session = client.v1.checkout.sessions.create(params=_checkout_params())
+    localstripe.fail_next("GET", f"/v1/checkout/sessions/{session.id}")
+    with pytest.raises(stripe.APIError):
+        client.v1.checkout.sessions.retrieve(session.id)
+    assert client.v1.checkout.sessions.retrieve(session.id).id == session.id
