@@ -1,0 +1,89 @@
+"""A real Celery worker process on Redis, working against the test database.
+
+End-to-end tests need the webhook's task to run where production runs it: in another process,
+taking it from the broker, with its own database connections. `CeleryWorker` starts
+`celery -A <app> worker` with the test process's environment plus `DATABASE_URL` naming the
+test database pytest-django created, waits until it reports ready, and stops it.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from contextlib import ExitStack
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class CeleryWorker:
+    def __init__(self, *, app: str, env: dict[str, str], concurrency: int = 2,
+                 queues: str | None = None, log_path: Path | None = None):  # fmt: skip
+        self.app = app
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.concurrency = concurrency
+        self.queues = queues
+        self.log_path = log_path
+        self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        self.process: subprocess.Popen | None = None
+        self.lines: deque[str] = deque(maxlen=400)
+        self._ready = threading.Event()
+
+    def start(self, timeout: float = 60) -> "CeleryWorker":
+        command = [
+            sys.executable, "-m", "celery", "-A", self.app, "worker",
+            "--loglevel=INFO", "--pool=prefork", f"--concurrency={self.concurrency}",
+            "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", self.name,
+        ]  # fmt: skip
+        if self.queues:
+            command += ["-Q", self.queues]
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its pool children are stopped with it
+        )
+        threading.Thread(target=self._read_output, daemon=True).start()
+        if not self._ready.wait(timeout):
+            output = self.output()
+            self.stop()
+            raise RuntimeError(f"celery worker not ready after {timeout}s:\n{output}")
+        return self
+
+    def _read_output(self) -> None:
+        with ExitStack() as stack:
+            log = stack.enter_context(open(self.log_path, "a")) if self.log_path else None
+            for line in self.process.stdout:
+                self.lines.append(line)
+                if log:
+                    log.write(line)
+                    log.flush()
+                if " ready." in line:
+                    self._ready.set()
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, timeout: float = 20) -> None:
+        if not self.process or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)  # warm shutdown: finish the running task
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
