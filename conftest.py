@@ -50,3 +50,28 @@ def service_client(api_client_for):
 @pytest.fixture
 def staff_client(api_client_for):
     return api_client_for("staff_bob", role="admin")
+
+
+# --- Stripe: every test talks to a local fake Stripe, never to api.stripe.com ---------------
+
+
+@pytest.fixture(scope="session")
+def localstripe(tmp_path_factory):
+    """localstripe on 127.0.0.1 (extended: testsupport/localstripe_ext.py), for the session."""
+    from testsupport.localstripe import LocalStripe
+
+    with LocalStripe(log_path=tmp_path_factory.getbasetemp() / "localstripe.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stripe_is_localstripe(localstripe):
+    from testsupport.localstripe import API_KEY, WEBHOOK_SECRET
+
+    with override_settings(
+        STRIPE_SECRET=API_KEY,
+        STRIPE_TEST_SECRET_KEY=API_KEY,
+        STRIPE_API_BASE=localstripe.url,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+    ):
+        yield

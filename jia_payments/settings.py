@@ -265,3 +265,27 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+
+# --- Stripe checkout, webhooks, refunds (payments app) ------------------------------------
+# The SDK retries a failed call itself (idempotency keys make that safe) before the caller sees
+# "try again later"; webhook events are processed by a Celery task that retries with backoff.
+
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
+# `payment_method` values whose payments are charged through a Stripe PaymentIntent.
+STRIPE_PAYMENT_METHODS = env.list("STRIPE_PAYMENT_METHODS", default=["credit_card", "debit_card", "wallet"])
+# The uuid in the webhook URL (/stripe/webhook/<uuid>/); unset: derived from STRIPE_WEBHOOK_SECRET.
+STRIPE_WEBHOOK_UUID = env.str("STRIPE_WEBHOOK_UUID", default="")
+STRIPE_EVENT_MAX_RETRIES = env.int("STRIPE_EVENT_MAX_RETRIES", default=8)
+STRIPE_EVENT_RETRY_BACKOFF_SECONDS = env.float("STRIPE_EVENT_RETRY_BACKOFF_SECONDS", default=5.0)
+STRIPE_EVENT_RETRY_BACKOFF_MAX_SECONDS = env.float("STRIPE_EVENT_RETRY_BACKOFF_MAX_SECONDS", default=1800.0)
+# Stripe retries a webhook for 3 days; reconciliation looks that far back for events never received.
+STRIPE_RECONCILE_LOOKBACK_HOURS = env.int("STRIPE_RECONCILE_LOOKBACK_HOURS", default=72)
+STRIPE_RECONCILE_EVERY_SECONDS = env.int("STRIPE_RECONCILE_EVERY_SECONDS", default=900)
+DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "payments.webhooks.enqueue_webhook_event"
+CELERY_BEAT_SCHEDULE["payments.reconcile-stripe-events"] = {
+    "task": "payments.tasks.reconcile_stripe_events",
+    "schedule": STRIPE_RECONCILE_EVERY_SECONDS,
+}
+# The trusted edge header carrying an end user's country (e.g. CF-IPCountry); unset: none.
+CHECKOUT_COUNTRY_HEADER = env.str("CHECKOUT_COUNTRY_HEADER", default="")

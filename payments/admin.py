@@ -1,7 +1,10 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from payments.models import CheckoutSession, Payment
+from jia_payments.core.errors import DomainError
+from payments.models import CheckoutSession, Payment, Refund, StripeEvent
+from payments.refunds import payment_refund
+from payments.stripe_events import stripe_events_reprocess
 
 
 class PaymentAdminForm(forms.ModelForm):
@@ -38,9 +41,47 @@ class PaymentAdminForm(forms.ModelForm):
         return status
 
 
+class RefundInline(admin.TabularInline):
+    model = Refund
+    extra = 0
+    can_delete = False
+    fields = [
+        "id",
+        "amount",
+        "status",
+        "reason",
+        "stripe_refund_id",
+        "requested_by",
+        "failure_reason",
+        "created_at",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False  # refunds go through Stripe: the "Refund in full" action
+
+
+@admin.action(description="Refund in full through Stripe")
+def refund_in_full(modeladmin, request, queryset):
+    for payment in queryset:
+        try:
+            payment_refund(
+                payment_id=payment.pk,
+                amount=None,
+                reason="requested_by_customer",
+                requested_by=f"staff:{request.user}",
+            )
+        except DomainError as error:
+            modeladmin.message_user(request, f"{payment.pk}: {error.detail}", messages.ERROR)
+        else:
+            modeladmin.message_user(request, f"{payment.pk}: refunded", messages.SUCCESS)
+
+
 @admin.register(Payment)
 class PaymentAdmin(admin.ModelAdmin):
     form = PaymentAdminForm
+    inlines = [RefundInline]
+    actions = [refund_in_full]
     list_display = [
         "id",
         "customer_id",
@@ -83,3 +124,27 @@ class CheckoutSessionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # sessions are created through the API, priced at that moment
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "type", "status", "attempts", "source", "stripe_created_at", "processed_at"]
+    list_filter = ["status", "type", "source"]
+    search_fields = ["=id", "type"]
+    date_hierarchy = "stripe_created_at"
+    actions = ["reprocess"]
+    readonly_fields = [f.name for f in StripeEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_reprocess_permission(self, request):
+        return request.user.has_perm("payments.change_stripeevent")
+
+    @admin.action(description="Reprocess (failed or stuck events)", permissions=["reprocess"])
+    def reprocess(self, request, queryset):
+        queued = stripe_events_reprocess(event_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{queued} event(s) queued for processing again.", messages.SUCCESS)

@@ -103,6 +103,7 @@ class CheckoutSession(models.Model):
     family_id = models.UUIDField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     stripe_session_id = models.CharField(max_length=255, blank=True)
+    stripe_subscription_id = models.CharField(max_length=255, blank=True, db_index=True)
     url = models.URLField(max_length=2000, blank=True)
     success_url = models.URLField(max_length=2000)
     cancel_url = models.URLField(max_length=2000)
@@ -129,3 +130,90 @@ class CheckoutSession(models.Model):
 
     def __str__(self) -> str:
         return f"checkout {self.id} ({self.status})"
+
+
+class Refund(models.Model):
+    """One refund of a payment, asked for here (API, admin) or made in Stripe's dashboard.
+
+    A refund asked for here is a `pending` row first: its id is the Stripe idempotency key, and
+    pending rows count against what is left to refund, so two requests cannot refund twice.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.PositiveBigIntegerField(help_text="Minor units of the payment's currency")
+    reason = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    stripe_refund_id = models.CharField(max_length=255, blank=True)
+    failure_reason = models.CharField(max_length=500, blank=True)
+    requested_by = models.CharField(max_length=255, help_text="Who asked: a caller, or stripe")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "succeeded", "failed"]), name="refund_status_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_refund_id"], condition=~Q(stripe_refund_id=""), name="refund_stripe_id_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"refund {self.amount} of {self.payment_id} ({self.status})"
+
+
+class StripeEvent(models.Model):
+    """A Stripe event as received (webhook or reconciliation), and how processing it went.
+
+    The primary key is Stripe's event id: an event is stored once however often it is delivered,
+    and processed once, in the transaction that marks it processed.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # waiting for (another) try
+        PROCESSED = "processed"
+        IGNORED = "ignored"  # a type we have no handler for
+        FAILED = "failed"  # every try failed; "reprocess" in admin runs it again
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook"
+        RECONCILIATION = "reconciliation"
+
+    id = models.CharField(primary_key=True, max_length=255, help_text="Stripe's event id")
+    type = models.CharField(max_length=100)
+    livemode = models.BooleanField(default=False)
+    api_version = models.CharField(max_length=64, blank=True)
+    stripe_created_at = models.DateTimeField()
+    payload = models.JSONField(help_text="The event as Stripe sent it")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-stripe_created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "processed", "ignored", "failed"]),
+                name="stripe_event_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="stripe_event_status_idx"),
+            models.Index(fields=["type", "-stripe_created_at"], name="stripe_event_type_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id} ({self.status})"

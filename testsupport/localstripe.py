@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import requests
 # dj-stripe accepts only keys shaped like Stripe's: ^(pk|sk|rk)_(test|live)_[a-zA-Z0-9]{24,}$
 API_KEY = "sk_test_localstripe0000000000000000000000"
 PUBLISHABLE_KEY = "pk_test_localstripe0000000000000000000000"
-WEBHOOK_SECRET = "whsec_localstripe00000000000000000000000"
+WEBHOOK_SECRET = "whsec_" + secrets.token_hex(16)  # this run's; localstripe learns it from us
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -157,9 +158,7 @@ class LocalStripe:
 
     def fail_next(self, method: str, path: str, *, status: int = 500, times: int = 1) -> None:
         """The next `times` calls of `method` `path` answer `status` (the SDK does not retry)."""
-        self.post(
-            "/_config/faults", {"method": method, "path": path, "status": status, "times": times}
-        )
+        self.post("/_config/faults", {"method": method, "path": path, "status": status, "times": times})
 
     def events(self, **params) -> list[dict]:
         return self.get("/v1/events", limit=100, **params)["data"]

@@ -49,6 +49,7 @@ _state = {"paused": False, "delay": 0.2}
 _deliveries: list[dict] = []
 _idempotency: dict[tuple[str, str], dict] = {}
 _faults: list[dict] = []
+_sending: set[asyncio.Future] = set()
 
 
 def _rand(n: int) -> str:
@@ -168,9 +169,7 @@ class Price(Resource):
                 raise _invalid("Invalid recurring[interval]", param="recurring[interval]")
             recurring = {
                 "interval": recurring["interval"],
-                "interval_count": _int(
-                    recurring.get("interval_count", 1), "interval_count", minimum=1
-                ),
+                "interval_count": _int(recurring.get("interval_count", 1), "interval_count", minimum=1),
                 "meter": None,
                 "trial_period_days": None,
                 "usage_type": "licensed",
@@ -236,9 +235,7 @@ class CheckoutSession(Resource):
                  locale=None, ui_mode=None, currency=None, **kwargs):  # fmt: skip
         _reject_unknown(kwargs, set())
         if mode not in ("payment", "subscription"):
-            raise _invalid(
-                "Invalid mode: must be one of payment, setup, or subscription", param="mode"
-            )
+            raise _invalid("Invalid mode: must be one of payment, setup, or subscription", param="mode")
         if not isinstance(line_items, list) or not line_items:
             raise _invalid("Missing required param: line_items.", param="line_items")
         if customer is not None:
@@ -275,9 +272,7 @@ class CheckoutSession(Resource):
         self.custom_text = {"after_submit": None, "shipping_address": None, "submit": None,
                             "terms_of_service_acceptance": None}  # fmt: skip
         self.customer = customer
-        self.customer_creation = customer_creation or (
-            "always" if mode == "subscription" else "if_required"
-        )
+        self.customer_creation = customer_creation or ("always" if mode == "subscription" else "if_required")
         self.customer_details = None
         self.customer_email = customer_email
         self.expires_at = expires_at
@@ -315,9 +310,7 @@ class CheckoutSession(Resource):
         elif isinstance(item.get("price_data"), dict):
             price = Price(**item["price_data"])
         else:
-            raise _invalid(
-                "You must specify either `price` or `price_data`", param=f"line_items[{index}]"
-            )
+            raise _invalid("You must specify either `price` or `price_data`", param=f"line_items[{index}]")
         if (mode == "subscription") != (price.recurring is not None):
             raise _invalid(
                 f"You specified `{mode}` mode but passed a "
@@ -385,9 +378,7 @@ class CheckoutSession(Resource):
         _reject_unknown(kw, set())
         session = cls._api_retrieve(id)
         if session.status != "open":
-            raise _invalid(
-                f"This Checkout Session is {session.status}.", code="checkout_session_not_open"
-            )
+            raise _invalid(f"This Checkout Session is {session.status}.", code="checkout_session_not_open")
         if session.customer is None and session.customer_creation == "always":
             session.customer = ls.Customer(email=email).id
         # A declined card raises a 402 here, and the session stays open as on Stripe.
@@ -656,18 +647,14 @@ def refund_create(reason=None, **data):
         pi = ls.PaymentIntent._api_retrieve(pi_id)
         charge = pi.latest_charge
         if charge is None:
-            raise _invalid(
-                f"PaymentIntent {pi_id} has no charge to refund.", param="payment_intent"
-            )
+            raise _invalid(f"PaymentIntent {pi_id} has no charge to refund.", param="payment_intent")
     elif charge_id:
         charge = ls.Charge._api_retrieve(charge_id)
     else:
         raise _invalid("One of `charge` or `payment_intent` is required.")
     left = charge.amount - charge.amount_refunded
     if left <= 0:
-        raise _invalid(
-            f"Charge {charge.id} has already been refunded.", code="charge_already_refunded"
-        )
+        raise _invalid(f"Charge {charge.id} has already been refunded.", code="charge_already_refunded")
     amount = ls.try_convert_to_int(data.get("amount", left))
     if type(amount) is int and amount > left:
         raise _invalid(
@@ -771,7 +758,9 @@ def schedule_webhook(event):
         for webhook in _webhooks_for(event):
             await _deliver(event, webhook)
 
-    asyncio.ensure_future(send())
+    task = asyncio.ensure_future(send())
+    _sending.add(task)  # the loop keeps only weak references to tasks
+    task.add_done_callback(_sending.discard)
 
 
 async def deliver_now(request):
@@ -983,11 +972,7 @@ async def _start_expiry(app):
             await asyncio.sleep(1)
             now = int(time.time())
             for key, obj in list(ls.store.items()):
-                if (
-                    key.startswith("checkout.session:")
-                    and obj.status == "open"
-                    and obj.expires_at <= now
-                ):
+                if key.startswith("checkout.session:") and obj.status == "open" and obj.expires_at <= now:
                     obj._expire()
 
     app["expiry"] = asyncio.ensure_future(expire_due_sessions())

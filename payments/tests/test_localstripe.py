@@ -1,7 +1,7 @@
 """The extended localstripe answers every call the product makes, through the real stripe SDK.
 
 No Django here: this checks the harness itself (shapes, errors, signed webhooks), so that a
-failing product test can be trusted to be about the product.
+failing product test can be trusted to be about the product. (`localstripe`: root conftest.)
 """
 
 import json
@@ -14,7 +14,7 @@ import pytest
 import requests
 import stripe
 
-from testsupport.localstripe import API_KEY, WEBHOOK_SECRET, LocalStripe, signature_header
+from testsupport.localstripe import API_KEY, WEBHOOK_SECRET, signature_header
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -29,16 +29,8 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def localstripe():
-    with LocalStripe() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def client(localstripe):
-    return stripe.StripeClient(
-        API_KEY, base_addresses={"api": localstripe.url}, max_network_retries=0
-    )
+    return stripe.StripeClient(API_KEY, base_addresses={"api": localstripe.url}, max_network_retries=0)
 
 
 @pytest.fixture
@@ -49,7 +41,7 @@ def webhooks(localstripe):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     localstripe.set_delivery(delay=0)
-    localstripe.configure_webhook(f"http://127.0.0.1:{server.server_address[1]}/hook")
+    localstripe.configure_webhook(f"http://127.0.0.1:{server.server_address[1]}/hook", name="harness")
 
     seen: list[stripe.Event] = []
 
@@ -62,11 +54,10 @@ def webhooks(localstripe):
                 if event.type == event_type and match(event.data.object):
                     return event
             headers, body = server.received.get(timeout=max(0.01, deadline - time.monotonic()))
-            seen.append(
-                stripe.Webhook.construct_event(body, headers["Stripe-Signature"], WEBHOOK_SECRET)
-            )
+            seen.append(stripe.Webhook.construct_event(body, headers["Stripe-Signature"], WEBHOOK_SECRET))
 
     yield wait_for
+    localstripe.configure_webhook(f"http://127.0.0.1:{server.server_address[1]}/hook", name="harness", events=[])
     server.shutdown()
 
 
@@ -126,12 +117,8 @@ def test_payment_checkout_completes_with_a_signed_event(client, localstripe, web
 
 
 def test_idempotency_key_replays_the_first_answer_and_refuses_other_parameters(client):
-    first = client.v1.checkout.sessions.create(
-        params=_checkout_params(), options={"idempotency_key": "k-2"}
-    )
-    second = client.v1.checkout.sessions.create(
-        params=_checkout_params(), options={"idempotency_key": "k-2"}
-    )
+    first = client.v1.checkout.sessions.create(params=_checkout_params(), options={"idempotency_key": "k-2"})
+    second = client.v1.checkout.sessions.create(params=_checkout_params(), options={"idempotency_key": "k-2"})
     assert second.id == first.id
     with pytest.raises(stripe.IdempotencyError):
         client.v1.checkout.sessions.create(
@@ -157,9 +144,7 @@ def test_expire_sends_checkout_session_expired(client, webhooks):
     session = client.v1.checkout.sessions.create(params=_checkout_params())
     expired = client.v1.checkout.sessions.expire(session.id)
     assert expired.status == "expired"
-    assert (
-        webhooks("checkout.session.expired", lambda s: s.id == session.id).data.object.url is None
-    )
+    assert webhooks("checkout.session.expired", lambda s: s.id == session.id).data.object.url is None
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.checkout.sessions.expire(session.id)
 
@@ -167,9 +152,7 @@ def test_expire_sends_checkout_session_expired(client, webhooks):
 def test_declined_card_leaves_the_session_open(client, localstripe):
     session = client.v1.checkout.sessions.create(params=_checkout_params())
     with pytest.raises(requests.HTTPError) as info:
-        localstripe.complete_checkout_session(
-            session.id, payment_method="pm_card_chargeCustomerFail"
-        )
+        localstripe.complete_checkout_session(session.id, payment_method="pm_card_chargeCustomerFail")
     assert info.value.response.status_code == 402
     assert client.v1.checkout.sessions.retrieve(session.id).status == "open"
 
@@ -213,8 +196,7 @@ def test_subscription_checkout_renewal_and_cancel(client, localstripe, webhooks)
     canceled = client.v1.subscriptions.cancel(sub.id)
     assert canceled.status == "canceled"
     assert (
-        webhooks("customer.subscription.deleted", lambda s: s.id == sub.id).data.object.status
-        == "canceled"
+        webhooks("customer.subscription.deleted", lambda s: s.id == sub.id).data.object.status == "canceled"
     )
 
 
@@ -233,10 +215,7 @@ def test_payment_intent_confirm_fail_and_refunds(client, localstripe, webhooks):
     confirmed = client.v1.payment_intents.confirm(pi.id)
     assert confirmed.status == "succeeded"
     assert (
-        webhooks(
-            "payment_intent.succeeded", lambda p: p.id == pi.id
-        ).data.object.metadata.payment_id
-        == "p9"
+        webhooks("payment_intent.succeeded", lambda p: p.id == pi.id).data.object.metadata.payment_id == "p9"
     )
 
     partial = client.v1.refunds.create(
@@ -266,9 +245,7 @@ def test_payment_intent_confirm_fail_and_refunds(client, localstripe, webhooks):
     assert again.value.code == "charge_already_refunded"
 
     declined = client.v1.payment_intents.create(params={"amount": 2000, "currency": "usd"})
-    client.v1.payment_intents.update(
-        declined.id, params={"payment_method": "pm_card_chargeCustomerFail"}
-    )
+    client.v1.payment_intents.update(declined.id, params={"payment_method": "pm_card_chargeCustomerFail"})
     with pytest.raises(stripe.CardError):
         client.v1.payment_intents.confirm(declined.id)
     failed = webhooks("payment_intent.payment_failed", lambda p: p.id == declined.id).data.object
@@ -294,8 +271,8 @@ def test_events_are_listed_newest_first_and_page(client, localstripe):
     since = int(time.time()) - 1
     localstripe.set_delivery(paused=True)
     try:
-        ids = [client.v1.checkout.sessions.expire(client.v1.checkout.sessions.create(params=_checkout_params()).id).id
-               for _ in range(3)]  # fmt: skip
+        created = [client.v1.checkout.sessions.create(params=_checkout_params()) for _ in range(3)]
+        ids = [client.v1.checkout.sessions.expire(session.id).id for session in created]
     finally:
         localstripe.set_delivery(paused=False)
     listed = client.v1.events.list(
@@ -328,9 +305,7 @@ def test_hosted_page_pays_and_redirects(client, localstripe):
     session = client.v1.checkout.sessions.create(params=_checkout_params())
     page = requests.get(session.url, timeout=10)
     assert page.status_code == 200 and "Pay" in page.text
-    paid = requests.post(
-        session.url, data={"email": "a@b.example"}, allow_redirects=False, timeout=10
-    )
+    paid = requests.post(session.url, data={"email": "a@b.example"}, allow_redirects=False, timeout=10)
     assert paid.status_code == 303
     assert paid.headers["Location"] == f"https://app.example/ok?cs={session.id}"
     assert client.v1.checkout.sessions.retrieve(session.id).customer_details.email == "a@b.example"

@@ -1,0 +1,170 @@
+"""Refunds through Stripe, full or partial, asked for here or made in Stripe's dashboard.
+
+A refund asked for here is reserved first (a pending row, counted against what is left, under the
+payment's row lock), then sent to Stripe with our row id as idempotency key, then settled. Stripe's
+`charge.refunded` webhook settles through the same function, so whichever comes first does it and
+the other changes nothing. A full refund cancels the entitlements the payment granted (and, for a
+subscription, the subscription: no more renewals charged for features no longer given).
+"""
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Sum
+
+from entitlements import services as entitlement_services
+from jia_payments.core.errors import DomainError, InvalidTransition, NotFound, Unprocessable
+from payments import stripe_gateway
+from payments.models import Payment, Refund
+from payments.services import payment_transition
+
+logger = logging.getLogger(__name__)
+
+STRIPE_METHODS_BESIDES_SETTINGS = {Payment.Method.STRIPE_CHECKOUT}
+
+
+class RefundTooLarge(DomainError):
+    status, code, title = 422, "refund_too_large", "More than is left to refund"
+
+
+def is_stripe_payment(payment: Payment) -> bool:
+    methods = set(settings.STRIPE_PAYMENT_METHODS) | STRIPE_METHODS_BESIDES_SETTINGS
+    return payment.payment_method in methods and bool(payment.external_payment_id)
+
+
+def payment_refund(*, payment_id, amount: int | None, reason: str, requested_by: str) -> Payment:
+    """Refund `amount` (None: all that is left) of a completed Stripe payment."""
+    refund = _reserve(payment_id=payment_id, amount=amount, reason=reason, requested_by=requested_by)
+    payment = refund.payment
+    try:
+        stripe_refund = stripe_gateway.refund_create(
+            refund_id=refund.pk,
+            payment_intent_id=payment.external_payment_id,
+            amount=refund.amount,
+            reason=reason,
+        )
+    except (stripe_gateway.CardDeclined, stripe_gateway.StripeRejected) as error:
+        Refund.objects.filter(pk=refund.pk, status=Refund.Status.PENDING).update(
+            status=Refund.Status.FAILED, failure_reason=str(error.detail)[:500]
+        )
+        raise
+    # StripeUnavailable leaves the refund pending: Stripe may have done it. Its webhook, or
+    # reconciliation retrying with the same idempotency key, settles it; meanwhile the pending
+    # amount cannot be refunded twice.
+    payment = payment_refunds_sync(
+        payment_intent_id=payment.external_payment_id, stripe_refunds=[stripe_refund]
+    )
+    if payment.status == Payment.Status.REFUNDED and payment.metadata.get("stripe_subscription_id"):
+        _cancel_subscription(payment.metadata["stripe_subscription_id"])
+    return payment
+
+
+def _reserve(*, payment_id, amount: int | None, reason: str, requested_by: str) -> Refund:
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().filter(pk=payment_id).first()
+        if payment is None:
+            raise NotFound("No such payment.")
+        if payment.status != Payment.Status.COMPLETED:
+            raise InvalidTransition(f"A {payment.status} payment cannot be refunded.")
+        if not is_stripe_payment(payment):
+            raise Unprocessable("This payment was not made through Stripe.")
+        pending = payment.refunds.filter(status=Refund.Status.PENDING).aggregate(total=Sum("amount"))["total"]
+        left = payment.amount - payment.refunded_amount - (pending or 0)
+        amount = left if amount is None else amount
+        if amount <= 0 or amount > left:
+            raise RefundTooLarge(
+                f"{left} {payment.currency} is left to refund.", errors={"amount": [f"At most {left}."]}
+            )
+        return Refund.objects.create(
+            payment=payment, amount=amount, reason=reason[:500], requested_by=requested_by[:255]
+        )
+
+
+def payment_refunds_sync(*, payment_intent_id: str, stripe_refunds: list[dict]) -> Payment | None:
+    """Make our refunds of a PaymentIntent's payment match Stripe's; answers the payment (None
+    when no payment of ours has that PaymentIntent)."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().filter(external_payment_id=payment_intent_id).first()
+        if payment is None:
+            return None
+        for stripe_refund in stripe_refunds:
+            _sync_one(payment, stripe_refund)
+        payment.refresh_from_db()
+        if payment.refunded_amount >= payment.amount and payment.status == Payment.Status.COMPLETED:
+            payment, _ = payment_transition(payment_id=payment.pk, to_status=Payment.Status.REFUNDED)
+            entitlement_services.entitlements_cancel_for_payment(payment_id=payment.pk, reason="refunded")
+            if payment.metadata.get("stripe_subscription_id"):
+                entitlement_services.entitlements_cancel_for_subscription(
+                    subscription_id=payment.metadata["stripe_subscription_id"], reason="refunded"
+                )
+    return payment
+
+
+def _sync_one(payment: Payment, stripe_refund: dict) -> None:
+    ours = Refund.objects.select_for_update().filter(stripe_refund_id=stripe_refund["id"]).first()
+    our_id = (stripe_refund.get("metadata") or {}).get("refund_id")
+    if ours is None and our_id:
+        ours = Refund.objects.select_for_update().filter(pk=our_id, payment=payment).first()
+    if ours is None:  # made in Stripe's dashboard
+        ours = Refund.objects.create(
+            payment=payment,
+            amount=stripe_refund["amount"],
+            reason=(stripe_refund.get("reason") or "")[:500],
+            requested_by="stripe",
+            stripe_refund_id=stripe_refund["id"],
+        )
+    if not ours.stripe_refund_id:
+        ours.stripe_refund_id = stripe_refund["id"]
+    status = stripe_refund.get("status")
+    if status == "succeeded" and ours.status != Refund.Status.SUCCEEDED:
+        ours.status = Refund.Status.SUCCEEDED
+        Payment.objects.filter(pk=payment.pk).update(refunded_amount=F("refunded_amount") + ours.amount)
+    elif status in ("failed", "canceled") and ours.status != Refund.Status.FAILED:
+        if ours.status == Refund.Status.SUCCEEDED:  # Stripe could not return the money after all
+            Payment.objects.filter(pk=payment.pk).update(refunded_amount=F("refunded_amount") - ours.amount)
+        ours.status = Refund.Status.FAILED
+        ours.failure_reason = (stripe_refund.get("failure_reason") or status)[:500]
+    ours.save()
+
+
+def _cancel_subscription(subscription_id: str) -> None:
+    try:
+        stripe_gateway.subscription_cancel(subscription_id)
+    except stripe_gateway.StripeRejected as error:  # e.g. already canceled
+        logger.info("subscription %s not canceled: %s", subscription_id, error.detail)
+    except stripe_gateway.StripeUnavailable:
+        logger.error(
+            "refunded subscription %s could not be canceled at Stripe; cancel it there", subscription_id
+        )
+
+
+def refunds_retry_pending(*, older_than_seconds: int = 600) -> int:
+    """Send again the refunds Stripe's answer never came back for (same idempotency key: Stripe
+    answers the first result, or does it now); answers how many were settled."""
+    from django.utils import timezone
+
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    settled = 0
+    for refund in Refund.objects.select_related("payment").filter(
+        status=Refund.Status.PENDING, stripe_refund_id="", created_at__lt=cutoff
+    ):
+        try:
+            stripe_refund = stripe_gateway.refund_create(
+                refund_id=refund.pk,
+                payment_intent_id=refund.payment.external_payment_id,
+                amount=refund.amount,
+                reason=refund.reason,
+            )
+        except stripe_gateway.StripeUnavailable:
+            continue
+        except (stripe_gateway.CardDeclined, stripe_gateway.StripeRejected) as error:
+            Refund.objects.filter(pk=refund.pk, status=Refund.Status.PENDING).update(
+                status=Refund.Status.FAILED, failure_reason=str(error.detail)[:500]
+            )
+            continue
+        payment_refunds_sync(
+            payment_intent_id=refund.payment.external_payment_id, stripe_refunds=[stripe_refund]
+        )
+        settled += 1
+    return settled

@@ -1,0 +1,129 @@
+"""Stripe events: stored once, processed once, retried, reprocessed, reconciled.
+
+- `stripe_event_receive` stores an event (from the webhook or from reconciliation) under Stripe's
+  event id; a second delivery of the same id stores nothing and enqueues nothing.
+- `stripe_event_process` (run by a Celery task) locks the event's row, runs our handler for its
+  type (`webhook_handlers.HANDLERS`) and marks it processed, all in one transaction: two workers
+  given the same event cannot both apply it, and a failed handler leaves no partial effect.
+- `stripe_events_reconcile` (Celery beat) asks Stripe for recent events we never received.
+"""
+
+import logging
+import traceback
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from payments import stripe_gateway
+from payments.models import StripeEvent
+from payments.webhook_handlers import HANDLERS
+
+logger = logging.getLogger(__name__)
+
+
+def _enqueue(event_id: str) -> None:
+    from payments.tasks import process_stripe_event
+
+    transaction.on_commit(lambda: process_stripe_event.delay(event_id))
+
+
+def stripe_event_receive(*, event: dict, source: str) -> bool:
+    """Store a Stripe event and, after commit, have it processed; answers whether it was new."""
+    known = event["type"] in HANDLERS
+    row = StripeEvent(
+        id=event["id"],
+        type=event["type"],
+        livemode=bool(event.get("livemode")),
+        api_version=event.get("api_version") or "",
+        stripe_created_at=datetime.fromtimestamp(event["created"], tz=UTC),
+        payload=event,
+        source=source,
+        status=StripeEvent.Status.PENDING if known else StripeEvent.Status.IGNORED,
+    )
+    try:
+        with transaction.atomic():  # a savepoint: a duplicate leaves the caller's transaction usable
+            row.save(force_insert=True)
+    except IntegrityError:
+        return False  # delivered before (or at this very moment, by another request)
+    if known:
+        _enqueue(row.pk)
+    return True
+
+
+def stripe_event_process(*, event_id: str) -> str:
+    """Run the handler of one event, once; answers the event's status afterwards."""
+    with transaction.atomic():
+        event = StripeEvent.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
+            logger.warning("stripe event %s is not stored here", event_id)
+            return "missing"
+        if event.status in (StripeEvent.Status.PROCESSED, StripeEvent.Status.IGNORED):
+            return event.status
+        HANDLERS[event.type](event.payload["data"]["object"])
+        event.status = StripeEvent.Status.PROCESSED
+        event.attempts += 1
+        event.last_error = ""
+        event.processed_at = timezone.now()
+        event.save(update_fields=["status", "attempts", "last_error", "processed_at", "updated_at"])
+    return event.status
+
+
+def stripe_event_record_failure(*, event_id: str, error: BaseException, final: bool) -> None:
+    """Count a failed try; after the last one the event is `failed` (admin shows it, with why)."""
+    detail = "".join(traceback.format_exception(error))[-4000:]
+    with transaction.atomic():
+        event = StripeEvent.objects.select_for_update().filter(pk=event_id).first()
+        if event is None or event.status == StripeEvent.Status.PROCESSED:
+            return
+        event.attempts += 1
+        event.last_error = detail
+        event.status = StripeEvent.Status.FAILED if final else StripeEvent.Status.PENDING
+        event.save(update_fields=["attempts", "last_error", "status", "updated_at"])
+    log = logger.error if final else logger.warning
+    log(
+        "stripe event %s failed (try %s%s): %r",
+        event_id,
+        event.attempts,
+        ", the last" if final else "",
+        error,
+    )
+
+
+def stripe_events_reprocess(*, event_ids: list[str]) -> int:
+    """Run failed (or stuck) events again; answers how many were queued."""
+    with transaction.atomic():
+        ids = list(
+            StripeEvent.objects.select_for_update()
+            .filter(pk__in=event_ids, status__in=[StripeEvent.Status.FAILED, StripeEvent.Status.PENDING])
+            .values_list("pk", flat=True)
+        )
+        StripeEvent.objects.filter(pk__in=ids).update(
+            status=StripeEvent.Status.PENDING, updated_at=timezone.now()
+        )
+        for event_id in ids:
+            _enqueue(event_id)
+    return len(ids)
+
+
+def stripe_events_reconcile() -> dict[str, int]:
+    """Receive the recent events Stripe has and we do not (Stripe retries a webhook for three
+    days and, rarely, never delivers), and queue again events whose task was lost."""
+    now = timezone.now()
+    since = int((now - timedelta(hours=settings.STRIPE_RECONCILE_LOOKBACK_HOURS)).timestamp())
+    received = 0
+    for event in stripe_gateway.events_since(created_gte=since, types=sorted(HANDLERS)):
+        if StripeEvent.objects.filter(pk=event["id"]).exists():
+            continue
+        with transaction.atomic():
+            received += stripe_event_receive(event=event, source=StripeEvent.Source.RECONCILIATION)
+    # A pending event untouched for longer than the longest retry wait has lost its task.
+    stale_after = timedelta(seconds=settings.STRIPE_EVENT_RETRY_BACKOFF_MAX_SECONDS + 300)
+    stale = list(
+        StripeEvent.objects.filter(
+            status=StripeEvent.Status.PENDING, updated_at__lt=now - stale_after
+        ).values_list("pk", flat=True)
+    )
+    requeued = stripe_events_reprocess(event_ids=stale) if stale else 0
+    return {"received": received, "requeued": requeued}
