@@ -72,9 +72,9 @@ def refund_in_full(modeladmin, request, queryset):
                 requested_by=f"staff:{request.user}",
             )
         except DomainError as error:
-            modeladmin.message_user(request, f"{payment.pk}: {error.detail}", messages.ERROR)
+            modeladmin.message_user(request, f"Payment {payment.pk}: {error.detail}", messages.ERROR)
         else:
-            modeladmin.message_user(request, f"{payment.pk}: refunded", messages.SUCCESS)
+            modeladmin.message_user(request, f"Payment {payment.pk}: refunded", messages.SUCCESS)
 
 
 @admin.register(Payment)

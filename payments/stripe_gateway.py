@@ -9,9 +9,11 @@ create twice.
 """
 
 import functools
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 
 import stripe
 from django.conf import settings
@@ -86,7 +88,15 @@ def _key(kind: str, row_id) -> dict:
 
 
 def _plain(obj) -> dict:
-    return obj.to_dict()
+    """The object as Stripe's JSON: the SDK parses decimal strings (`unit_amount_decimal`) into
+    Decimal, which Stripe sends, and we store, as strings."""
+    return json.loads(json.dumps(obj.to_dict(), default=_decimal_as_string))
+
+
+def _decimal_as_string(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 # --- account ------------------------------------------------------------------------------

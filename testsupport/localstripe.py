@@ -151,6 +151,10 @@ class LocalStripe:
     def deliveries(self) -> list[dict]:
         return self.get("/_config/deliveries")["deliveries"]
 
+    def deliveries_in_flight(self) -> int:
+        """Webhook sends scheduled or under way."""
+        return self.get("/_config/deliveries")["in_flight"]
+
     def set_delivery(self, *, paused: bool | None = None, delay: float | None = None) -> None:
         """Pause webhook sending (events are still recorded and listed) or change its delay."""
         body = {k: v for k, v in {"paused": paused, "delay": delay}.items() if v is not None}

@@ -778,7 +778,7 @@ async def deliveries(request):
             _state["paused"] = ls.try_convert_to_bool(data["paused"])
         if "delay" in data:
             _state["delay"] = float(data["delay"])
-    return ls_server.json_response({"deliveries": _deliveries, **_state})
+    return ls_server.json_response({"deliveries": _deliveries, "in_flight": len(_sending), **_state})
 
 
 async def flush(request):
@@ -907,6 +907,19 @@ async def pay_submit(request):
 # ----------------------------------------------------------------------------- the app
 
 
+def _payment_intent_export(original):
+    """Stripe names a PaymentIntent's `latest_charge` by id unless it is expanded; localstripe
+    exports the whole charge."""
+
+    def export(self, expand=None):
+        obj = original(self, expand=expand)
+        if isinstance(obj.get("latest_charge"), dict) and "latest_charge" not in (expand or []):
+            obj["latest_charge"] = obj["latest_charge"]["id"]
+        return obj
+
+    return export
+
+
 def _class_for_id(cls, id):
     """localstripe looks only at direct subclasses when it expands an id; ours are deeper."""
     pending = list(ls.StripeObject.__subclasses__())
@@ -922,6 +935,7 @@ def _install_patches():
     ls.Store.dump_to_disk = lambda self: None  # in memory only: no shared /tmp pickle
     ls.Store.try_load_from_disk = lambda self: None
     ls.Event.__init__ = _event_init(ls.Event.__init__)
+    ls.PaymentIntent._export = _payment_intent_export(ls.PaymentIntent._export)
     ls.schedule_webhook = schedule_webhook
 
 

@@ -19,18 +19,32 @@ BODY = {"success_url": "https://app.example/ok", "cancel_url": "https://app.exam
 
 @pytest.fixture
 def zones():
-    PricingZoneFactory(iso_code="IN", country="India", zone="C", zone_name="Mid-Low", pricing_multiplier=Decimal("0.40"))
-    PricingZoneFactory(iso_code="BR", country="Brazil", zone="B", zone_name="Mid-High", pricing_multiplier=Decimal("0.70"))
-    PricingZoneFactory(iso_code="ET", country="Ethiopia", zone="D", zone_name="Low-Income", pricing_multiplier=Decimal("0.20"))
+    PricingZoneFactory(
+        iso_code="IN", country="India", zone="C", zone_name="Mid-Low", pricing_multiplier=Decimal("0.40")
+    )
+    PricingZoneFactory(
+        iso_code="BR", country="Brazil", zone="B", zone_name="Mid-High", pricing_multiplier=Decimal("0.70")
+    )
+    PricingZoneFactory(
+        iso_code="ET",
+        country="Ethiopia",
+        zone="D",
+        zone_name="Low-Income",
+        pricing_multiplier=Decimal("0.20"),
+    )
 
 
 @pytest.fixture
 def monthly():
-    return PlanFactory(id="premium_monthly", name="Premium", price_cents=999, features=[FeatureFactory(code="ai")])
+    return PlanFactory(
+        id="premium_monthly", name="Premium", price_cents=999, features=[FeatureFactory(code="ai")]
+    )
 
 
 @override_settings(CHECKOUT_COUNTRY_HEADER="CF-IPCountry")
-def test_an_end_user_in_india_pays_the_zone_c_price_from_the_edge_header(api_client_for, zones, monthly, localstripe):
+def test_an_end_user_in_india_pays_the_zone_c_price_from_the_edge_header(
+    api_client_for, zones, monthly, localstripe
+):
     client = api_client_for("user_priya")
     response = client.post(URL, {**BODY, "plan_id": "premium_monthly"}, format="json", HTTP_CF_IPCOUNTRY="IN")
 
@@ -59,7 +73,9 @@ def test_an_end_user_in_india_pays_the_zone_c_price_from_the_edge_header(api_cli
         "plan_id": "premium_monthly",
         "zone": "C",
     }
-    assert list(OutboxEvent.objects.values_list("type", "aggregate_id")) == [("checkout.session.created", str(row.pk))]
+    assert list(OutboxEvent.objects.values_list("type", "aggregate_id")) == [
+        ("checkout.session.created", str(row.pk))
+    ]
 
 
 @override_settings(CHECKOUT_COUNTRY_HEADER="CF-IPCountry")
@@ -99,7 +115,9 @@ def test_prices_round_half_up_once_and_never_below_stripes_minimum(service_clien
     PlanFactory(id="odd", price_cents=1035)  # x 0.70 = 724.5
     PlanFactory(id="cheap", price_cents=100)  # x 0.20 = 20, below USD 0.50
     odd = service_client.post(URL, {**BODY, "plan_id": "odd", "user_id": "u", "country": "BR"}, format="json")
-    cheap = service_client.post(URL, {**BODY, "plan_id": "cheap", "user_id": "u", "country": "ET"}, format="json")
+    cheap = service_client.post(
+        URL, {**BODY, "plan_id": "cheap", "user_id": "u", "country": "ET"}, format="json"
+    )
     assert (odd.json()["amount"], odd.json()["zone"]) == (725, "B")
     assert (cheap.json()["amount"], cheap.json()["zone"]) == (50, "D")
 
@@ -123,13 +141,20 @@ def test_a_one_time_plan_is_a_payment_mode_session(service_client, localstripe):
 
 
 def test_a_free_plan_never_reaches_stripe_and_is_granted_at_once(api_client_for, localstripe):
-    PlanFactory(id="free", price_cents=0, features=[FeatureFactory(code="calendar"), FeatureFactory(code="lists")])
+    PlanFactory(
+        id="free", price_cents=0, features=[FeatureFactory(code="calendar"), FeatureFactory(code="lists")]
+    )
     before = len(localstripe.get("/v1/checkout/sessions", limit=100)["data"])
     response = api_client_for("user_3").post(URL, {**BODY, "plan_id": "free"}, format="json")
 
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert (body["status"], body["amount"], body["url"], body["stripe_session_id"]) == ("complete", 0, None, None)
+    assert (body["status"], body["amount"], body["url"], body["stripe_session_id"]) == (
+        "complete",
+        0,
+        None,
+        None,
+    )
     assert len(localstripe.get("/v1/checkout/sessions", limit=100)["data"]) == before
     granted = Entitlement.objects.filter(user_id="user_3")
     assert sorted(granted.values_list("feature_id", flat=True)) == ["calendar", "lists"]
@@ -146,7 +171,9 @@ def test_a_family_plan_gets_a_family_and_only_a_family_plan_takes_one(service_cl
     family = service_client.post(URL, {**BODY, "plan_id": "family", "user_id": "u"}, format="json")
     assert family.json()["family_id"] is not None
     solo = service_client.post(
-        URL, {**BODY, "plan_id": "solo", "user_id": "u", "family_id": family.json()["family_id"]}, format="json"
+        URL,
+        {**BODY, "plan_id": "solo", "user_id": "u", "family_id": family.json()["family_id"]},
+        format="json",
     )
     assert (solo.status_code, solo.json()["code"]) == (422, "unprocessable")
 
@@ -159,14 +186,18 @@ def test_unknown_or_inactive_plan_is_404(service_client):
     assert not CheckoutSession.objects.exists()
 
 
-def test_only_the_owner_a_service_or_staff_sees_a_session(api_client_for, service_client, staff_client, monthly):
+def test_only_the_owner_a_service_or_staff_sees_a_session(
+    api_client_for, service_client, staff_client, monthly
+):
     created = api_client_for("owner").post(URL, {**BODY, "plan_id": "premium_monthly"}, format="json").json()
     detail = URL + created["id"] + "/"
     assert api_client_for("owner").get(detail).status_code == 200
     assert service_client.get(detail).status_code == 200
     assert staff_client.get(detail).status_code == 200
     assert api_client_for("someone_else").get(detail).status_code == 404
-    other = api_client_for("someone_else").post(URL, {**BODY, "plan_id": "premium_monthly", "user_id": "owner"})
+    other = api_client_for("someone_else").post(
+        URL, {**BODY, "plan_id": "premium_monthly", "user_id": "owner"}
+    )
     assert other.status_code == 404
 
 
@@ -177,7 +208,9 @@ def test_anonymous_is_401(anon_client, monthly):
 
 def test_stripe_down_is_503_and_leaves_no_open_session(service_client, monthly):
     with override_settings(STRIPE_API_BASE="http://127.0.0.1:9", STRIPE_MAX_NETWORK_RETRIES=0):
-        response = service_client.post(URL, {**BODY, "plan_id": "premium_monthly", "user_id": "u"}, format="json")
+        response = service_client.post(
+            URL, {**BODY, "plan_id": "premium_monthly", "user_id": "u"}, format="json"
+        )
     assert (response.status_code, response.json()["code"]) == (503, "stripe_unavailable")
     assert list(CheckoutSession.objects.values_list("status", "stripe_session_id")) == [("expired", "")]
     assert not OutboxEvent.objects.exists()

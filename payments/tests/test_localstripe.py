@@ -57,7 +57,9 @@ def webhooks(localstripe):
             seen.append(stripe.Webhook.construct_event(body, headers["Stripe-Signature"], WEBHOOK_SECRET))
 
     yield wait_for
-    localstripe.configure_webhook(f"http://127.0.0.1:{server.server_address[1]}/hook", name="harness", events=[])
+    localstripe.configure_webhook(
+        f"http://127.0.0.1:{server.server_address[1]}/hook", name="harness", events=[]
+    )
     server.shutdown()
 
 

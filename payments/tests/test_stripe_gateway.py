@@ -68,12 +68,20 @@ def test_reusing_a_row_id_with_other_parameters_is_refused():
 def test_a_request_stripe_refuses_is_stripe_rejected_with_its_code():
     with pytest.raises(stripe_gateway.StripeRejected) as info:
         _create(amount=49)
-    assert (info.value.status, info.value.code, info.value.stripe_code) == (422, "stripe_rejected", "amount_too_small")
+    assert (info.value.status, info.value.code, info.value.stripe_code) == (
+        422,
+        "stripe_rejected",
+        "amount_too_small",
+    )
 
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(402, stripe_gateway.CardDeclined), (500, stripe_gateway.StripeUnavailable), (429, stripe_gateway.StripeUnavailable)],
+    [
+        (402, stripe_gateway.CardDeclined),
+        (500, stripe_gateway.StripeUnavailable),
+        (429, stripe_gateway.StripeUnavailable),
+    ],
 )
 def test_sdk_errors_become_domain_errors(localstripe, status, error):
     session = _create()
