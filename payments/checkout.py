@@ -6,7 +6,6 @@ then Stripe's session is created (idempotency key = our row id), outside any tra
 """
 
 import logging
-import re
 import uuid
 from datetime import UTC, datetime
 
@@ -16,6 +15,7 @@ from django.utils import timezone
 from entitlements import services as entitlement_services
 from jia_payments.core.errors import NotFound, Unprocessable
 from jia_payments.core.events import record_event
+from jia_payments.core.validation import is_country_code
 from payments import stripe_gateway
 from payments.models import CheckoutSession, Payment
 from payments.services import payment_create, payment_transition
@@ -23,16 +23,13 @@ from pricing.selectors import plan_get, plan_price_quote
 
 logger = logging.getLogger(__name__)
 
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
-_NOT_A_COUNTRY = {"XX", "T1"}  # Cloudflare: unknown, Tor
-
 
 def checkout_country(*, requested: str | None, edge_value: str | None, trust_edge: bool) -> tuple[str, str]:
     """(country, how it was determined). An end user's country comes from the trusted edge header
     when it carries one (`trust_edge`), else from the request; a service's or staff's from the
     request only."""
     edge = (edge_value or "").strip().upper()
-    if trust_edge and _COUNTRY.match(edge) and edge not in _NOT_A_COUNTRY:
+    if trust_edge and is_country_code(edge):  # not Cloudflare's XX (unknown) or T1 (Tor)
         return edge, CheckoutSession.CountrySource.EDGE_HEADER
     requested = (requested or "").strip().upper()
     if requested:

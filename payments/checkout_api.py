@@ -7,20 +7,27 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jia_payments.core.errors import NotFound
+from jia_payments.core.idempotency import idempotent
 from jia_payments.core.permissions import IsServiceOrStaff, principal_of
+from jia_payments.core.validation import (
+    CountryCodeField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+)
 from payments.checkout import checkout_country, checkout_data, checkout_session_create
 from payments.refunds import payment_refund
 from payments.selectors import checkout_session_get
 from payments.services import payment_data
 
 
-class CheckoutSessionCreateSerializer(serializers.Serializer):
-    plan_id = serializers.CharField(max_length=64)
+class CheckoutSessionCreateSerializer(StrictSerializer):
+    plan_id = StrictCharField(max_length=64)
     success_url = serializers.URLField(max_length=2000)
     cancel_url = serializers.URLField(max_length=2000)
-    country = serializers.CharField(max_length=2, min_length=2, required=False, allow_blank=True)
+    country = CountryCodeField(required=False, help_text="ISO 3166-1 alpha-2; see how it is used in the docs")
     family_id = serializers.UUIDField(required=False, allow_null=True)
-    user_id = serializers.CharField(max_length=255, required=False, help_text="Services: the buyer")
+    user_id = StrictCharField(max_length=255, required=False, help_text="Services and staff: the buyer")
 
 
 class CheckoutSessionSerializer(serializers.Serializer):
@@ -44,6 +51,7 @@ class CheckoutSessionSerializer(serializers.Serializer):
 
 class CheckoutSessionListView(APIView):
     @extend_schema(request=CheckoutSessionCreateSerializer, responses={201: CheckoutSessionSerializer})
+    @idempotent(atomic=False)  # it calls Stripe: no transaction may stay open
     def post(self, request):
         principal = principal_of(request)
         body = CheckoutSessionCreateSerializer(data=request.data)
@@ -83,15 +91,18 @@ class CheckoutSessionDetailView(APIView):
         return Response(CheckoutSessionSerializer(checkout_data(session)).data)
 
 
-class RefundSerializer(serializers.Serializer):
-    amount = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+class RefundSerializer(StrictSerializer):
+    amount = StrictIntegerField(
+        min_value=1, required=False, allow_null=True, help_text="Default: all that is left"
+    )
+    reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class PaymentRefundView(APIView):
     permission_classes = [IsServiceOrStaff]
 
     @extend_schema(request=RefundSerializer, responses={200: dict})
+    @idempotent(atomic=False)
     def post(self, request, pk):
         body = RefundSerializer(data=request.data)
         body.is_valid(raise_exception=True)

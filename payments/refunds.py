@@ -8,10 +8,12 @@ subscription, the subscription: no more renewals charged for features no longer 
 """
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
+from django.utils import timezone
 
 from entitlements import services as entitlement_services
 from jia_payments.core.errors import DomainError, InvalidTransition, NotFound, Unprocessable
@@ -142,9 +144,7 @@ def _cancel_subscription(subscription_id: str) -> None:
 def refunds_retry_pending(*, older_than_seconds: int = 600) -> int:
     """Send again the refunds Stripe's answer never came back for (same idempotency key: Stripe
     answers the first result, or does it now); answers how many were settled."""
-    from django.utils import timezone
-
-    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     settled = 0
     for refund in Refund.objects.select_related("payment").filter(
         status=Refund.Status.PENDING, stripe_refund_id="", created_at__lt=cutoff

@@ -19,7 +19,8 @@ def webhook_uuid() -> uuid.UUID:
 
 
 def webhook_endpoint_ensure(*, base_url: str = "") -> tuple[WebhookEndpoint, bool]:
-    """Create or update the endpoint with STRIPE_WEBHOOK_SECRET and a 300 s tolerance."""
+    """Create or update the endpoint with STRIPE_WEBHOOK_SECRET and a 300 s tolerance; `base_url`
+    (this service's public URL) only records where Stripe calls."""
     if not settings.STRIPE_WEBHOOK_SECRET:
         raise ValueError("STRIPE_WEBHOOK_SECRET is not set: copy it from the endpoint in Stripe's dashboard.")
     endpoint_uuid = webhook_uuid()
@@ -27,13 +28,16 @@ def webhook_endpoint_ensure(*, base_url: str = "") -> tuple[WebhookEndpoint, boo
         "djstripe_uuid": endpoint_uuid,
         "secret": settings.STRIPE_WEBHOOK_SECRET,
         "djstripe_tolerance": settings.DJSTRIPE_WEBHOOK_TOLERANCE,
-        "url": f"{base_url.rstrip('/') or 'http://localhost'}/stripe/webhook/{endpoint_uuid}/",
         "enabled_events": sorted(HANDLERS),
         "status": WebhookEndpointStatus.enabled,
         "livemode": settings.STRIPE_LIVE_MODE,
         "api_version": "",
     }
+    if base_url:
+        values["url"] = f"{base_url.rstrip('/')}/stripe/webhook/{endpoint_uuid}/"
     with transaction.atomic():
         return WebhookEndpoint.objects.update_or_create(
-            id=f"we_jia_{endpoint_uuid.hex[:20]}", defaults=values
+            id=f"we_jia_{endpoint_uuid.hex[:20]}",
+            defaults=values,
+            create_defaults={"url": f"http://localhost/stripe/webhook/{endpoint_uuid}/", **values},
         )

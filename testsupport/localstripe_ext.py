@@ -920,6 +920,19 @@ def _payment_intent_export(original):
     return export
 
 
+def _payment_intent_update(original):
+    """A declined PaymentIntent takes another payment method and is confirmed again, as on Stripe
+    (localstripe keeps it `requires_payment_method` for good)."""
+
+    def update(cls, id, **data):
+        intent = ls.PaymentIntent._api_retrieve(id)
+        if data.get("payment_method") and intent.status == "requires_payment_method" and intent.latest_charge:
+            intent.latest_charge = None  # the failed charge stays listed under the customer
+        return original(id, **data)
+
+    return classmethod(update)
+
+
 def _class_for_id(cls, id):
     """localstripe looks only at direct subclasses when it expands an id; ours are deeper."""
     pending = list(ls.StripeObject.__subclasses__())
@@ -936,6 +949,7 @@ def _install_patches():
     ls.Store.try_load_from_disk = lambda self: None
     ls.Event.__init__ = _event_init(ls.Event.__init__)
     ls.PaymentIntent._export = _payment_intent_export(ls.PaymentIntent._export)
+    ls.PaymentIntent._api_update = _payment_intent_update(ls.PaymentIntent._api_update)
     ls.schedule_webhook = schedule_webhook
 
 

@@ -85,7 +85,7 @@ def test_an_end_user_in_india_pays_the_zone_c_price_from_the_edge_header(
         ("XX", "IN", "IN", "request", 400),  # Cloudflare's "unknown": the request's country
         ("", "IN", "IN", "request", 400),
         ("", None, "", "unknown", 999),  # nothing known: zone A
-        ("", "ZZ", "ZZ", "request", 999),  # no zone for it: zone A
+        ("", "AQ", "AQ", "request", 999),  # no zone for it: zone A
         ("ET", "IN", "ET", "edge_header", 200),  # the edge wins for an end user
     ],
 )
@@ -214,3 +214,26 @@ def test_stripe_down_is_503_and_leaves_no_open_session(service_client, monthly):
     assert (response.status_code, response.json()["code"]) == (503, "stripe_unavailable")
     assert list(CheckoutSession.objects.values_list("status", "stripe_session_id")) == [("expired", "")]
     assert not OutboxEvent.objects.exists()
+
+
+def test_a_country_that_is_not_an_iso_code_or_an_unknown_field_is_400(service_client, monthly):
+    bad = service_client.post(
+        URL, {**BODY, "plan_id": "premium_monthly", "user_id": "u", "country": "ZZ"}, format="json"
+    )
+    assert (bad.status_code, list(bad.json()["errors"])) == (400, ["country"])
+    typo = service_client.post(
+        URL, {**BODY, "plan_id": "premium_monthly", "user_id": "u", "contry": "IN"}, format="json"
+    )
+    assert (typo.status_code, list(typo.json()["errors"])) == (400, ["contry"])
+    assert not CheckoutSession.objects.exists()
+
+
+def test_the_same_idempotency_key_replays_the_first_session(service_client, monthly, localstripe):
+    body = {**BODY, "plan_id": "premium_monthly", "user_id": "u", "country": "IN"}
+    first = service_client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="buy-1")
+    again = service_client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="buy-1")
+    assert (first.status_code, again.status_code, again["Idempotent-Replayed"]) == (201, 201, "true")
+    assert again.json() == first.json()
+    assert CheckoutSession.objects.count() == 1
+    other = service_client.post(URL, {**body, "country": "BR"}, format="json", HTTP_IDEMPOTENCY_KEY="buy-1")
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")

@@ -252,6 +252,8 @@ def test_payment_intent_confirm_fail_and_refunds(client, localstripe, webhooks):
         client.v1.payment_intents.confirm(declined.id)
     failed = webhooks("payment_intent.payment_failed", lambda p: p.id == declined.id).data.object
     assert failed.last_payment_error.code == "card_declined"
+    client.v1.payment_intents.update(declined.id, params={"payment_method": "pm_card_visa"})
+    assert client.v1.payment_intents.confirm(declined.id).status == "succeeded"  # another card
     canceled = client.v1.payment_intents.cancel(
         client.v1.payment_intents.create(params={"amount": 900, "currency": "eur"}).id
     )
