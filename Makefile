@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip -q --disable-pip-version-check
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/jia_payments
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test venv lint format bench migrate clean
+.PHONY: run test venv lint format bench migrate clean localstripe
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,3 +50,7 @@ bench: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) var staticfiles
+
+# The fake Stripe `make run` points at by default (STRIPE_API_BASE=http://127.0.0.1:8420).
+localstripe: $(VENV)/.installed-dev
+	$(PY) -m testsupport.localstripe --port 8420
