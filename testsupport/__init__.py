@@ -1,0 +1,1 @@
+"""Helpers that start and drive the real components the tests run against."""

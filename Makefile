@@ -1,0 +1,52 @@
+# The front door: `make run` serves the product on embedded defaults; `make test` runs the suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip -q --disable-pip-version-check
+
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/jia_payments
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test venv lint format bench migrate clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+$(VENV)/.installed-base: $(VENV)/bin/python requirements/base.txt
+	$(PIP) install -r requirements/base.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-base requirements/dev.txt
+	$(PIP) install -r requirements/dev.txt
+	touch $@
+
+venv: $(VENV)/.installed-dev
+
+# Embedded defaults: SQLite in var/, local-memory cache, eager Celery, events kept in the outbox.
+run: $(VENV)/.installed-base
+	DEBUG=true LOG_FORMAT=console $(PY) manage.py migrate --no-input
+	DEBUG=true LOG_FORMAT=console $(PY) manage.py loaddata catalog pricing_zones
+	DEBUG=true LOG_FORMAT=console $(PY) manage.py ensure_dev_staff
+	DEBUG=true LOG_FORMAT=console $(PY) manage.py runserver 127.0.0.1:8000
+
+test: $(VENV)/.installed-dev
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(PY) testsupport/check_services.py
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(VENV)/.installed-dev
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) var staticfiles

@@ -1,0 +1,29 @@
+import factory
+
+from entitlements.models import Entitlement, Family, FamilyMember
+from pricing.tests.factories import FeatureFactory, PlanFactory
+
+
+class FamilyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Family
+
+    owner_user_id = factory.Sequence(lambda n: f"owner_{n}")
+    plan = factory.SubFactory(PlanFactory, max_users=6)
+
+
+class FamilyMemberFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FamilyMember
+
+    family = factory.SubFactory(FamilyFactory)
+    user_id = factory.Sequence(lambda n: f"member_{n}")
+
+
+class EntitlementFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Entitlement
+
+    user_id = factory.Sequence(lambda n: f"user_{n}")
+    feature = factory.SubFactory(FeatureFactory)
+    plan = factory.SubFactory(PlanFactory)

@@ -1,0 +1,18 @@
+from django.apps import AppConfig
+from django.core.signals import setting_changed
+
+
+def _reload_auth_keys(*, setting, **kwargs):
+    if setting.startswith("AUTH_"):
+        from jia_payments.core.auth import _verification_keys
+
+        _verification_keys.cache_clear()
+
+
+class CoreConfig(AppConfig):
+    name = "jia_payments.core"
+    label = "core"
+    verbose_name = "Core: events and idempotency"
+
+    def ready(self):
+        setting_changed.connect(_reload_auth_keys, dispatch_uid="core.reload_auth_keys")

@@ -1,0 +1,74 @@
+import uuid
+
+from django.db import models
+
+
+class OutboxEvent(models.Model):
+    """A domain event, written in the transaction of the change it describes.
+
+    The relay publishes pending rows to Kafka in `id` order and marks them sent once the broker
+    acknowledged them. `event_id` is the CloudEvents id: a re-publish carries the same one.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    type = models.CharField(max_length=64)
+    aggregate_id = models.CharField(max_length=64, help_text="Kafka key: payment, entitlement or checkout id")
+    subject = models.CharField(max_length=255)
+    envelope = models.JSONField(help_text="The CloudEvents 1.0 message as published")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["id"],
+                name="outbox_pending_idx",
+                condition=models.Q(status="pending"),
+            ),
+            models.Index(fields=["status", "sent_at"], name="outbox_status_sent_idx"),
+            models.Index(fields=["aggregate_id", "id"], name="outbox_aggregate_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["pending", "sent"]), name="outbox_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.subject}"
+
+
+class IdempotencyKey(models.Model):
+    """One row per (caller, Idempotency-Key): the first request's fingerprint and answer."""
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress"
+        COMPLETED = "completed"
+
+    id = models.BigAutoField(primary_key=True)
+    caller = models.CharField(max_length=255, help_text="Who sent it: user id or service id")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=512)
+    request_fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request body")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_PROGRESS)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["caller", "key"], name="idempotency_caller_key_unique"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.caller}:{self.key}"

@@ -1,0 +1,126 @@
+"""Every admin page renders for staff and is refused to anonymous visitors."""
+
+import pytest
+from django.contrib import admin
+from django.core.management import call_command
+from django.urls import reverse
+
+from entitlements.tests.factories import EntitlementFactory, FamilyMemberFactory
+from jia_payments.core.events import record_event
+from jia_payments.core.models import IdempotencyKey
+from payments.models import CheckoutSession, Payment
+from payments.tests.factories import PaymentFactory
+
+pytestmark = pytest.mark.django_db
+
+OUR_APPS = {"core", "pricing", "entitlements", "payments"}
+
+
+@pytest.fixture
+def populated():
+    call_command("loaddata", "catalog", "pricing_zones", verbosity=0)
+    payment = PaymentFactory()
+    EntitlementFactory()
+    FamilyMemberFactory()
+    CheckoutSession.objects.create(
+        user_id="user_1",
+        plan_id="premium_monthly",
+        country="IN",
+        country_source="request",
+        zone="C",
+        multiplier="0.40",
+        amount=400,
+        currency="USD",
+        success_url="https://app.jia/ok",
+        cancel_url="https://app.jia/cancel",
+        payment=payment,
+    )
+    record_event(type="payment.created", aggregate_id=payment.pk, subject=f"payments/{payment.pk}", data={})
+    IdempotencyKey.objects.create(caller="u", key="k", method="POST", path="/x", request_fingerprint="0" * 64)
+
+
+def _our_models():
+    return [model for model in admin.site._registry if model._meta.app_label in OUR_APPS]
+
+
+def _urls(model):
+    meta = model._meta
+    prefix = f"admin:{meta.app_label}_{meta.model_name}"
+    urls = [reverse(f"{prefix}_changelist")]
+    instance = model.objects.first()
+    assert instance is not None, f"no {meta.label} to open"
+    urls.append(reverse(f"{prefix}_change", args=[instance.pk]))
+    if admin.site._registry[model].has_add_permission(_FakeRequest()):
+        urls.append(reverse(f"{prefix}_add"))
+    return urls
+
+
+class _FakeRequest:
+    class user:
+        is_active = is_staff = is_superuser = True
+
+        @staticmethod
+        def has_perm(*args):
+            return True
+
+
+def test_every_admin_page_renders_for_staff(admin_client, populated):
+    models = _our_models()
+    assert {m._meta.label for m in models} >= {
+        "pricing.Feature",
+        "pricing.Plan",
+        "pricing.PricingZone",
+        "entitlements.Entitlement",
+        "entitlements.Family",
+        "payments.Payment",
+        "payments.CheckoutSession",
+        "core.OutboxEvent",
+    }
+    for model in models:
+        for url in _urls(model):
+            response = admin_client.get(url)
+            assert response.status_code == 200, url
+            search = admin_client.get(url, {"q": "IN"}) if url.endswith("/") and "change" not in url else None
+            assert search is None or search.status_code == 200
+
+
+def test_anonymous_visitors_are_sent_to_login(client, populated):
+    for model in _our_models():
+        for url in _urls(model):
+            response = client.get(url)
+            assert response.status_code == 302, url
+            assert response.url.startswith(reverse("admin:login"))
+
+
+def test_plan_page_shows_its_price_in_each_zone(admin_client, populated):
+    response = admin_client.get(reverse("admin:pricing_plan_change", args=["premium_monthly"]))
+    html = response.content.decode()
+    for line in [
+        "Zone A (Premium, x1.00): 9.99 USD",
+        "Zone B (Mid-High, x0.70): 6.99 USD",
+        "Zone C (Mid-Low, x0.40): 4.00 USD",
+        "Zone D (Low-Income, x0.20): 2.00 USD",
+    ]:
+        assert line in html
+
+
+def test_admin_refuses_an_illegal_payment_status(admin_client):
+    payment = PaymentFactory(status=Payment.Status.FAILED)
+    url = reverse("admin:payments_payment_change", args=[payment.pk])
+    form = {
+        "amount": payment.amount,
+        "currency": "USD",
+        "status": "completed",
+        "payment_method": "credit_card",
+        "customer_id": payment.customer_id,
+        "order_id": payment.order_id,
+        "description": "",
+        "external_payment_id": "",
+        "failure_reason": "",
+        "metadata": "{}",
+    }
+    response = admin_client.post(url, form)
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.FAILED

@@ -1,0 +1,267 @@
+"""The one settings module. Every value comes from the environment (django-environ).
+
+Unset, each setting falls back to the embedded default that works on a laptop with nothing
+installed: SQLite, local-memory cache, Celery eager, events kept in the outbox, Stripe pointed at
+a local fake. With DEBUG=false the process refuses to start when a secret it needs is missing.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+APP_NAME = env.str("APP_NAME", default="jia-payments")
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _required_in_production(name: str, embedded_default: str) -> str:
+    """A secret production must set; the embedded default serves only a DEBUG process."""
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEBUG:
+        return embedded_default
+    raise ImproperlyConfigured(
+        f"{name} is not set. It is required when DEBUG is false (production); "
+        f"set {name} in the environment, or set DEBUG=true for local development."
+    )
+
+
+SECRET_KEY = _required_in_production("SECRET_KEY", "insecure-development-key-" + "x" * 40)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Applications -------------------------------------------------------------------------
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "djstripe",
+    "jia_payments.core",
+    "pricing",
+    "entitlements",
+    "payments",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "jia_payments.urls"
+WSGI_APPLICATION = "jia_payments.wsgi.application"
+ASGI_APPLICATION = "jia_payments.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------
+# DATABASE_URL, or POSTGRES_DSN as an alias; unset: a SQLite file (DEBUG only).
+
+_database_url = env.str("DATABASE_URL", default="") or env.str("POSTGRES_DSN", default="")
+if not _database_url:
+    _database_url = _required_in_production("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
+DATABASES = {"default": env.db_url_config(_database_url)}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # POSTGRES_MAX_CONNS sizes psycopg's pool per process (gunicorn worker, celery worker).
+    _max_conns = env.int("POSTGRES_MAX_CONNS", default=0)
+    if _max_conns:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": _max_conns,
+            "timeout": 10,
+        }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (Redis via django-redis; unset: local memory) -----------------------------------
+
+
+def _redis_url() -> str:
+    url = env.str("REDIS_URL", default="")
+    if url:
+        return url
+    addr = env.str("REDIS_ADDR", default="")
+    if not addr:
+        return ""
+    password = env.str("REDIS_PASSWORD", default="")
+    auth = f":{password}@" if password else ""
+    return f"redis://{auth}{addr}/{env.int('REDIS_DB', default=0)}"
+
+
+REDIS_URL = _redis_url()
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": APP_NAME,
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=0.5),
+                "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT", default=0.5),
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery (Redis broker; unset: eager, in process) -----------------------------------------
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- Authentication of API callers (Better Auth JWTs) --------------------------------------
+
+AUTH_PUBLIC_KEY_PEM = env.str("AUTH_PUBLIC_KEY_PEM", default="").replace("\\n", "\n")
+AUTH_JWKS_PATH = env.str("AUTH_JWKS_PATH", default="")
+AUTH_JWT_ALGORITHMS = env.list("AUTH_JWT_ALGORITHMS", default=["EdDSA"])
+AUTH_JWT_ISSUER = env.str("AUTH_JWT_ISSUER", default="")
+AUTH_JWT_AUDIENCE = env.str("AUTH_JWT_AUDIENCE", default="")
+AUTH_JWT_LEEWAY_SECONDS = env.int("AUTH_JWT_LEEWAY_SECONDS", default=30)
+
+# --- Billing (Stripe; unset: localstripe on 127.0.0.1) --------------------------------------
+
+BILLING_PROVIDER = env.str("BILLING_PROVIDER", default="stripe")
+STRIPE_SECRET = _required_in_production("STRIPE_SECRET", "sk_test_" + "0" * 24 + "localstripe")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="pk_test_" + "0" * 24 + "localstripe")
+STRIPE_API_BASE = env.str(
+    "STRIPE_API_BASE",
+    default="http://127.0.0.1:8420" if STRIPE_SECRET.endswith("localstripe") else "",
+)
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+
+# dj-stripe mirrors Stripe objects for staff; it reads these names.
+STRIPE_LIVE_MODE = STRIPE_SECRET.startswith("sk_live_") or STRIPE_SECRET.startswith("rk_live_")
+STRIPE_LIVE_SECRET_KEY = STRIPE_SECRET if STRIPE_LIVE_MODE else ""
+STRIPE_TEST_SECRET_KEY = "" if STRIPE_LIVE_MODE else STRIPE_SECRET
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_USE_NATIVE_JSONFIELD = True
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+DJSTRIPE_WEBHOOK_TOLERANCE = 300
+
+# --- Domain events (outbox -> Kafka; unset: kept in the outbox) -----------------------------
+
+EVENTS_BROKERS = env.list("EVENTS_BROKERS", default=[])
+EVENTS_PROVIDER = env.str("EVENTS_PROVIDER", default="kafka" if EVENTS_BROKERS else "outbox")
+EVENTS_TOPIC = env.str("EVENTS_TOPIC", default="payments")
+EVENTS_SOURCE = env.str("EVENTS_SOURCE", default=f"/{APP_NAME}")
+
+# --- REST API -----------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "jia_payments.core.auth.BetterAuthTokenAuthentication",
+        "jia_payments.core.auth.StaffSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["jia_payments.core.permissions.IsAuthenticatedCaller"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "jia_payments.core.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 20,
+    "EXCEPTION_HANDLER": "jia_payments.core.errors.problem_details_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "jia-payments API",
+    "DESCRIPTION": "Payments, plans, regional prices, entitlements and checkout of the Jia Family App.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Internationalisation, static files ----------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+FIXTURE_DIRS = [BASE_DIR / "fixtures"]
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        # Hashed, compressed names in production (run collectstatic); plain names otherwise.
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if env.bool("STATIC_MANIFEST", default=not DEBUG)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
+
+# --- Production hardening (check --deploy clean when DEBUG is false) ----------------------
+
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+_proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="")
+if _proxy_ssl_header:
+    # e.g. "HTTP_X_FORWARDED_PROTO,https" behind a TLS-terminating proxy
+    SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header.split(",", 1))
+
+# --- Logging -----------------------------------------------------------------------------
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}

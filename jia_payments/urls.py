@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+api_v1 = [
+    path("", include("pricing.urls")),
+    path("", include("payments.urls")),
+    path("", include("entitlements.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
+]
+
+handler404 = "jia_payments.core.errors.not_found_view"
+handler500 = "jia_payments.core.errors.server_error_view"

@@ -1,0 +1,131 @@
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from pricing.models import CURRENCY_CODE
+
+MAX_AMOUNT = 99_999_999
+
+
+class Payment(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        REFUNDED = "refunded"
+
+    # The only moves a payment's status may make (DESIGN.md).
+    TRANSITIONS = {
+        Status.PENDING: {Status.COMPLETED, Status.FAILED, Status.CANCELLED},
+        Status.COMPLETED: {Status.REFUNDED},
+        Status.FAILED: set(),
+        Status.CANCELLED: set(),
+        Status.REFUNDED: set(),
+    }
+
+    class Method(models.TextChoices):
+        CREDIT_CARD = "credit_card"
+        DEBIT_CARD = "debit_card"
+        BANK_TRANSFER = "bank_transfer"
+        WALLET = "wallet"
+        STRIPE_CHECKOUT = "stripe_checkout"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    amount = models.PositiveBigIntegerField(help_text="Minor units of the currency")
+    currency = models.CharField(max_length=3, validators=[CURRENCY_CODE])
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    payment_method = models.CharField(max_length=32, choices=Method.choices)
+    customer_id = models.CharField(max_length=255)
+    order_id = models.CharField(max_length=255, blank=True)
+    description = models.CharField(max_length=1000, blank=True)
+    external_payment_id = models.CharField(max_length=255, blank=True)
+    failure_reason = models.CharField(max_length=500, blank=True)
+    refunded_amount = models.PositiveBigIntegerField(default=0)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "completed", "failed", "cancelled", "refunded"]),
+                name="payment_status_valid",
+            ),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="payment_currency_iso"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__lte=models.F("amount")), name="payment_refund_lte_amount"
+            ),
+            models.UniqueConstraint(
+                fields=["external_payment_id"],
+                condition=~Q(external_payment_id=""),
+                name="payment_external_id_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer_id", "-created_at"], name="payment_customer_created_idx"),
+            models.Index(fields=["-created_at"], name="payment_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="payment_status_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} ({self.status})"
+
+    def can_move_to(self, status: str) -> bool:
+        return status in self.TRANSITIONS[self.Status(self.status)]
+
+
+class CheckoutSession(models.Model):
+    """Our record of a Stripe Checkout Session: the price is fixed when it is created."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        COMPLETE = "complete"
+        EXPIRED = "expired"
+
+    class CountrySource(models.TextChoices):
+        EDGE_HEADER = "edge_header"
+        REQUEST = "request"
+        UNKNOWN = "unknown"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user_id = models.CharField(max_length=255, db_index=True)
+    plan = models.ForeignKey("pricing.Plan", on_delete=models.PROTECT, related_name="checkout_sessions")
+    country = models.CharField(max_length=2, blank=True)
+    country_source = models.CharField(max_length=16, choices=CountrySource.choices)
+    zone = models.CharField(max_length=1, blank=True)
+    multiplier = models.DecimalField(max_digits=5, decimal_places=2)
+    amount = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3, validators=[CURRENCY_CODE])
+    family_id = models.UUIDField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    stripe_session_id = models.CharField(max_length=255, blank=True)
+    url = models.URLField(max_length=2000, blank=True)
+    success_url = models.URLField(max_length=2000)
+    cancel_url = models.URLField(max_length=2000)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    payment = models.OneToOneField(
+        Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="checkout_session"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "complete", "expired"]), name="checkout_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="checkout_amount_gte_0"),
+            models.UniqueConstraint(
+                fields=["stripe_session_id"],
+                condition=~Q(stripe_session_id=""),
+                name="checkout_stripe_session_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"checkout {self.id} ({self.status})"
