@@ -194,38 +194,12 @@ class TansuBroker:
     def read_topic(self, topic: str, *, min_messages: int = 0, timeout: float = 20.0) -> list:
         """Every message on the topic, in partition then offset order (kafka ConsumerRecords).
 
-        Reads from the beginning of every partition (assign(), no consumer group) up to the end
-        offsets. With min_messages, keeps reading until that many have arrived (or the timeout,
-        after which it returns what it has: the caller's assertion says what was missing).
+        Reads from the beginning of every partition with assign() (no consumer group) up to the
+        end offsets; with min_messages, until that many have arrived or the timeout has passed
+        (then it returns what it has: the caller's assertion says what was missing).
         """
-        from kafka import KafkaConsumer, TopicPartition
+        from jia_payments.core.outbox.reader import read_topic
 
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
-            enable_auto_commit=False,
-            bootstrap_timeout_ms=5000,
-            fetch_max_wait_ms=100,
-        )
-        records = []
-        try:
-            deadline = time.monotonic() + timeout
-            partitions = consumer.partitions_for_topic(topic)
-            while not partitions and min_messages and time.monotonic() < deadline:
-                time.sleep(0.05)
-                partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                return []
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            while time.monotonic() < deadline:
-                for batch in consumer.poll(timeout_ms=100).values():
-                    records.extend(batch)
-                ends = consumer.end_offsets(tps)
-                at_end = all(consumer.position(tp) >= ends[tp] for tp in tps)
-                if at_end and len(records) >= min_messages:
-                    break
-        finally:
-            consumer.close()
+        records = list(read_topic(self.bootstrap_servers, topic, min_messages=min_messages, timeout=timeout))
         records.sort(key=lambda r: (r.partition, r.offset))
         return records
