@@ -271,6 +271,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
 
+# --- Idempotency keys (API creates) -------------------------------------------------------
+# Kept at least this long (API.md: 24 h), then pruned by the beat task below.
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+CELERY_BEAT_SCHEDULE["core.prune_idempotency_keys"] = {
+    "task": "core.prune_idempotency_keys",
+    "schedule": 3600.0,
+}
+
 # --- Entitlements (cache, expiry sweeper) ---------------------------------------------------
 
 ENTITLEMENTS_CACHE_ALIAS = env.str("ENTITLEMENTS_CACHE_ALIAS", default="default")

@@ -16,5 +16,7 @@ urlpatterns = [
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
 ]
 
+handler400 = "jia_payments.core.errors.bad_request_view"
+handler403 = "jia_payments.core.errors.permission_denied_view"
 handler404 = "jia_payments.core.errors.not_found_view"
 handler500 = "jia_payments.core.errors.server_error_view"

@@ -15,4 +15,6 @@ class CoreConfig(AppConfig):
     verbose_name = "Core: events and idempotency"
 
     def ready(self):
+        from jia_payments.core import checks  # noqa: F401  (registers the system checks)
+
         setting_changed.connect(_reload_auth_keys, dispatch_uid="core.reload_auth_keys")
