@@ -4,6 +4,7 @@ a Stripe Checkout Session (localstripe) created with our id, free plans granted 
 from decimal import Decimal
 
 import pytest
+from dateutil.relativedelta import relativedelta
 from django.test import override_settings
 
 from entitlements.models import Entitlement
@@ -158,7 +159,10 @@ def test_a_free_plan_never_reaches_stripe_and_is_granted_at_once(api_client_for,
     assert len(localstripe.get("/v1/checkout/sessions", limit=100)["data"]) == before
     granted = Entitlement.objects.filter(user_id="user_3")
     assert sorted(granted.values_list("feature_id", flat=True)) == ["calendar", "lists"]
-    assert {(e.plan_id, e.expires_at, e.payment_id) for e in granted} == {("free", None, None)}
+    # a free plan's grant lasts its billing period, like any grant (entitlements.services.grant_plan)
+    assert {
+        (e.plan_id, e.payment_id, e.expires_at - relativedelta(months=1) == e.granted_at) for e in granted
+    } == {("free", None, True)}
     assert list(OutboxEvent.objects.order_by("id").values_list("type", flat=True)) == [
         "checkout.session.created",
         "checkout.session.completed",
