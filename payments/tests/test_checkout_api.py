@@ -164,6 +164,8 @@ def test_a_free_plan_never_reaches_stripe_and_is_granted_at_once(api_client_for,
         (e.plan_id, e.payment_id, e.expires_at - relativedelta(months=1) == e.granted_at) for e in granted
     } == {("free", None, True)}
     assert list(OutboxEvent.objects.order_by("id").values_list("type", flat=True)) == [
+        "entitlement.created",
+        "entitlement.created",
         "checkout.session.created",
         "checkout.session.completed",
     ]

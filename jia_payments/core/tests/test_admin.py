@@ -4,11 +4,12 @@ import pytest
 from django.contrib import admin
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from entitlements.tests.factories import EntitlementFactory, FamilyMemberFactory
 from jia_payments.core.events import record_event
 from jia_payments.core.models import IdempotencyKey
-from payments.models import CheckoutSession, Payment
+from payments.models import CheckoutSession, Payment, StripeEvent
 from payments.tests.factories import PaymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -37,6 +38,9 @@ def populated():
     )
     record_event(type="payment.created", aggregate_id=payment.pk, subject=f"payments/{payment.pk}", data={})
     IdempotencyKey.objects.create(caller="u", key="k", method="POST", path="/x", request_fingerprint="0" * 64)
+    StripeEvent.objects.create(
+        id="evt_1", type="invoice.paid", stripe_created_at=timezone.now(), payload={}, source="webhook"
+    )
 
 
 def _our_models():
