@@ -18,8 +18,8 @@ from jia_payments.core.events import record_event
 from jia_payments.core.validation import is_country_code
 from payments import stripe_gateway
 from payments.models import CheckoutSession, Payment
-from payments.services import payment_create, payment_transition
-from pricing.selectors import plan_get, plan_price_quote
+from payments.services import payment_create, payment_reach_status
+from pricing.selectors import active_plan, plan_prices
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +78,12 @@ def checkout_session_create(
     country_source: str,
     family_id: uuid.UUID | None = None,
 ) -> CheckoutSession:
-    plan = plan_get(plan_id=plan_id)
-    if plan is None:
-        raise NotFound("No such plan.", errors={"plan_id": ["No active plan with this id."]})
+    plan = active_plan(plan_id)
     if family_id is not None and not plan.is_family:
         raise Unprocessable("Only a family plan has a family.", errors={"family_id": ["Not a family plan."]})
     if plan.is_family and family_id is None:
         family_id = uuid.uuid4()  # a new family, owned by the buyer
-    quote = plan_price_quote(plan=plan, country=country)
+    [quote] = plan_prices(country=country, plan_id=plan.pk)
     with transaction.atomic():
         session = CheckoutSession.objects.create(
             user_id=user_id,
@@ -171,7 +169,7 @@ def checkout_session_complete(
             )  # fmt: skip
         payment = payment_create(
             amount=amount_total,
-            currency=currency,
+            currency=currency.upper(),
             payment_method=Payment.Method.STRIPE_CHECKOUT,
             customer_id=session.user_id,
             order_id=f"checkout:{session.pk}",
@@ -183,7 +181,7 @@ def checkout_session_complete(
                 "stripe_subscription_id": subscription_id,
             },
         )
-        payment, _ = payment_transition(payment_id=payment.pk, to_status=Payment.Status.COMPLETED)
+        payment, _ = payment_reach_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
         session.stripe_session_id = session.stripe_session_id or stripe_session_id
         return _complete(
             session, payment=payment, subscription_id=subscription_id, expires_at=expires_at

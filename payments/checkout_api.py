@@ -15,10 +15,10 @@ from jia_payments.core.validation import (
     StrictIntegerField,
     StrictSerializer,
 )
+from payments.api import PaymentSerializer
 from payments.checkout import checkout_country, checkout_data, checkout_session_create
 from payments.refunds import payment_refund
 from payments.selectors import checkout_session_get
-from payments.services import payment_data
 
 
 class CheckoutSessionCreateSerializer(StrictSerializer):
@@ -101,15 +101,15 @@ class RefundSerializer(StrictSerializer):
 class PaymentRefundView(APIView):
     permission_classes = [IsServiceOrStaff]
 
-    @extend_schema(request=RefundSerializer, responses={200: dict})
+    @extend_schema(request=RefundSerializer, responses={200: PaymentSerializer})
     @idempotent(atomic=False)
-    def post(self, request, pk):
+    def post(self, request, payment_id):
         body = RefundSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         payment = payment_refund(
-            payment_id=pk,
+            payment_id=payment_id,
             amount=body.validated_data.get("amount"),
             reason=body.validated_data["reason"],
             requested_by=str(principal_of(request)),
         )
-        return Response(payment_data(payment))
+        return Response(PaymentSerializer(payment).data)

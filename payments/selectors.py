@@ -1,8 +1,36 @@
-"""Reads of payments that need more than a one-line query."""
+"""Reads of payments, always through what the caller may see (another user's payment is 404),
+and the lookups the Stripe webhooks need."""
 
 import uuid
 
+from django.db.models import QuerySet
+
+from jia_payments.core.auth import Principal
+from jia_payments.core.errors import NotFound
 from payments.models import CheckoutSession, Payment
+
+
+def payments_visible_to(principal: Principal) -> QuerySet[Payment]:
+    """Service and staff see every payment; an end user only those whose customer_id is theirs."""
+    payments = Payment.objects.all()
+    return payments if principal.is_privileged else payments.filter(customer_id=principal.user_id)
+
+
+def payment_get(*, principal: Principal, payment_id) -> Payment:
+    payment = payments_visible_to(principal).filter(pk=payment_id).first()
+    if payment is None:
+        raise NotFound("No such payment.")
+    return payment
+
+
+def payment_list(*, principal: Principal, customer_id: str | None = None, status: str | None = None):
+    """Newest first (ties broken by id, so pages are stable)."""
+    payments = payments_visible_to(principal)
+    if customer_id is not None:
+        payments = payments.filter(customer_id=customer_id)
+    if status is not None:
+        payments = payments.filter(status=status)
+    return payments.order_by("-created_at", "-id")
 
 
 def checkout_session_for_subscription(subscription_id: str, metadata: dict | None) -> CheckoutSession | None:

@@ -1,27 +1,45 @@
-"""Writes to payments: creation and the status state machine, each with its outbox event."""
+"""Every write to payments: validation, the transaction, and the domain event in that transaction."""
+
+from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
-from jia_payments.core.errors import InvalidTransition, NotFound
+from jia_payments.core.errors import DomainError, InvalidTransition, NotFound
 from jia_payments.core.events import record_event
-from payments.models import Payment
+from jia_payments.core.validation import is_currency_code
+from payments.models import MAX_AMOUNT, Payment
 
-# The event each status gets besides `payment.status.updated` (API.md, Events).
-_STATUS_EVENTS = {Payment.Status.COMPLETED: "payment.completed", Payment.Status.REFUNDED: "payment.refunded"}
+# The payment as the API shows it (and as events carry it, API.md "Events").
+PAYMENT_FIELDS = (
+    "id",
+    "amount",
+    "currency",
+    "status",
+    "payment_method",
+    "customer_id",
+    "order_id",
+    "description",
+    "external_payment_id",
+    "failure_reason",
+    "metadata",
+    "created_at",
+    "updated_at",
+)
 
 
-def payment_data(payment: Payment) -> dict:
-    """The payment as the API shows it (the `data` of its events)."""
-    fields = [
-        "id", "amount", "currency", "status", "payment_method", "customer_id", "order_id",
-        "description", "external_payment_id", "failure_reason", "metadata", "created_at", "updated_at",
-    ]  # fmt: skip
-    return {field: getattr(payment, field) for field in fields}
+def payment_data(payment: Payment) -> dict[str, Any]:
+    """The payment exactly as the API renders it (ids as strings, ISO 8601 UTC times with "Z")."""
+    data = {field: getattr(payment, field) for field in PAYMENT_FIELDS}
+    data["id"] = str(payment.id)
+    for field in ("created_at", "updated_at"):
+        data[field] = data[field].isoformat().replace("+00:00", "Z")
+    return data
 
 
-def _record(payment: Payment, event_type: str) -> None:
+def _record(payment: Payment, type: str) -> None:
     record_event(
-        type=event_type, aggregate_id=payment.pk, subject=f"payments/{payment.pk}", data=payment_data(payment)
+        type=type, aggregate_id=payment.pk, subject=f"payments/{payment.pk}", data=payment_data(payment)
     )
 
 
@@ -33,46 +51,79 @@ def payment_create(
     customer_id: str,
     order_id: str = "",
     description: str = "",
-    external_payment_id: str = "",
     metadata: dict | None = None,
+    external_payment_id: str = "",
 ) -> Payment:
+    """A new payment, `pending`; records `payment.created`."""
+    errors = {}
+    if type(amount) is not int or not 1 <= amount <= MAX_AMOUNT:
+        errors["amount"] = [f"A whole number between 1 and {MAX_AMOUNT}."]
+    if not is_currency_code(currency):
+        errors["currency"] = [f"'{currency[:10]}' is not an ISO 4217 currency code."]
+    if errors:
+        raise DomainError(errors=errors)
+    payment = Payment(
+        amount=amount,
+        currency=currency,
+        payment_method=payment_method,
+        customer_id=customer_id,
+        order_id=order_id,
+        description=description,
+        metadata=metadata or {},
+        external_payment_id=external_payment_id,
+    )
+    # Field rules (choices, lengths, formats) in Python; the CHECK constraints stay the database's
+    # own last word, so no extra query per constraint here.
+    payment.full_clean(validate_unique=False, validate_constraints=False)
     with transaction.atomic():
-        payment = Payment(
-            amount=amount,
-            currency=currency.upper(),
-            payment_method=payment_method,
-            customer_id=customer_id,
-            order_id=order_id,
-            description=description,
-            external_payment_id=external_payment_id,
-            metadata=metadata or {},
-        )
-        payment.full_clean()
         payment.save(force_insert=True)
         _record(payment, "payment.created")
     return payment
 
 
-def payment_transition(*, payment_id, to_status: str, failure_reason: str = "") -> tuple[Payment, bool]:
-    """Move a payment along its state machine; answers (payment, moved).
+def payment_update_status(*, payment_id, status: str, failure_reason: str = "") -> Payment:
+    """Move a payment along the state machine (models.Payment.TRANSITIONS), or 409 `invalid_transition`.
 
-    Moving to the status it already has is a no-op (webhooks repeat themselves); any other move
-    the machine does not allow is `InvalidTransition`. The row is locked for the move.
+    The UPDATE is conditional on the status just read, so two concurrent moves cannot both win:
+    the loser re-reads the new status and is judged against it. Records `payment.status.updated`,
+    and `payment.completed` when it completes, `payment.refunded` when refunded.
     """
-    to_status = Payment.Status(to_status)
+    if status not in Payment.Status.values:
+        raise DomainError(errors={"status": [f'"{status}" is not a valid status.']})
+    if status == Payment.Status.FAILED and not failure_reason:
+        raise DomainError(errors={"failure_reason": ["Required when the status is failed."]})
+    if status != Payment.Status.FAILED and failure_reason:
+        raise DomainError(errors={"failure_reason": ["Only a failed payment has a failure reason."]})
+    with transaction.atomic():
+        while True:
+            current = Payment.objects.filter(pk=payment_id).values_list("status", flat=True).first()
+            if current is None:
+                raise NotFound("No such payment.")
+            if status not in Payment.TRANSITIONS[Payment.Status(current)]:
+                raise InvalidTransition(f"A {current} payment cannot become {status}.")
+            moved = Payment.objects.filter(pk=payment_id, status=current).update(
+                status=status, failure_reason=failure_reason, updated_at=timezone.now()
+            )
+            if moved:
+                break
+        payment = Payment.objects.get(pk=payment_id)
+        _record(payment, "payment.status.updated")
+        if status == Payment.Status.COMPLETED:
+            _record(payment, "payment.completed")
+        elif status == Payment.Status.REFUNDED:
+            _record(payment, "payment.refunded")
+    return payment
+
+
+def payment_reach_status(*, payment_id, status: str, failure_reason: str = "") -> tuple[Payment, bool]:
+    """`payment_update_status` for Stripe's events, which repeat and arrive out of order: a payment
+    already in `status` is left as it is. Answers (payment, moved)."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().filter(pk=payment_id).first()
         if payment is None:
             raise NotFound("No such payment.")
-        if payment.status == to_status:
+        if payment.status == status:
             return payment, False
-        if not payment.can_move_to(to_status):
-            raise InvalidTransition(f"A {payment.status} payment cannot become {to_status}.")
-        payment.status = to_status
-        if to_status == Payment.Status.FAILED:
-            payment.failure_reason = failure_reason[:500]
-        payment.save(update_fields=["status", "failure_reason", "updated_at"])
-        _record(payment, "payment.status.updated")
-        if to_status in _STATUS_EVENTS:
-            _record(payment, _STATUS_EVENTS[to_status])
-    return payment, True
+        return payment_update_status(
+            payment_id=payment_id, status=status, failure_reason=failure_reason
+        ), True

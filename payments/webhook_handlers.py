@@ -16,7 +16,7 @@ from payments.checkout import checkout_session_complete, checkout_session_expire
 from payments.models import Payment
 from payments.refunds import payment_refunds_sync
 from payments.selectors import checkout_session_for_subscription, checkout_session_get, payment_for_intent
-from payments.services import payment_create, payment_transition
+from payments.services import payment_create, payment_reach_status
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +70,13 @@ def on_payment_intent_changed(obj: dict) -> None:
         return  # not a PaymentIntent of ours, or one Checkout made (its session completes it)
     intent = stripe_gateway.payment_intent_retrieve(obj["id"])
     if intent["status"] == "succeeded":
-        payment_transition(payment_id=payment.pk, to_status=Payment.Status.COMPLETED)
+        payment_reach_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
     elif intent["status"] == "canceled":
-        payment_transition(payment_id=payment.pk, to_status=Payment.Status.CANCELLED)
+        payment_reach_status(payment_id=payment.pk, status=Payment.Status.CANCELLED)
     elif intent["status"] == "requires_payment_method" and intent.get("last_payment_error"):
         error = intent["last_payment_error"]
         reason = error.get("message") or error.get("code") or "payment failed"
-        payment_transition(payment_id=payment.pk, to_status=Payment.Status.FAILED, failure_reason=reason)
+        payment_reach_status(payment_id=payment.pk, status=Payment.Status.FAILED, failure_reason=reason)
 
 
 def on_charge_refunded(obj: dict) -> None:
@@ -141,7 +141,7 @@ def _record_renewal_payment(invoice: dict, subscription: dict) -> None:
         return
     payment = payment_create(
         amount=invoice["amount_paid"],
-        currency=invoice["currency"],
+        currency=invoice["currency"].upper(),
         payment_method=Payment.Method.STRIPE_CHECKOUT,
         customer_id=ours.user_id,
         order_id=f"invoice:{invoice['id']}",
@@ -153,7 +153,7 @@ def _record_renewal_payment(invoice: dict, subscription: dict) -> None:
             "stripe_subscription_id": subscription["id"],
         },
     )
-    payment_transition(payment_id=payment.pk, to_status=Payment.Status.COMPLETED)
+    payment_reach_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
 
 
 HANDLERS = {

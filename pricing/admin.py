@@ -51,7 +51,11 @@ class PlanAdmin(admin.ModelAdmin):
                     spec.zone_name,
                     spec.multiplier,
                     _major_units(
-                        zone_price_cents(base_price_cents=plan.price_cents, multiplier=spec.multiplier)
+                        zone_price_cents(
+                            base_price_cents=plan.price_cents,
+                            multiplier=spec.multiplier,
+                            currency=plan.currency,
+                        )
                     ),
                     plan.currency,
                 )

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 # Signature algorithms a public key can verify. HS*/none never verify a Better Auth token.
@@ -161,21 +160,3 @@ class StaffSessionAuthentication(authentication.SessionAuthentication):
         if not user.is_staff:
             return None
         return Principal(user_id=f"staff:{user.get_username()}", role=Principal.STAFF), None
-
-
-class BetterAuthTokenScheme(OpenApiAuthenticationExtension):
-    """How the OpenAPI schema names the token (drf-spectacular warns on unknown authenticators)."""
-
-    target_class = BetterAuthTokenAuthentication
-    name = "betterAuthToken"
-
-    def get_security_definition(self, auto_schema):
-        return {"type": "apiKey", "in": "header", "name": "better-auth-token"}
-
-
-class StaffSessionScheme(OpenApiAuthenticationExtension):
-    target_class = StaffSessionAuthentication
-    name = "staffSession"
-
-    def get_security_definition(self, auto_schema):
-        return {"type": "apiKey", "in": "cookie", "name": "sessionid"}

@@ -12,6 +12,7 @@ import requests
 import stripe
 
 from entitlements.models import Entitlement
+from entitlements.selectors import entitlement_check
 from jia_payments.core.models import OutboxEvent
 from payments.checkout import checkout_country, checkout_session_create
 from payments.models import CheckoutSession, Payment, Refund, StripeEvent
@@ -19,7 +20,6 @@ from payments.payment_intents import payment_intent_start
 from payments.services import payment_create
 from payments.tasks import reconcile_stripe_events
 from payments.tests.conftest import wait_for
-from pricing.selectors import plan_get, plan_price_quote
 from testsupport.localstripe import API_KEY, WEBHOOK_SECRET, signature_header
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -45,15 +45,19 @@ def _stamp(unix_time: int) -> datetime:
 
 def test_the_whole_story_in_india_buy_pay_access_refund_revoked(stripe_e2e):
     e2e = stripe_e2e
-    quote = plan_price_quote(plan=plan_get(plan_id="premium_monthly"), country="IN")
-    assert (quote.zone, quote.price_cents) == ("C", 400)
+    quote = requests.get(
+        e2e.url("/api/v1/prices/"), params={"country": "IN", "plan_id": "premium_monthly"}, timeout=30
+    )
+    [price] = quote.json()["results"]
+    assert (price["zone"], price["price_cents"], price["currency"]) == ("C", 400, "USD")
 
     created = e2e.api("user_in").post(
         e2e.url("/api/v1/checkout/sessions/"), json={**BODY, "plan_id": "premium_monthly", "country": "IN"}
     )
     assert created.status_code == 201, created.text
     checkout = created.json()
-    assert (checkout["amount"], checkout["zone"], checkout["status"]) == (quote.price_cents, "C", "open")
+    assert (checkout["amount"], checkout["zone"], checkout["status"]) == (price["price_cents"], "C", "open")
+    assert check(e2e, "user_in")["reason"] == "no_entitlement"
 
     e2e.localstripe.complete_checkout_session(checkout["stripe_session_id"])
     completed = e2e.stripe_event("checkout.session.completed", checkout["stripe_session_id"])
@@ -74,15 +78,29 @@ def test_the_whole_story_in_india_buy_pay_access_refund_revoked(stripe_e2e):
     assert {(e.payment_id, e.subscription_id, e.expires_at) for e in granted} == {
         (payment.pk, subscription.id, period_end)
     }
+    access = check(e2e, "user_in")
+    assert (access["has_access"], access["reason"], access["expires_at"]) == (True, "active", period_end)
+    assert access["source"] == {
+        "entitlement_id": str(granted.get(feature_id="ai_assistant").pk),
+        "plan_id": "premium_monthly",
+        "family_id": None,
+    }
 
     refund = e2e.api("svc", role="service").post(e2e.url(f"/api/v1/payments/{payment.pk}/refund/"), json={})
     assert refund.status_code == 200, refund.text
     assert refund.json()["status"] == "refunded"
-    assert not Entitlement.objects.filter(user_id="user_in", status="active").exists()
+    revoked = check(e2e, "user_in")
+    assert (revoked["has_access"], revoked["reason"], revoked["source"]) == (False, "revoked", None)
     e2e.wait_settled()
     assert _client(e2e).v1.subscriptions.retrieve(subscription.id).status == "canceled"
     assert list(Refund.objects.values_list("amount", "status")) == [(400, "succeeded")]
     assert Payment.objects.get(pk=payment.pk).refunded_amount == 400
+    assert check(e2e, "user_in")["reason"] == "revoked"  # the subscription's end changes nothing
+
+
+def check(e2e, user_id: str, feature_code: str = "ai_assistant") -> dict:
+    """The access check (entitlements.selectors; its REST endpoint is the entitlements app's)."""
+    return entitlement_check(user_id=user_id, feature_code=feature_code)
 
 
 def test_one_time_checkout_grants_a_lifetime_plan_and_records_a_completed_payment(stripe_e2e):

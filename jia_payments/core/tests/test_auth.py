@@ -104,6 +104,15 @@ def test_pinned_pyjwt_has_the_2026_public_key_as_hmac_secret_fix(token_issuer):
         jwt.decode(forged, jwk_json, algorithms=["HS256", "EdDSA"])
     with pytest.raises(jwt.InvalidKeyError):
         jwt.decode(forged, token_issuer.public_pem, algorithms=["HS256", "EdDSA"])
+    # and through a PyJWK whose "oct" secret is the public key (validated since 2.15: f91ed44)
+    pem_as_secret = jwt.PyJWK({"kty": "oct", "k": _b64(token_issuer.public_pem.encode()), "alg": "HS256"})
+    forged_with_pem = _hand_made_token(
+        {"alg": "HS256", "typ": "JWT"},
+        _claims(),
+        lambda data: hmac.new(token_issuer.public_pem.encode(), data, hashlib.sha256).digest(),
+    )
+    with pytest.raises(jwt.InvalidKeyError):
+        jwt.decode(forged_with_pem, pem_as_secret, algorithms=["HS256"])
 
 
 def test_expired_token_is_401(token_issuer):
@@ -213,3 +222,18 @@ def test_django_staff_session_is_staff_on_the_api(admin_client, django_user_mode
     user = django_user_model.objects.create_user("plain", password="pw-1234567")
     client.force_login(user)
     _assert_401(client.get(WHOAMI), "not_authenticated")
+
+
+def test_staff_session_writes_need_the_csrf_token(admin_user):
+    from django.test import Client
+
+    from pricing.models import Feature
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    response = client.post("/api/test/things/", {"code": "x"}, content_type="application/json")
+    assert response.status_code == 403
+    body = response.json()
+    assert body["code"] == "permission_denied"
+    assert "CSRF" in body["detail"]
+    assert not Feature.objects.exists()
