@@ -22,6 +22,7 @@ from jia_payments.core.validation import (
 )
 from payments import selectors, services
 from payments.models import MAX_AMOUNT, Payment
+from payments.payment_intents import is_stripe_method, payment_create_with_intent
 
 API_METHODS = [
     Payment.Method.CREDIT_CARD,
@@ -91,8 +92,21 @@ class PaymentListCreateView(GenericAPIView):
                 "An end user may only create payments for themself.",
                 "An end user asked for another customer_id",
             ),
+            503: problem_response(
+                503,
+                "stripe_unavailable",
+                "The payment provider is unavailable",
+                "The payment provider is unavailable",
+                "A card, debit card or wallet payment could not reach Stripe; nothing was created",
+            ),
         },
         summary="Create a pending payment (an end user only for themself)",
+        description=(
+            "A `credit_card`, `debit_card` or `wallet` payment (STRIPE_PAYMENT_METHODS) is charged "
+            "through a Stripe PaymentIntent: `external_payment_id` is its id and the answer adds its "
+            "`client_secret`, for the client to confirm it with Stripe.js. The payment then completes "
+            "or fails through Stripe's webhooks."
+        ),
         examples=[
             OpenApiExample(
                 "A card payment",
@@ -109,12 +123,16 @@ class PaymentListCreateView(GenericAPIView):
             )
         ],
     )
-    @idempotent
+    @idempotent(atomic=False)  # a card payment calls Stripe: no transaction may stay open
     def post(self, request):
         data = PaymentCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if not request.user.may_act_for(data.validated_data["customer_id"]):
             raise PermissionDenied("An end user may only create payments for themself.")
+        if is_stripe_method(data.validated_data["payment_method"]):
+            payment, client_secret = payment_create_with_intent(**data.validated_data)
+            body = {**PaymentSerializer(payment).data, "client_secret": client_secret}
+            return Response(body, status=status.HTTP_201_CREATED)
         payment = services.payment_create(**data.validated_data)
         return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
 

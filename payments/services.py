@@ -1,5 +1,6 @@
 """Every write to payments: validation, the transaction, and the domain event in that transaction."""
 
+import uuid
 from typing import Any
 
 from django.db import transaction
@@ -53,8 +54,10 @@ def payment_create(
     description: str = "",
     metadata: dict | None = None,
     external_payment_id: str = "",
+    payment_id: uuid.UUID | None = None,
 ) -> Payment:
-    """A new payment, `pending`; records `payment.created`."""
+    """A new payment, `pending`; records `payment.created`. `payment_id`: an id chosen beforehand
+    (a Stripe PaymentIntent is created under it first, see payments/payment_intents.py)."""
     errors = {}
     if type(amount) is not int or not 1 <= amount <= MAX_AMOUNT:
         errors["amount"] = [f"A whole number between 1 and {MAX_AMOUNT}."]
@@ -63,6 +66,7 @@ def payment_create(
     if errors:
         raise DomainError(errors=errors)
     payment = Payment(
+        id=payment_id or uuid.uuid4(),
         amount=amount,
         currency=currency,
         payment_method=payment_method,

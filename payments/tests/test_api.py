@@ -62,6 +62,7 @@ def test_the_seeds_grpcurl_examples_as_rest_calls(api_client_for, service_client
     created = customer.post(PAYMENTS, SEED_PAYMENT, format="json")
     assert created.status_code == 201
     payment = Payment.objects.get()
+    assert payment.external_payment_id.startswith("pi_")  # a card payment is a Stripe PaymentIntent
     expected = {
         "id": str(payment.id),
         "amount": 1999,
@@ -71,13 +72,14 @@ def test_the_seeds_grpcurl_examples_as_rest_calls(api_client_for, service_client
         "customer_id": "customer_123",
         "order_id": "order_123",
         "description": "Test payment",
-        "external_payment_id": "",
+        "external_payment_id": payment.external_payment_id,
         "failure_reason": "",
         "metadata": {},
         "created_at": iso(payment.created_at),
         "updated_at": iso(payment.updated_at),
     }
-    assert created.json() == expected
+    assert created.json() == {**expected, "client_secret": created.json()["client_secret"]}
+    assert created.json()["client_secret"].startswith(payment.external_payment_id + "_secret_")
     # GetPayment
     assert customer.get(f"{PAYMENTS}{payment.id}/").json() == expected
     # GetPaymentsByCustomer
@@ -92,7 +94,9 @@ def test_create_records_payment_created_with_the_api_body(service_client):
     assert event.type == "payment.created"
     assert event.aggregate_id == response.json()["id"]
     assert event.subject == f"payments/{response.json()['id']}"
-    assert event.envelope["data"] == response.json()
+    answer = response.json()
+    assert answer.pop("client_secret").startswith(answer["external_payment_id"])  # a card payment
+    assert event.envelope["data"] == answer
 
 
 def test_status_moves_record_their_events(service_client):

@@ -16,8 +16,6 @@ from entitlements.selectors import entitlement_check
 from jia_payments.core.models import OutboxEvent
 from payments.checkout import checkout_country, checkout_session_create
 from payments.models import CheckoutSession, Payment, Refund, StripeEvent
-from payments.payment_intents import payment_intent_start
-from payments.services import payment_create
 from payments.tasks import reconcile_stripe_events
 from payments.tests.conftest import wait_for
 from testsupport.localstripe import API_KEY, WEBHOOK_SECRET, signature_header
@@ -293,11 +291,12 @@ def test_reconciliation_processes_events_stripe_never_delivered(stripe_e2e):
     assert session.status == "complete"
 
 
-def _pending_stripe_payment(amount: int = 2500) -> tuple[Payment, str]:
-    payment = payment_create(
-        amount=amount, currency="USD", payment_method="credit_card", customer_id="user_pi", order_id="o-1"
-    )
-    return payment, payment_intent_start(payment_id=payment.pk)["payment_intent_id"]
+def _pending_stripe_payment(e2e, amount: int = 2500) -> tuple[Payment, str]:
+    """A card payment made through the API, as a client app would: pending, with its intent."""
+    body = {"amount": amount, "currency": "USD", "payment_method": "credit_card", "customer_id": "user_pi"}
+    created = e2e.api("user_pi").post(e2e.url("/api/v1/payments/"), json=body)
+    assert created.status_code == 201, created.text
+    return Payment.objects.get(pk=created.json()["id"]), created.json()["external_payment_id"]
 
 
 def _confirm(e2e, intent_id: str, card: str) -> None:
@@ -310,7 +309,7 @@ def _confirm(e2e, intent_id: str, card: str) -> None:
 
 
 def test_payment_intent_succeeded_completes_the_payment(stripe_e2e):
-    payment, intent_id = _pending_stripe_payment()
+    payment, intent_id = _pending_stripe_payment(stripe_e2e)
     intent = _client(stripe_e2e).v1.payment_intents.retrieve(intent_id)
     assert (intent.amount, intent.currency, intent.metadata["payment_id"]) == (2500, "usd", str(payment.pk))
     _confirm(stripe_e2e, intent_id, "pm_card_visa")
@@ -320,7 +319,7 @@ def test_payment_intent_succeeded_completes_the_payment(stripe_e2e):
 
 
 def test_payment_intent_payment_failed_fails_the_payment_with_the_reason(stripe_e2e):
-    payment, intent_id = _pending_stripe_payment()
+    payment, intent_id = _pending_stripe_payment(stripe_e2e)
     _confirm(stripe_e2e, intent_id, "pm_card_chargeCustomerFail")
     stripe_e2e.wait_processed(stripe_e2e.stripe_event("payment_intent.payment_failed", intent_id)["id"])
     payment.refresh_from_db()
@@ -328,7 +327,7 @@ def test_payment_intent_payment_failed_fails_the_payment_with_the_reason(stripe_
 
 
 def test_a_failure_event_arriving_after_the_later_success_leaves_the_payment_completed(stripe_e2e):
-    payment, intent_id = _pending_stripe_payment()
+    payment, intent_id = _pending_stripe_payment(stripe_e2e)
     stripe_e2e.localstripe.set_delivery(paused=True)
     _confirm(stripe_e2e, intent_id, "pm_card_chargeCustomerFail")
     _confirm(stripe_e2e, intent_id, "pm_card_visa")  # the customer tries another card
