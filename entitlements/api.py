@@ -5,7 +5,7 @@ import re
 import uuid
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
@@ -16,6 +16,7 @@ from entitlements.models import Entitlement
 from entitlements.serializers import EntitlementSerializer, FamilyMemberSerializer
 from jia_payments.core.errors import NotFound
 from jia_payments.core.idempotency import idempotent
+from jia_payments.core.openapi import problem_response
 from jia_payments.core.permissions import IsServiceOrStaff, principal_of
 from jia_payments.core.validation import JSONObjectField, StrictCharField, StrictSerializer
 
@@ -150,7 +151,19 @@ class CheckOut(serializers.Serializer):
 BATCH_OUT = inline_serializer(
     "BatchCheckOut", {"user_id": serializers.CharField(), "results": serializers.DictField(child=CheckOut())}
 )
-PROBLEM = OpenApiResponse(description="Problem details (RFC 9457)")
+PLAN_FULL = problem_response(409, "plan_full", "The family plan has no free seat", "Every seat is taken.")
+EXISTS = problem_response(
+    409, "entitlement_exists", "An active entitlement like this one already exists", "Already granted."
+)
+TRANSITION = problem_response(
+    409,
+    "invalid_transition",
+    "Invalid status transition",
+    "An entitlement cannot move from cancelled to expired.",
+)
+OWNER_STAYS = problem_response(
+    409, "owner_cannot_leave", "The family owner cannot be removed", "The owner holds the family plan."
+)
 
 
 # --- entitlements --------------------------------------------------------------------------
@@ -162,7 +175,7 @@ class EntitlementCheckView(APIView):
     @extend_schema(
         operation_id="entitlements_check",
         parameters=[CheckQuery],
-        responses={200: CheckOut, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM},
+        responses={200: CheckOut},
     )
     def get(self, request):
         query = _valid(CheckQuery, request.query_params)
@@ -174,7 +187,7 @@ class EntitlementCheckView(APIView):
     @extend_schema(
         operation_id="entitlements_check_batch",
         request=BatchCheckIn,
-        responses={200: BATCH_OUT, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM},
+        responses={200: BATCH_OUT},
     )
     def post(self, request):
         body = _valid(BatchCheckIn, request.data)
@@ -195,7 +208,7 @@ class EntitlementListView(GenericAPIView):
     @extend_schema(
         operation_id="entitlements_list",
         parameters=[ListQuery],
-        responses={200: EntitlementSerializer(many=True), 400: PROBLEM, 401: PROBLEM, 403: PROBLEM},
+        responses={200: EntitlementSerializer(many=True)},
     )
     def get(self, request):
         query = _valid(ListQuery, request.query_params)
@@ -206,7 +219,7 @@ class EntitlementListView(GenericAPIView):
     @extend_schema(
         operation_id="entitlements_create",
         request=EntitlementIn,
-        responses={201: EntitlementSerializer, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 409: PROBLEM},
+        responses={201: EntitlementSerializer, 409: EXISTS},
     )
     @idempotent
     def post(self, request):
@@ -220,7 +233,7 @@ class EntitlementStatusView(APIView):
     @extend_schema(
         operation_id="entitlements_set_status",
         request=StatusIn,
-        responses={200: EntitlementSerializer, 400: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM},
+        responses={200: EntitlementSerializer, 409: TRANSITION},
     )
     def post(self, request, entitlement_id: str):
         body = _valid(StatusIn, request.data)
@@ -236,7 +249,7 @@ class EntitlementExpiryView(APIView):
     @extend_schema(
         operation_id="entitlements_set_expiry",
         request=ExpiryIn,
-        responses={200: EntitlementSerializer, 400: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+        responses={200: EntitlementSerializer},
     )
     def post(self, request, entitlement_id: str):
         body = _valid(ExpiryIn, request.data)
@@ -269,7 +282,7 @@ class FamilyMembersView(GenericAPIView):
 
     @extend_schema(
         operation_id="families_members_list",
-        responses={200: FamilyMemberSerializer(many=True), 401: PROBLEM, 404: PROBLEM},
+        responses={200: FamilyMemberSerializer(many=True)},
     )
     def get(self, request, family_id: str):
         family = _family_for(request, family_id, manage=False)
@@ -279,7 +292,7 @@ class FamilyMembersView(GenericAPIView):
     @extend_schema(
         operation_id="families_members_add",
         request=MemberIn,
-        responses={201: FamilyMemberSerializer, 400: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM},
+        responses={201: FamilyMemberSerializer, 409: PLAN_FULL},
     )
     @idempotent
     def post(self, request, family_id: str):
@@ -292,7 +305,7 @@ class FamilyMembersView(GenericAPIView):
 class FamilyMemberView(APIView):
     @extend_schema(
         operation_id="families_members_remove",
-        responses={204: None, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM},
+        responses={204: None, 409: OWNER_STAYS},
     )
     def delete(self, request, family_id: str, user_id: str):
         family = _family_for(request, family_id, manage=True)

@@ -158,7 +158,7 @@ def test_batch_check(user_client, alice_row):
             {"feature_codes": [f"f{n}" for n in range(101)]},
             {"feature_codes": ["Ensure this field has no more than 100 elements."]},
         ),
-        ({"feature_codes": ["ok", 7]}, {"feature_codes.1": ["A string is required."]}),
+        ({"feature_codes": ["ok", 7]}, {"feature_codes[1]": ["A string is required."]}),
         ({"feature_codes": ["a"], "extra": 1}, {"extra": ["Unknown field."]}),
     ],
 )
