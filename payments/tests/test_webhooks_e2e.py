@@ -12,7 +12,6 @@ import requests
 import stripe
 
 from entitlements.models import Entitlement
-from entitlements.selectors import entitlement_check
 from jia_payments.core.models import OutboxEvent
 from payments.checkout import checkout_country, checkout_session_create
 from payments.models import CheckoutSession, Payment, Refund, StripeEvent
@@ -97,8 +96,15 @@ def test_the_whole_story_in_india_buy_pay_access_refund_revoked(stripe_e2e):
 
 
 def check(e2e, user_id: str, feature_code: str = "ai_assistant") -> dict:
-    """The access check (entitlements.selectors; its REST endpoint is the entitlements app's)."""
-    return entitlement_check(user_id=user_id, feature_code=feature_code)
+    """GET /api/v1/entitlements/check/ as the user, over HTTP; times parsed."""
+    response = e2e.api(user_id).get(
+        e2e.url("/api/v1/entitlements/check/"), params={"feature_code": feature_code}
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    if answer["expires_at"]:
+        answer["expires_at"] = datetime.fromisoformat(answer["expires_at"].replace("Z", "+00:00"))
+    return answer
 
 
 def test_one_time_checkout_grants_a_lifetime_plan_and_records_a_completed_payment(stripe_e2e):
