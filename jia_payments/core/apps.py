@@ -16,3 +16,4 @@ class CoreConfig(AppConfig):
 
     def ready(self):
         setting_changed.connect(_reload_auth_keys, dispatch_uid="core.reload_auth_keys")
+        from jia_payments.core import request_logging  # noqa: F401  (connects the log receivers)
