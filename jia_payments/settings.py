@@ -105,6 +105,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # WAL lets the dev server read while a request writes; NORMAL sync is safe with WAL.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -304,3 +309,11 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "write": env.str("THROTTLE_WRITE", default="60/min"),
 }
 REST_FRAMEWORK["NUM_PROXIES"] = env.int("THROTTLE_NUM_PROXIES", default=0)
+
+# --- Idempotency keys (API creates) -------------------------------------------------------
+# Kept at least this long (API.md: 24 h), then pruned by the beat task below.
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+CELERY_BEAT_SCHEDULE["core.prune_idempotency_keys"] = {
+    "task": "core.prune_idempotency_keys",
+    "schedule": 3600.0,
+}

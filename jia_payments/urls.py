@@ -25,5 +25,7 @@ urlpatterns += [
     path("readyz", health.readiness, name="readyz"),
 ]
 
+handler400 = "jia_payments.core.errors.bad_request_view"
+handler403 = "jia_payments.core.errors.permission_denied_view"
 handler404 = "jia_payments.core.errors.not_found_view"
 handler500 = "jia_payments.core.errors.server_error_view"

@@ -1,4 +1,11 @@
-"""Who is calling: Better Auth JWTs (`better-auth-token` or `Authorization: Bearer`) and staff sessions."""
+"""Who is calling: Better Auth JWTs (`better-auth-token` or `Authorization: Bearer`) and staff sessions.
+
+Tokens are verified with PyJWT against `AUTH_PUBLIC_KEY_PEM` or the JWKS file `AUTH_JWKS_PATH`,
+with the algorithms of `AUTH_JWT_ALGORITHMS` (asymmetric only: an HMAC or `none` algorithm is a
+configuration error, see `jia_payments.core.checks`). `exp` and `sub` are required; `iss`/`aud`
+are checked when configured. Without a key, and only with DEBUG on, the raw header value is taken
+as the user id (API.md, development only).
+"""
 
 import functools
 import re
@@ -8,6 +15,12 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
 from rest_framework import authentication, exceptions
+
+# Signature algorithms a public key can verify. HS*/none never verify a Better Auth token.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"EdDSA", "Ed25519", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+)
+MAX_TOKEN_LENGTH = 8192
 
 
 @dataclass(frozen=True)
@@ -25,9 +38,18 @@ class Principal:
     is_anonymous = False
 
     @property
+    def pk(self) -> str:
+        """A stable identity per caller (DRF's user throttles key on `request.user.pk`)."""
+        return str(self)
+
+    @property
     def is_privileged(self) -> bool:
         """Service and staff may act for any user."""
         return self.role in (self.SERVICE, self.STAFF)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role == self.STAFF
 
     def may_act_for(self, user_id: str) -> bool:
         return self.is_privileged or self.user_id == user_id
@@ -40,15 +62,23 @@ _ROLE_CLAIMS = {"service": Principal.SERVICE, "admin": Principal.STAFF}
 _DEV_USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,255}$")
 
 
+def allowed_algorithms() -> list[str]:
+    """The configured algorithms that can verify a public-key signature (never HS*/none)."""
+    return [name for name in settings.AUTH_JWT_ALGORITHMS if name in ASYMMETRIC_ALGORITHMS]
+
+
 @functools.cache
 def _verification_keys() -> dict[str | None, object]:
-    """Keys by `kid` (None: the single configured PEM key). Loaded once per process."""
+    """Keys by `kid` (None: the single configured PEM key). Loaded once per process.
+
+    JWKS entries stay `PyJWK` objects so PyJWT binds each key to its own algorithm.
+    """
     if settings.AUTH_PUBLIC_KEY_PEM:
         return {None: load_pem_public_key(settings.AUTH_PUBLIC_KEY_PEM.encode())}
     if settings.AUTH_JWKS_PATH:
         with open(settings.AUTH_JWKS_PATH, encoding="utf-8") as handle:
             jwks = jwt.PyJWKSet.from_json(handle.read())
-        return {key.key_id: key.key for key in jwks.keys}
+        return {key.key_id: key for key in jwks.keys}
     return {}
 
 
@@ -56,27 +86,36 @@ def auth_is_configured() -> bool:
     return bool(settings.AUTH_PUBLIC_KEY_PEM or settings.AUTH_JWKS_PATH)
 
 
-def verify_token(token: str) -> Principal:
+def _key_for(header: dict):
     keys = _verification_keys()
+    kid = header.get("kid")
+    if kid is not None and kid in keys:
+        return keys[kid]
+    if len(keys) == 1:
+        return next(iter(keys.values()))
+    raise exceptions.AuthenticationFailed("Unknown signing key.")
+
+
+def verify_token(token: str) -> Principal:
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise exceptions.AuthenticationFailed("Malformed token.")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as error:
         raise exceptions.AuthenticationFailed("Malformed token.") from error
-    key = keys.get(header.get("kid")) or (next(iter(keys.values())) if len(keys) == 1 else None)
-    if key is None:
-        raise exceptions.AuthenticationFailed("Unknown signing key.")
+    key = _key_for(header)
     options = {"require": ["exp", "sub"], "verify_aud": bool(settings.AUTH_JWT_AUDIENCE)}
     try:
         claims = jwt.decode(
             token,
             key,
-            algorithms=settings.AUTH_JWT_ALGORITHMS,
+            algorithms=allowed_algorithms(),
             options=options,
             audience=settings.AUTH_JWT_AUDIENCE or None,
             issuer=settings.AUTH_JWT_ISSUER or None,
             leeway=settings.AUTH_JWT_LEEWAY_SECONDS,
         )
-    except jwt.PyJWTError as error:
+    except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise exceptions.AuthenticationFailed("Invalid or expired token.") from error
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 255:
@@ -85,9 +124,9 @@ def verify_token(token: str) -> Principal:
 
 
 def _token_from(request) -> str | None:
-    token = request.META.get("HTTP_BETTER_AUTH_TOKEN")
+    token = request.META.get("HTTP_BETTER_AUTH_TOKEN", "").strip()
     if token:
-        return token.strip()
+        return token
     scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()

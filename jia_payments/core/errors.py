@@ -1,23 +1,33 @@
 """Domain errors and the one renderer of every API error: RFC 9457 problem details.
 
 A service raises a `DomainError` subclass with a stable `code`; views never build error bodies.
+Every error an API client can meet has the shape
+`{"type", "title", "status", "detail", "code"[, "errors": {"field": ["message", ...]}]}` with
+`Content-Type: application/problem+json`: DRF's own exceptions, Django's `Http404`,
+`PermissionDenied`, `ValidationError` and `RequestDataTooBig`, unhandled exceptions (500, logged,
+never a stack trace) and, through `handler400/403/404/500`, the errors Django answers outside a view.
 """
 
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://docs.jia.app/problems/"
 
 
 class DomainError(Exception):
+    """A business rule said no. Subclasses set a stable `code`, an HTTP `status` and a `title`."""
+
     status = 400
     code = "invalid"
     title = "Invalid request"
@@ -44,13 +54,32 @@ class Unprocessable(DomainError):
     status, code, title = 422, "unprocessable", "Unprocessable request"
 
 
+class IdempotencyKeyReused(DomainError):
+    status, code, title = 422, "idempotency_key_reused", "Idempotency key reused"
+
+
+class IdempotencyKeyInProgress(DomainError):
+    status, code, title = 409, "idempotency_key_in_progress", "Request with this key in progress"
+
+
+class PayloadTooLarge(DomainError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
 class ServiceUnavailable(DomainError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
 
 
+class ProblemJSONRenderer(JSONRenderer):
+    """Renders error bodies, whatever the client asked for (no HTML error pages on the API)."""
+
+    media_type = PROBLEM_CONTENT_TYPE
+    format = "problem+json"
+
+
 def problem(status: int, code: str, title: str, detail: str, errors: dict | None = None) -> dict:
     body = {
-        "type": f"https://docs.jia.app/problems/{code}",
+        "type": f"{PROBLEM_TYPE_BASE}{code}",
         "title": title,
         "status": status,
         "detail": detail,
@@ -93,30 +122,28 @@ _DRF_CODES = {
     drf.Throttled: (429, "throttled", "Too many requests"),
 }
 
-
-def _problem_response(body: dict, headers: dict | None = None) -> Response:
-    return Response(body, status=body["status"], headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+SERVER_ERROR = (500, "server_error", "Internal server error", "An unexpected error occurred.")
 
 
-def problem_details_handler(exc, context):
-    """DRF EXCEPTION_HANDLER: every error the API raises, in one shape."""
-    set_rollback()
-    headers = {}
+def problem_for(exc) -> tuple[dict, dict]:
+    """The problem body and extra headers for an exception (None: not one we know)."""
+    headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
-        return _problem_response(problem(exc.status, exc.code, exc.title, exc.detail, exc.errors))
+        return problem(exc.status, exc.code, exc.title, exc.detail, exc.errors), headers
     if isinstance(exc, Http404):
-        exc = drf.NotFound()
+        exc = drf.NotFound("No such resource.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
-        return _problem_response(
-            problem(413, "payload_too_large", "Payload too large", "The request body is too large.")
-        )
+        exc = PayloadTooLarge("The request body is larger than the server accepts.")
+        return problem(exc.status, exc.code, exc.title, exc.detail), headers
+    elif isinstance(exc, DjangoValidationError):
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        errors = {("non_field_errors" if k == "__all__" else k): v for k, v in errors.items()}
+        return problem(400, "invalid", "Invalid request", "The request has invalid fields.", errors), headers
     if isinstance(exc, drf.ValidationError):
         errors = _as_field_errors(exc.detail)
-        return _problem_response(
-            problem(400, "invalid", "Invalid request", "The request has invalid fields.", errors)
-        )
+        return problem(400, "invalid", "Invalid request", "The request has invalid fields.", errors), headers
     if isinstance(exc, drf.APIException):
         status, code, title = next(
             (spec for cls, spec in _DRF_CODES.items() if isinstance(exc, cls)),
@@ -127,30 +154,62 @@ def problem_details_handler(exc, context):
         if getattr(exc, "wait", None) is not None:
             headers["Retry-After"] = str(int(exc.wait) + (0 if float(exc.wait).is_integer() else 1))
         detail = exc.detail if isinstance(exc.detail, str) else title
-        return _problem_response(problem(status, code, title, str(detail)), headers)
-    logger.exception("unhandled error in API view", exc_info=exc)
-    return _problem_response(
-        problem(500, "server_error", "Internal server error", "An unexpected error occurred.")
-    )
+        return problem(status, code, title, str(detail)), headers
+    logger.error("unhandled error in API view", exc_info=exc)
+    return problem(*SERVER_ERROR), headers
 
 
-def _wants_problem(request) -> bool:
-    return request.path.startswith("/api/") or request.path.startswith("/stripe/")
+def problem_details_handler(exc, context):
+    """DRF EXCEPTION_HANDLER: every error the API raises, in one shape."""
+    set_rollback()
+    body, headers = problem_for(exc)
+    request = context.get("request")
+    if request is not None:
+        # finalize_response keeps a renderer already chosen: errors are never rendered as HTML.
+        request.accepted_renderer = ProblemJSONRenderer()
+        request.accepted_media_type = PROBLEM_CONTENT_TYPE
+    return Response(body, status=body["status"], headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def problem_response(body: dict, headers: dict | None = None) -> JsonResponse:
+    """A problem as a plain Django response (outside DRF: middleware, URL-level handlers)."""
+    response = JsonResponse(body, status=body["status"], content_type=PROBLEM_CONTENT_TYPE)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith("/api/") or path.startswith("/stripe/")
+
+
+def bad_request_view(request, exception=None):
+    if is_api_path(request.path):
+        return problem_response(problem(400, "bad_request", "Bad request", "The request is malformed."))
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)
+
+
+def permission_denied_view(request, exception=None):
+    if is_api_path(request.path):
+        return problem_response(problem(403, "permission_denied", "Permission denied", "Permission denied."))
+    from django.views.defaults import permission_denied
+
+    return permission_denied(request, exception)
 
 
 def not_found_view(request, exception=None):
-    if _wants_problem(request):
-        body = problem(404, "not_found", "Not found", "No such resource.")
-        return JsonResponse(body, status=404, content_type=PROBLEM_CONTENT_TYPE)
+    if is_api_path(request.path):
+        return problem_response(problem(404, "not_found", "Not found", "No such resource."))
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
 
 
 def server_error_view(request):
-    if _wants_problem(request):
-        body = problem(500, "server_error", "Internal server error", "An unexpected error occurred.")
-        return JsonResponse(body, status=500, content_type=PROBLEM_CONTENT_TYPE)
+    if is_api_path(request.path):
+        return problem_response(problem(*SERVER_ERROR))
     from django.views.defaults import server_error
 
     return server_error(request)

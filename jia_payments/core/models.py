@@ -61,7 +61,11 @@ class IdempotencyKey(models.Model):
     request_fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request body")
     state = models.CharField(max_length=16, choices=State.choices, default=State.IN_PROGRESS)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
+    response_body = models.TextField(
+        blank=True,
+        default="",
+        help_text="The stored answer's JSON exactly as sent (key order kept for the replay)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,26 +1,34 @@
+"""`?limit=&offset=` pagination: default 20, max 100; nonsense values are 400, never clamped."""
+
+import re
+
 from rest_framework import exceptions, pagination
 
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
+MAX_OFFSET = 10**9
 
-def _bounded_int(request, name: str, *, default: int, minimum: int, maximum: int | None) -> int:
+
+def bounded_int_param(request, name: str, *, default: int, minimum: int, maximum: int) -> int:
+    """A whole-number query parameter within [minimum, maximum], or 400 naming the parameter."""
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or (maximum is not None and int(raw) > maximum) or int(raw) < minimum:
-        upper = f" and {maximum}" if maximum is not None else ""
-        raise exceptions.ValidationError({name: [f"Must be a whole number between {minimum}{upper}."]})
-    return int(raw)
+    value = int(raw) if _WHOLE_NUMBER.fullmatch(raw) else None
+    if value is None or not minimum <= value <= maximum:
+        raise exceptions.ValidationError({name: [f"Must be a whole number between {minimum} and {maximum}."]})
+    return value
 
 
 class LimitOffsetPagination(pagination.LimitOffsetPagination):
-    """`?limit=&offset=`; default 20, max 100; nonsense values are 400, not silently clamped."""
+    """The body is `{"count", "next", "previous", "results"}` (API.md "Lists")."""
 
     default_limit = 20
     max_limit = 100
 
     def get_limit(self, request):
-        return _bounded_int(
+        return bounded_int_param(
             request, self.limit_query_param, default=self.default_limit, minimum=1, maximum=self.max_limit
         )
 
     def get_offset(self, request):
-        return _bounded_int(request, self.offset_query_param, default=0, minimum=0, maximum=10**9)
+        return bounded_int_param(request, self.offset_query_param, default=0, minimum=0, maximum=MAX_OFFSET)

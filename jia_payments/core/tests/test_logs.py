@@ -16,7 +16,7 @@ from jia_payments.core.logs import REDACTED, redact
 from testsupport.logcapture import capture_logs, secrets_in
 
 ROOT = Path(__file__).resolve().parents[3]
-pytestmark = pytest.mark.urls("jia_payments.core.tests.urls")
+pytestmark = pytest.mark.urls("jia_payments.core.tests.ops_urls")
 
 
 def _finished(logs) -> dict:
@@ -41,7 +41,7 @@ def test_a_request_logs_one_json_line_with_the_operator_fields(api_client_for):
     # The view's own line carries the same request id.
     (echo,) = logs.events("echo_posted")
     assert echo["request_id"] == "req-abc-123"
-    assert echo["logger"] == "jia_payments.core.tests.urls"
+    assert echo["logger"] == "jia_payments.core.tests.ops_urls"
 
 
 def test_without_a_request_id_one_is_generated_and_returned(anon_client):

@@ -12,7 +12,7 @@ from django.test import override_settings
 
 from jia_payments.core.throttling import _WindowThrottle
 
-pytestmark = [pytest.mark.urls("jia_payments.core.tests.urls"), pytest.mark.django_db]
+pytestmark = [pytest.mark.urls("jia_payments.core.tests.ops_urls"), pytest.mark.django_db]
 
 NOW = 1_900_000_050  # 30 s into a minute (windows start at multiples of their length)
 

@@ -1,27 +1,108 @@
-"""Test-only routes: a small DRF view with the project's default authentication and throttles."""
+"""A URLconf for the core tests: the project's URLs plus small views that exercise the shared layers."""
 
-import structlog
 from django.urls import path
-from rest_framework.permissions import AllowAny
+from rest_framework import generics, serializers, throttling
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jia_payments.core.tests.tasks import log_probe
+from jia_payments.core.idempotency import idempotent
+from jia_payments.core.permissions import IsServiceOrStaff
+from jia_payments.core.validation import (
+    CountryCodeField,
+    CurrencyField,
+    JSONObjectField,
+    MultiplierField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+)
+from jia_payments.urls import *  # noqa: F403
+from jia_payments.urls import urlpatterns as project_urlpatterns
+from pricing.models import Feature
 
-logger = structlog.get_logger(__name__)
+
+class ThingIn(StrictSerializer):
+    code = StrictCharField(max_length=64)
+    amount = StrictIntegerField(min_value=1, max_value=99_999_999, required=False)
+    currency = CurrencyField(required=False)
+    country = CountryCodeField(required=False)
+    multiplier = MultiplierField(required=False)
+    metadata = JSONObjectField(required=False)
 
 
-class EchoView(APIView):
-    permission_classes = [AllowAny]
+class ThingOut(serializers.ModelSerializer):
+    class Meta:
+        model = Feature
+        fields = ["code", "name"]
+
+
+def _create(request):
+    data = ThingIn(data=request.data)
+    data.is_valid(raise_exception=True)
+    feature = Feature.objects.create(code=data.validated_data["code"], name="thing")
+    return Response({**ThingOut(feature).data, "echo": data.validated_data}, status=201)
+
+
+class Things(generics.ListAPIView):
+    queryset = Feature.objects.order_by("code")
+    serializer_class = ThingOut
+
+    @idempotent
+    def post(self, request):
+        return _create(request)
+
+
+class SlowThings(APIView):
+    @idempotent(atomic=False)
+    def post(self, request):
+        if request.data.get("code") == "explode":
+            raise RuntimeError("boom")
+        return _create(request)
+
+
+class WhoAmI(APIView):
+    def get(self, request):
+        return Response({"user_id": request.user.user_id, "role": request.user.role})
+
+
+def django_boom(request):
+    raise RuntimeError("secret internals")
+
+
+class Boom(APIView):
+    def get(self, request):
+        raise RuntimeError("secret internals")
+
+
+class Staffish(APIView):
+    permission_classes = [IsServiceOrStaff]
+
+    def get(self, request):
+        return Response({"who": str(request.user)})
+
+
+class OnePerMinute(throttling.SimpleRateThrottle):
+    rate = "1/min"
+    scope = "test"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+class Throttled(APIView):
+    throttle_classes = [OnePerMinute]
 
     def get(self, request):
         return Response({"ok": True})
 
-    def post(self, request):
-        marker = request.data.get("marker", "")
-        logger.info("echo_posted", marker=marker)
-        log_probe.delay(marker)
-        return Response({"ok": True}, status=201)
 
-
-urlpatterns = [path("echo/", EchoView.as_view())]
+urlpatterns = [
+    path("api/test/things/", Things.as_view()),
+    path("api/test/slow-things/", SlowThings.as_view()),
+    path("api/test/boom/", Boom.as_view()),
+    path("api/test/django-boom/", django_boom),
+    path("api/test/whoami/", WhoAmI.as_view()),
+    path("api/test/staffish/", Staffish.as_view()),
+    path("api/test/throttled/", Throttled.as_view()),
+    *project_urlpatterns,
+]

@@ -1,0 +1,183 @@
+"""`Idempotency-Key` for every API create (API.md "Conventions"), stored in PostgreSQL per caller.
+
+Use it on a DRF handler method:
+
+    class PaymentList(APIView):
+        @idempotent
+        def post(self, request): ...
+
+- No header: the request runs as usual. A header that is empty, longer than 255 characters or not
+  printable ASCII is 400.
+- The first request with a key claims the row `(caller, key)` (`core.IdempotencyKey`); a 2xx answer
+  is stored with it. Another request with that key and the same method, path and body gets the
+  stored status and body again (header `Idempotent-Replayed: true`) without a second effect; with a
+  different method, path or body it is 422 `idempotency_key_reused`. A non-2xx answer (bad input,
+  refused) changed nothing and is not stored: the key stays free for a corrected request.
+- `atomic=True` (default): the claim, the view's writes and the stored answer commit in one
+  transaction. A concurrent request with the same key waits on the row's unique index until the
+  first commits, then replays its answer (or, if the first failed, runs itself): exactly one effect,
+  and a crash can never leave a half-done key. Use it for views that only write to the database.
+- `atomic=False`: for views that call out of the process (Stripe) and so must not hold a
+  transaction open. The claim commits first; a concurrent request meanwhile gets 409
+  `idempotency_key_in_progress` (retry later); an exception releases the key. The external call
+  must itself be idempotent (Stripe idempotency keys derived from our row ids, DESIGN.md rule 6).
+- Keys are kept `IDEMPOTENCY_KEY_TTL_HOURS` (24 by default); older ones no longer replay and are
+  deleted by the periodic task `core.prune_idempotency_keys`.
+"""
+
+import functools
+import hashlib
+import json
+import re
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from jia_payments.core.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
+from jia_payments.core.models import IdempotencyKey
+from jia_payments.core.permissions import principal_of
+
+HEADER = "Idempotency-Key"
+REPLAY_HEADER = "Idempotent-Replayed"
+_META_NAME = "HTTP_IDEMPOTENCY_KEY"
+_KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
+_PATH_MAX = IdempotencyKey._meta.get_field("path").max_length
+
+
+def key_ttl() -> timedelta:
+    return timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+
+
+def idempotency_key_from(request) -> str | None:
+    raw = request.META.get(_META_NAME)
+    if raw is None:
+        return None
+    if not _KEY.fullmatch(raw):
+        raise exceptions.ValidationError(
+            {HEADER: ["1 to 255 printable ASCII characters, no leading or trailing space."]}
+        )
+    return raw
+
+
+def request_fingerprint(request) -> str:
+    """SHA-256 of method, path and the parsed body (key order and whitespace do not matter)."""
+    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+    return hashlib.sha256(f"{request.method}\n{request.path}\n{body}".encode()).hexdigest()
+
+
+def idempotent(handler=None, *, atomic: bool = True):
+    """Decorate a DRF handler method (`post`, `create`, ...) with Idempotency-Key semantics."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(view, request, *args, **kwargs):
+            return run_idempotently(request, lambda: method(view, request, *args, **kwargs), atomic=atomic)
+
+        wrapper.idempotent = True  # read by the OpenAPI schema (documents the header)
+        return wrapper
+
+    return decorate(handler) if handler is not None else decorate
+
+
+def run_idempotently(request, handler, *, atomic: bool = True) -> Response:
+    key = idempotency_key_from(request)
+    principal = principal_of(request)
+    if key is None or principal is None:
+        return handler()
+    claim = _Claim(caller=str(principal), key=key, method=request.method, path=request.path[:_PATH_MAX])
+    fingerprint = request_fingerprint(request)
+    if atomic:
+        with transaction.atomic():
+            record = claim.take(fingerprint)
+            if not record.claimed_now:
+                return _answer_for(record, fingerprint)
+            response = handler()
+            if _is_success(response):
+                _store(record, response)
+            else:
+                transaction.set_rollback(True)  # releases the key; a refused request wrote nothing
+            return response
+    with transaction.atomic():
+        record = claim.take(fingerprint)
+    if not record.claimed_now:
+        return _answer_for(record, fingerprint)
+    try:
+        response = handler()
+    except BaseException:
+        record.delete()
+        raise
+    if _is_success(response):
+        _store(record, response)
+    else:
+        record.delete()
+    return response
+
+
+class _Claim:
+    def __init__(self, *, caller: str, key: str, method: str, path: str):
+        self.caller, self.key, self.method, self.path = caller, key, method, path
+
+    def take(self, fingerprint: str) -> IdempotencyKey:
+        """Our new row (`claimed_now` True) or the existing live one (`claimed_now` False)."""
+        for _ in range(2):
+            try:
+                with transaction.atomic():
+                    record = IdempotencyKey.objects.create(
+                        caller=self.caller,
+                        key=self.key,
+                        method=self.method,
+                        path=self.path,
+                        request_fingerprint=fingerprint,
+                    )
+                record.claimed_now = True
+                return record
+            except IntegrityError:
+                record = IdempotencyKey.objects.filter(caller=self.caller, key=self.key).first()
+                if record is None:
+                    continue  # the holder rolled back or the row was pruned: claim again
+                if not _expired(record.created_at):
+                    record.claimed_now = False
+                    return record
+                IdempotencyKey.objects.filter(pk=record.pk, created_at=record.created_at).delete()
+        raise IdempotencyKeyInProgress("Another request with this Idempotency-Key is in progress.")
+
+
+def _expired(created_at: datetime) -> bool:
+    return created_at < timezone.now() - key_ttl()
+
+
+def _answer_for(record: IdempotencyKey, fingerprint: str) -> Response:
+    if record.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used with a different request; use a new key for a new request."
+        )
+    if record.state != IdempotencyKey.State.COMPLETED:
+        raise IdempotencyKeyInProgress(
+            "A request with this Idempotency-Key is still in progress; retry later."
+        )
+    data = json.loads(record.response_body) if record.response_body else None
+    return Response(data, status=record.response_status, headers={REPLAY_HEADER: "true"})
+
+
+def _is_success(response) -> bool:
+    return 200 <= response.status_code < 300
+
+
+def _store(record: IdempotencyKey, response: Response) -> None:
+    body = JSONRenderer().render(response.data).decode() if response.data is not None else ""
+    IdempotencyKey.objects.filter(pk=record.pk).update(
+        state=IdempotencyKey.State.COMPLETED, response_status=response.status_code, response_body=body
+    )
+
+
+def idempotency_keys_prune(*, older_than: timedelta | None = None) -> int:
+    """Delete keys older than the TTL (or `older_than`); returns how many."""
+    cutoff = timezone.now() - (older_than if older_than is not None else key_ttl())
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

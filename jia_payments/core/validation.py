@@ -1,0 +1,142 @@
+"""Strict input for every API write: serializer base and fields the apps share.
+
+- `StrictSerializer` rejects fields it does not know (a typo is an error, not silently ignored).
+- `StrictIntegerField` takes JSON integers only: no floats (`12.0`), strings (`"12"`) or booleans.
+- `StrictCharField` takes JSON strings only.
+- `CurrencyField`: an ISO 4217 currency code from pycountry's list (funds, metals and test codes
+  excluded), upper-cased.
+- `CountryCodeField`: an ISO 3166-1 alpha-2 code that exists (plus `XK`, Kosovo, which the World
+  Bank and our pricing zones use), upper-cased.
+- `JSONObjectField`: a JSON object of bounded encoded size.
+- `MultiplierField`: a decimal 0.00 .. 9.99 with at most two places.
+"""
+
+import json
+from decimal import Decimal
+
+import pycountry
+from rest_framework import serializers
+
+# ISO 4217 codes that are not money a customer pays in: funds, precious metals, SDR-style units,
+# the testing code and "no currency".
+NOT_MONEY = frozenset(
+    {"BOV", "CHE", "CHW", "CLF", "COU", "MXV", "USN", "UYI", "UYW", "XAD", "XAG", "XAU", "XBA", "XBB"}
+    | {"XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"}
+)
+CURRENCY_CODES = frozenset(c.alpha_3 for c in pycountry.currencies) - NOT_MONEY
+# XK: Kosovo, user-assigned in ISO 3166 but used by the World Bank, Stripe and our seed data.
+COUNTRY_CODES = frozenset(c.alpha_2 for c in pycountry.countries) | {"XK"}
+
+DEFAULT_JSON_OBJECT_MAX_BYTES = 4096
+
+
+def is_currency_code(value: str) -> bool:
+    return value in CURRENCY_CODES
+
+
+def is_country_code(value: str) -> bool:
+    return value in COUNTRY_CODES
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid": "A whole number (JSON integer) is required."}
+
+    def to_internal_value(self, data):
+        if type(data) is not int:  # bool is an int subclass: refused too
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"invalid": "A string is required."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class CurrencyField(StrictCharField):
+    default_error_messages = {"unknown": "'{value}' is not an ISO 4217 currency code."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 3)
+        kwargs.setdefault("help_text", "ISO 4217 code, upper case, e.g. USD")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data).upper()
+        if not is_currency_code(value):
+            self.fail("unknown", value=value[:10])
+        return value
+
+
+class CountryCodeField(StrictCharField):
+    default_error_messages = {"unknown": "'{value}' is not an ISO 3166-1 alpha-2 country code."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 2)
+        kwargs.setdefault("min_length", 2)
+        kwargs.setdefault("help_text", "ISO 3166-1 alpha-2 code, e.g. IN")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data).upper()
+        if not is_country_code(value):
+            self.fail("unknown", value=value)
+        return value
+
+
+class JSONObjectField(serializers.JSONField):
+    default_error_messages = {
+        "not_object": "A JSON object is required.",
+        "too_large": "At most {max_bytes} bytes of JSON.",
+    }
+
+    def __init__(self, *, max_bytes: int = DEFAULT_JSON_OBJECT_MAX_BYTES, **kwargs):
+        self.max_bytes = max_bytes
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        if len(json.dumps(data, separators=(",", ":")).encode()) > self.max_bytes:
+            self.fail("too_large", max_bytes=self.max_bytes)
+        return data
+
+
+class MultiplierField(serializers.DecimalField):
+    """Pricing multiplier: "0.70" in and out (a JSON number is accepted on input)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", Decimal("0.00"))
+        kwargs.setdefault("max_value", Decimal("9.99"))
+        super().__init__(max_digits=5, decimal_places=2, **kwargs)  # the column's digits
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictSerializer(serializers.Serializer):
+    """A serializer for writes that refuses fields it does not declare as writable."""
+
+    default_error_messages = {"unknown_field": "Unknown field."}
+
+    def to_internal_value(self, data):
+        unknown = []
+        if isinstance(data, dict):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(str(name) for name in data if name not in writable)
+        errors = {name: [self.error_messages["unknown_field"]] for name in unknown}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if not errors or not isinstance(error.detail, dict):
+                raise
+            errors.update(error.detail)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
