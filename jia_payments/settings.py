@@ -317,3 +317,16 @@ CELERY_BEAT_SCHEDULE["core.prune_idempotency_keys"] = {
     "task": "core.prune_idempotency_keys",
     "schedule": 3600.0,
 }
+
+# --- Entitlements (cache, expiry sweeper) ---------------------------------------------------
+
+ENTITLEMENTS_CACHE_ALIAS = env.str("ENTITLEMENTS_CACHE_ALIAS", default="default")
+# Upper bound on a cache entry's life; entries also never outlive the earliest expiry inside.
+ENTITLEMENTS_CACHE_MAX_TTL = env.float("ENTITLEMENTS_CACHE_MAX_TTL", default=300.0)
+# After a Redis error, checks skip the cache (answer from the database) for this long.
+ENTITLEMENTS_CACHE_RETRY_SECONDS = env.float("ENTITLEMENTS_CACHE_RETRY_SECONDS", default=5.0)
+ENTITLEMENTS_SWEEP_SECONDS = env.float("ENTITLEMENTS_SWEEP_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE["entitlements-expire-due"] = {
+    "task": "entitlements.expire_due",
+    "schedule": ENTITLEMENTS_SWEEP_SECONDS,
+}

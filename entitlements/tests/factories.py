@@ -27,3 +27,8 @@ class EntitlementFactory(factory.django.DjangoModelFactory):
     user_id = factory.Sequence(lambda n: f"user_{n}")
     feature = factory.SubFactory(FeatureFactory)
     plan = factory.SubFactory(PlanFactory)
+
+
+def plan_with(codes, **fields):
+    """A plan giving these feature codes (features created as needed)."""
+    return PlanFactory(features=[FeatureFactory(code=code) for code in codes], **fields)

@@ -1,0 +1,194 @@
+"""The per-user entitlement cache: one entry per user holding every row the access check needs.
+
+A hit is one Redis round trip (MGET of the user's generation token and entry) and no SQL.
+
+Never stale: every write that can change a user's answer calls `invalidate_users` after its
+commit, which gives each affected user a new random generation token and deletes the entry. A
+reader notes the token *before* reading the database and stores it inside the entry; an entry
+whose token is not the current one is a miss. So a reader that read the database before a write
+committed can never plant its old answer after that write's invalidation. Entries also never
+outlive the earliest future expiry inside them (and the check compares `expires_at` with the
+clock on every read anyway).
+
+Redis down: reads and writes of the cache are skipped for a short while (a per-process circuit
+breaker), the check answers from the database, and a warning is logged.
+"""
+
+import hashlib
+import logging
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import caches
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+KEY_VERSION = "v1"
+_SAFE_USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,120}$")
+_CACHE_ERRORS = (ConnectionInterrupted, RedisError, OSError)
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+def _cache():
+    return caches[_setting("ENTITLEMENTS_CACHE_ALIAS", "default")]
+
+
+def _user_part(user_id: str) -> str:
+    if _SAFE_USER_ID.match(user_id):
+        return user_id
+    return "h." + hashlib.sha256(user_id.encode()).hexdigest()
+
+
+def entry_key(user_id: str) -> str:
+    return f"ent:{KEY_VERSION}:e:{_user_part(user_id)}"
+
+
+def generation_key(user_id: str) -> str:
+    return f"ent:{KEY_VERSION}:g:{_user_part(user_id)}"
+
+
+class CacheStats:
+    """Hit/miss/error counts of this process, for metrics (`snapshot()`)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.hits = self.misses = self.errors = self.invalidations = 0
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "hits": self.hits,
+                "misses": self.misses,
+                "errors": self.errors,
+                "invalidations": self.invalidations,
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self.hits = self.misses = self.errors = self.invalidations = 0
+
+
+stats = CacheStats()
+
+
+class _Breaker:
+    """After a cache error, leave the cache alone for `ENTITLEMENTS_CACHE_RETRY_SECONDS`."""
+
+    def __init__(self):
+        self.open_until = 0.0
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self.open_until
+
+    def trip(self, error: Exception, action: str) -> None:
+        stats.count("errors")
+        was_closed = self.allows()
+        self.open_until = time.monotonic() + _setting("ENTITLEMENTS_CACHE_RETRY_SECONDS", 5.0)
+        if was_closed:
+            logger.warning(
+                "entitlement cache unavailable (%s: %s); answering from the database",
+                action,
+                error.__class__.__name__,
+            )
+
+    def reset(self) -> None:
+        self.open_until = 0.0
+
+
+breaker = _Breaker()
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What a read found: `rows` (None on a miss) and the token to store a fresh entry under."""
+
+    rows: tuple | None
+    token: str | None
+
+
+def lookup(user_id: str) -> Lookup:
+    """One MGET. A hit returns the cached rows; a miss returns the token to `store` with."""
+    if not breaker.allows():
+        stats.count("misses")
+        return Lookup(rows=None, token=None)
+    gen_key, data_key = generation_key(user_id), entry_key(user_id)
+    try:
+        found = _cache().get_many([gen_key, data_key])
+    except _CACHE_ERRORS as error:
+        breaker.trip(error, "read")
+        stats.count("misses")
+        return Lookup(rows=None, token=None)
+    token, entry = found.get(gen_key), found.get(data_key)
+    if token is not None and entry is not None and entry[0] == token:
+        stats.count("hits")
+        return Lookup(rows=entry[1], token=token)
+    stats.count("misses")
+    if token is None:
+        token = _new_token(user_id)
+    return Lookup(rows=None, token=token)
+
+
+def _new_token(user_id: str) -> str | None:
+    """Give a user without a generation token one (SET NX; a concurrent winner's token wins)."""
+    cache, key = _cache(), generation_key(user_id)
+    token = uuid.uuid4().hex
+    try:
+        if cache.add(key, token, timeout=_generation_ttl()):
+            return token
+        return cache.get(key)
+    except _CACHE_ERRORS as error:
+        breaker.trip(error, "token")
+        return None
+
+
+def store(user_id: str, token: str | None, rows: tuple, ttl: float | None) -> None:
+    """Cache `rows` under `token` for at most `ttl` seconds (None: the maximum lifetime)."""
+    if token is None or not breaker.allows():
+        return
+    lifetime = _max_ttl() if ttl is None else min(ttl, _max_ttl())
+    if lifetime < 0.001:
+        return
+    try:
+        _cache().set(entry_key(user_id), (token, rows), timeout=lifetime)
+    except _CACHE_ERRORS as error:
+        breaker.trip(error, "write")
+
+
+def invalidate_users(user_ids) -> None:
+    """New generation tokens and no entries for these users. Call after commit."""
+    user_ids = {u for u in user_ids if u}
+    if not user_ids:
+        return
+    stats.count("invalidations", len(user_ids))
+    cache = _cache()
+    try:
+        cache.set_many({generation_key(u): uuid.uuid4().hex for u in user_ids}, timeout=_generation_ttl())
+        cache.delete_many([entry_key(u) for u in user_ids])
+    except _CACHE_ERRORS as error:
+        # The entries left behind die within ENTITLEMENTS_CACHE_MAX_TTL.
+        logger.error(
+            "entitlement cache invalidation failed for %d users (%s)", len(user_ids), error.__class__.__name__
+        )
+        breaker.trip(error, "invalidate")
+
+
+def _max_ttl() -> float:
+    return float(_setting("ENTITLEMENTS_CACHE_MAX_TTL", 300))
+
+
+def _generation_ttl() -> float:
+    # Outlives any entry by far; a missing token simply makes the next read a miss.
+    return max(_max_ttl() * 24, 86400.0)

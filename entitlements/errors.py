@@ -1,0 +1,27 @@
+"""The entitlement engine's domain errors (rendered as problem details with these codes)."""
+
+from jia_payments.core.errors import Conflict, DomainError
+
+
+class InvalidEntitlementInput(DomainError):
+    """400 with field errors: a referenced plan, feature or family that does not fit."""
+
+
+class PlanFull(Conflict):
+    code, title = "plan_full", "The family plan has no free seat"
+
+
+class AlreadyMember(Conflict):
+    code, title = "already_member", "Already a member of this family"
+
+
+class OwnerCannotLeave(Conflict):
+    code, title = "owner_cannot_leave", "The family owner cannot be removed"
+
+
+class EntitlementExists(Conflict):
+    code, title = "entitlement_exists", "An active entitlement like this one already exists"
+
+
+class FamilyOwnerMismatch(Conflict):
+    code, title = "family_owner_mismatch", "The family belongs to another user"

@@ -1,0 +1,183 @@
+"""Reads: the explained access check (single and batch), a user's entitlements, family members.
+
+The check works on "access rows", a compact tuple per entitlement the user holds directly or
+through a family; they are what the per-user cache stores (`entitlements.cache`).
+"""
+
+import math
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from django.db.models import Q
+from django.utils import timezone
+
+from entitlements import cache
+from entitlements.models import Entitlement, Family, FamilyMember
+
+ACTIVE, CANCELLED = Entitlement.Status.ACTIVE.value, Entitlement.Status.CANCELLED.value
+
+
+class AccessRow(NamedTuple):
+    entitlement_id: str
+    feature_code: str
+    plan_id: str
+    family_id: str | None
+    status: str
+    expires_at: float | None  # POSIX seconds; None = lifetime
+    ended_at: float  # when a row that no longer grants access stopped granting it
+    usage_limits: dict
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+def user_entitlements_q(user_id: str) -> Q:
+    """Rows the user holds directly, or through a family they belong to."""
+    families = FamilyMember.objects.filter(user_id=user_id).values("family_id")
+    return Q(user_id=user_id) | Q(family_id__in=families)
+
+
+_ROW_FIELDS = (
+    "id",
+    "feature_id",
+    "plan_id",
+    "family_id",
+    "status",
+    "expires_at",
+    "updated_at",
+    "usage_limits",
+)
+
+
+def load_access_rows(user_id: str) -> tuple[AccessRow, ...]:
+    """One SQL query: the user's own rows UNION ALL their families' rows."""
+    families = FamilyMember.objects.filter(user_id=user_id).values("family_id")
+    own = Entitlement.objects.filter(user_id=user_id).values_list(*_ROW_FIELDS)
+    shared = Entitlement.objects.filter(family_id__in=families).values_list(*_ROW_FIELDS)
+    rows, seen = [], set()
+    for pk, feature, plan, family, status, expires_at, updated_at, limits in own.union(shared, all=True):
+        if pk in seen:  # the owner's family rows come both ways
+            continue
+        seen.add(pk)
+        expires = _ts(expires_at)
+        ended = updated_at.timestamp() if status == CANCELLED or expires is None else expires
+        rows.append(
+            AccessRow(str(pk), feature, plan, family and str(family), status, expires, ended, limits or {})
+        )
+    return tuple(rows)
+
+
+def _ttl(rows: tuple[AccessRow, ...], now: float) -> float | None:
+    """Seconds until the earliest future expiry of a granting row (None: nothing expires)."""
+    upcoming = [r.expires_at for r in rows if r.status == ACTIVE and r.expires_at and r.expires_at > now]
+    return min(upcoming) - now if upcoming else None
+
+
+def access_rows(user_id: str) -> tuple[AccessRow, ...]:
+    """The user's access rows: from the cache (no SQL), or from the database and then cached."""
+    found = cache.lookup(user_id)
+    if found.rows is not None:
+        return found.rows
+    rows = load_access_rows(user_id)
+    cache.store(user_id, found.token, rows, _ttl(rows, timezone.now().timestamp()))
+    return rows
+
+
+def _merge_limits(granting: list[AccessRow]) -> dict:
+    """The most generous limit wins: the larger number; null (unlimited) or true beats any value."""
+    merged: dict = {}
+    for row in granting:
+        for name, value in row.usage_limits.items():
+            if name not in merged:
+                merged[name] = value
+                continue
+            current = merged[name]
+            if current is None or value is None:
+                merged[name] = None
+            elif isinstance(current, bool) or isinstance(value, bool):
+                merged[name] = bool(current) or bool(value)
+            elif isinstance(current, int | float) and isinstance(value, int | float):
+                merged[name] = max(current, value)
+    return merged
+
+
+def _answer(user_id: str, feature_code: str, rows, now: float) -> dict:
+    mine = [r for r in rows if r.feature_code == feature_code]
+    granting = [r for r in mine if r.status == ACTIVE and (r.expires_at is None or r.expires_at > now)]
+    if granting:
+        best = max(granting, key=lambda r: math.inf if r.expires_at is None else r.expires_at)
+        return {
+            "user_id": user_id,
+            "feature_code": feature_code,
+            "has_access": True,
+            "reason": "active",
+            "expires_at": _dt(best.expires_at),
+            "usage_limits": _merge_limits(granting),
+            "source": {
+                "entitlement_id": best.entitlement_id,
+                "plan_id": best.plan_id,
+                "family_id": best.family_id,
+            },
+        }
+    if mine:
+        latest = max(mine, key=lambda r: r.ended_at)
+        reason, expires_at = (
+            ("revoked", None) if latest.status == CANCELLED else ("expired", latest.expires_at)
+        )
+    else:
+        reason, expires_at = "no_entitlement", None
+    return {
+        "user_id": user_id,
+        "feature_code": feature_code,
+        "has_access": False,
+        "reason": reason,
+        "expires_at": _dt(expires_at),
+        "usage_limits": {},
+        "source": None,
+    }
+
+
+def entitlement_check(*, user_id: str, feature_code: str) -> dict:
+    """Does the user have the feature, and why (API.md "Entitlements")."""
+    return _answer(user_id, feature_code, access_rows(user_id), timezone.now().timestamp())
+
+
+def entitlement_check_many(*, user_id: str, feature_codes: list[str]) -> dict[str, dict]:
+    """The check for many features from one cache read."""
+    rows, now = access_rows(user_id), timezone.now().timestamp()
+    return {code: _answer(user_id, code, rows, now) for code in feature_codes}
+
+
+def entitlement_list(*, user_id: str, status: str | None = None):
+    """The user's entitlements, those through a family included, newest first."""
+    queryset = Entitlement.objects.filter(user_entitlements_q(user_id))
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset.order_by("-granted_at", "-id")
+
+
+def family_get(*, family_id) -> Family | None:
+    return Family.objects.filter(pk=family_id).first()
+
+
+def family_is_member(*, family: Family, user_id: str) -> bool:
+    return family.owner_user_id == user_id or family.members.filter(user_id=user_id).exists()
+
+
+def family_members(*, family: Family):
+    return family.members.order_by("added_at", "id")
+
+
+def family_user_ids(family_ids) -> set[str]:
+    """Everyone who sees these families' rows: members (owners are members) and owners."""
+    family_ids = {f for f in family_ids if f}
+    if not family_ids:
+        return set()
+    members = FamilyMember.objects.filter(family_id__in=family_ids).values_list("user_id", flat=True)
+    owners = Family.objects.filter(id__in=family_ids).values_list("owner_user_id", flat=True)
+    return set(members) | set(owners)
