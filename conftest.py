@@ -78,3 +78,50 @@ def _logs_carry_no_secrets(token_issuer):
         setting_changed.disconnect(dispatch_uid="logs_carry_no_secrets")
     leaked = secrets_in(logs.text, secret_values(token_issuer.issued) | overridden)
     assert not leaked, f"secrets in the logs of this test: {leaked}"
+
+
+# --- Domain events: a real Kafka-protocol broker (tansu) for the whole session ---------------
+
+
+@pytest.fixture(scope="session")
+def tansu():
+    """The session's broker (testsupport/tansu.py). Tests that stop it must start it again."""
+    from testsupport.tansu import TansuBroker
+
+    with TansuBroker() as broker:
+        yield broker
+
+
+@pytest.fixture
+def kafka_events(tansu, settings):
+    """Events relayed to a fresh topic on the session's broker: EVENTS_PROVIDER=kafka for this
+    test. `kafka_events.read(min_messages=N)` gives [(key, envelope, headers)] in topic order
+    per partition. Relays run in process (Celery eager) on commit, so use
+    django_db(transaction=True) to see them happen."""
+    import json
+    import uuid
+
+    from jia_payments.core.outbox import backoff, publishers
+
+    class KafkaEvents:
+        broker = tansu
+        topic = f"events-test-{uuid.uuid4().hex[:12]}"
+
+        def read(self, *, min_messages: int = 0, timeout: float = 20.0) -> list[tuple]:
+            records = self.broker.read_topic(self.topic, min_messages=min_messages, timeout=timeout)
+            return [(r.key.decode(), json.loads(r.value), dict(r.headers)) for r in records]
+
+    events = KafkaEvents()
+    if not tansu.running:
+        tansu.start()
+    tansu.create_topic(events.topic)
+    settings.EVENTS_PROVIDER = "kafka"
+    settings.EVENTS_BROKERS = [tansu.bootstrap_servers]
+    settings.EVENTS_TOPIC = events.topic
+    settings.EVENTS_PUBLISH_TIMEOUT_SECONDS = 3.0
+    settings.EVENTS_BACKOFF_MAX_SECONDS = 2.0
+    publishers.kafka_publisher.reset()
+    backoff.clear()
+    yield events
+    publishers.kafka_publisher.reset()
+    backoff.clear()

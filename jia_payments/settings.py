@@ -193,6 +193,24 @@ EVENTS_BROKERS = env.list("EVENTS_BROKERS", default=[])
 EVENTS_PROVIDER = env.str("EVENTS_PROVIDER", default="kafka" if EVENTS_BROKERS else "outbox")
 EVENTS_TOPIC = env.str("EVENTS_TOPIC", default="payments")
 EVENTS_SOURCE = env.str("EVENTS_SOURCE", default=f"/{APP_NAME}")
+if EVENTS_PROVIDER not in {"kafka", "log", "outbox"}:
+    raise ImproperlyConfigured(f"EVENTS_PROVIDER must be kafka, log or outbox, not {EVENTS_PROVIDER!r}")
+if EVENTS_PROVIDER == "kafka" and not EVENTS_BROKERS:
+    raise ImproperlyConfigured("EVENTS_PROVIDER=kafka needs EVENTS_BROKERS (host:port,host:port)")
+# The relay (jia_payments/core/outbox): rows per claim, how long the broker may take to acknowledge
+# a batch, the backoff while it is down, how often beat sweeps, how long sent rows are kept.
+EVENTS_BATCH_SIZE = env.int("EVENTS_BATCH_SIZE", default=500)
+EVENTS_PUBLISH_TIMEOUT_SECONDS = env.float("EVENTS_PUBLISH_TIMEOUT_SECONDS", default=15.0)
+EVENTS_BACKOFF_MAX_SECONDS = env.float("EVENTS_BACKOFF_MAX_SECONDS", default=60.0)
+EVENTS_SWEEP_SECONDS = env.float("EVENTS_SWEEP_SECONDS", default=5.0)
+EVENTS_RETENTION_DAYS = env.float("EVENTS_RETENTION_DAYS", default=7.0)
+CELERY_IMPORTS = ["jia_payments.core.outbox.tasks"]
+CELERY_BEAT_SCHEDULE["core.relay_events"] = {
+    "task": "core.relay_events",
+    "schedule": EVENTS_SWEEP_SECONDS,
+    "options": {"expires": EVENTS_SWEEP_SECONDS},
+}
+CELERY_BEAT_SCHEDULE["core.prune_events"] = {"task": "core.prune_events", "schedule": 3600.0}
 
 # --- REST API -----------------------------------------------------------------------------
 

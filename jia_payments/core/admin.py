@@ -1,6 +1,10 @@
-from django.contrib import admin
+import json
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
 
 from jia_payments.core.models import IdempotencyKey, OutboxEvent
+from jia_payments.core.outbox.services import outbox_republish
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -19,6 +23,38 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     list_display = ["id", "type", "subject", "status", "attempts", "created_at", "sent_at"]
     list_filter = ["status", "type"]
     search_fields = ["subject", "aggregate_id", "=event_id"]
+    fields = [
+        "id",
+        "event_id",
+        "type",
+        "aggregate_id",
+        "subject",
+        "status",
+        "attempts",
+        "last_error",
+        "created_at",
+        "sent_at",
+        "pretty_envelope",
+    ]
+    readonly_fields = fields
+    actions = ["publish_again"]
+
+    @admin.display(description="envelope")
+    def pretty_envelope(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.envelope, indent=2, sort_keys=True))
+
+    def has_publish_permission(self, request):
+        return request.user.has_perm("core.change_outboxevent")
+
+    @admin.action(description="Publish again (same event id)", permissions=["publish"])
+    def publish_again(self, request, queryset):
+        ids = list(queryset.values_list("id", flat=True))
+        count = outbox_republish(ids=ids)
+        skipped = len(ids) - count
+        message = f"{count} event(s) queued to be published again."
+        if skipped:
+            message += f" {skipped} still pending were left as they are."
+        self.message_user(request, message, messages.SUCCESS)
 
 
 @admin.register(IdempotencyKey)

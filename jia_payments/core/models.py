@@ -6,8 +6,11 @@ from django.db import models
 class OutboxEvent(models.Model):
     """A domain event, written in the transaction of the change it describes.
 
-    The relay publishes pending rows to Kafka in `id` order and marks them sent once the broker
-    acknowledged them. `event_id` is the CloudEvents id: a re-publish carries the same one.
+    The relay (`jia_payments.core.outbox`) publishes pending rows to Kafka in `id` order, key =
+    `aggregate_id`, and marks them sent once the broker acknowledged them; a row is never
+    published while an earlier row of its aggregate is still pending. `event_id` is the
+    CloudEvents id: a re-publish carries the same one. Sent rows are pruned after
+    EVENTS_RETENTION_DAYS; pending rows are never deleted.
     """
 
     class Status(models.TextChoices):
@@ -34,7 +37,13 @@ class OutboxEvent(models.Model):
                 condition=models.Q(status="pending"),
             ),
             models.Index(fields=["status", "sent_at"], name="outbox_status_sent_idx"),
-            models.Index(fields=["aggregate_id", "id"], name="outbox_aggregate_idx"),
+            # The relay's claim asks, for each candidate, "is an earlier row of this aggregate
+            # still pending?" (per-key order with several relays): a probe of this small index.
+            models.Index(
+                fields=["aggregate_id", "id"],
+                name="outbox_pending_aggregate_idx",
+                condition=models.Q(status="pending"),
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -1,0 +1,91 @@
+"""record_event: one outbox row in the caller's transaction, and a relay asked for on commit."""
+
+import logging
+import uuid
+
+import pytest
+from django.db import transaction
+
+from jia_payments.core.events import record_event
+from jia_payments.core.models import OutboxEvent
+from jia_payments.core.outbox.services import outbox_relay
+from jia_payments.core.tests.events_helpers import assert_cloudevent, record
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_committed_change_has_its_event_with_a_cloudevents_envelope():
+    payment_id = uuid.uuid4()
+    with transaction.atomic():
+        event = record_event(
+            type="payment.created",
+            aggregate_id=payment_id,
+            subject=f"payments/{payment_id}",
+            data={"id": payment_id, "amount": 1000},
+        )
+    row = OutboxEvent.objects.get()
+    assert row.pk == event.pk
+    assert row.status == "pending"
+    assert row.aggregate_id == str(payment_id)
+    assert row.envelope["id"] == str(row.event_id)
+    assert_cloudevent(row.envelope, type="payment.created", subject=f"payments/{payment_id}")
+    assert row.envelope["data"] == {"id": str(payment_id), "amount": 1000}
+
+
+def test_a_rolled_back_change_leaves_no_event():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        record()
+        raise RuntimeError("the change failed")
+    assert not OutboxEvent.objects.exists()
+
+
+def test_an_unknown_type_is_refused():
+    with pytest.raises(ValueError, match="unknown event type"):
+        record(type="payment.teleported")
+    assert not OutboxEvent.objects.exists()
+
+
+def test_embedded_default_keeps_events_in_the_outbox(settings, django_capture_on_commit_callbacks):
+    settings.EVENTS_PROVIDER = "outbox"
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        record()
+    assert callbacks == []
+    assert outbox_relay().published == 0
+    assert OutboxEvent.objects.get().status == "pending"
+
+
+def test_one_relay_is_asked_for_per_transaction(settings, django_capture_on_commit_callbacks):
+    settings.EVENTS_PROVIDER = "log"
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        for seq in range(3):
+            record_event(type="payment.created", aggregate_id=seq, subject=f"payments/{seq}", data={})
+    assert len(callbacks) == 1
+
+
+def test_provider_log_writes_each_event_to_the_log_and_marks_it_sent(
+    settings, caplog, django_capture_on_commit_callbacks
+):
+    settings.EVENTS_PROVIDER = "log"
+    with caplog.at_level(logging.INFO, logger="jia_payments.events"):
+        with django_capture_on_commit_callbacks(execute=True):
+            first = record(seq=1)
+            second = record(seq=2)
+    logged = [r.getMessage() for r in caplog.records if r.name == "jia_payments.events"]
+    assert len(logged) == 2
+    assert str(first.event_id) in logged[0]
+    assert str(second.event_id) in logged[1]
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"sent"}
+    assert OutboxEvent.objects.filter(sent_at__isnull=True).count() == 0
+
+
+def test_a_relay_is_still_asked_for_when_a_savepoint_that_asked_rolls_back(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.EVENTS_PROVIDER = "log"
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            record_event(type="payment.created", aggregate_id=1, subject="payments/1", data={})
+            raise RuntimeError("inner change failed")
+        record_event(type="payment.created", aggregate_id=2, subject="payments/2", data={})
+    assert len(callbacks) == 1
+    assert list(OutboxEvent.objects.values_list("aggregate_id", flat=True)) == ["2"]
