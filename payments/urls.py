@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from payments import api
+
+urlpatterns = [
+    path("payments/", api.PaymentListCreateView.as_view(), name="payment-list"),
+    path("payments/<uuid:payment_id>/", api.PaymentDetailView.as_view(), name="payment-detail"),
+    path("payments/<uuid:payment_id>/status/", api.PaymentStatusView.as_view(), name="payment-status"),
+]

@@ -1,6 +1,12 @@
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from pricing.models import PricingZone
+from django.db.models import QuerySet
+
+from jia_payments.core.errors import NotFound
+from pricing.models import Plan, PricingZone
+
+ZONE_A_MULTIPLIER = Decimal("1.00")
 
 
 def zone_price_cents(*, base_price_cents: int, multiplier: Decimal) -> int:
@@ -10,3 +16,64 @@ def zone_price_cents(*, base_price_cents: int, multiplier: Decimal) -> int:
 
 def zone_for_country(iso_code: str) -> PricingZone | None:
     return PricingZone.objects.filter(iso_code=iso_code.upper()).first()
+
+
+def active_plans() -> QuerySet[Plan]:
+    return Plan.objects.filter(active=True).prefetch_related("features").order_by("price_cents", "id")
+
+
+def active_plan(plan_id: str) -> Plan:
+    plan = active_plans().filter(pk=plan_id).first()
+    if plan is None:
+        raise NotFound("No such plan.")
+    return plan
+
+
+def pricing_zones(*, zone: str | None = None, country: str | None = None, iso_code: str | None = None):
+    zones = PricingZone.objects.order_by("iso_code")
+    if zone is not None:
+        zones = zones.filter(zone=zone)
+    if country is not None:
+        zones = zones.filter(country__iexact=country)
+    if iso_code is not None:
+        zones = zones.filter(iso_code=iso_code.upper())
+    return zones
+
+
+def pricing_zone_get(iso_code: str) -> PricingZone:
+    zone = zone_for_country(iso_code)
+    if zone is None:
+        raise NotFound("No pricing zone for this country.")
+    return zone
+
+
+@dataclass(frozen=True)
+class PriceQuote:
+    plan_id: str
+    country: str
+    zone: str | None
+    zone_name: str | None
+    multiplier: Decimal
+    base_price_cents: int
+    price_cents: int
+    currency: str
+
+
+def plan_prices(*, country: str, plan_id: str | None = None) -> list[PriceQuote]:
+    """Each active plan's price in `country`; a country without a zone pays the zone-A price."""
+    plans = [active_plan(plan_id)] if plan_id is not None else list(active_plans())
+    zone = zone_for_country(country)
+    multiplier = zone.pricing_multiplier if zone else ZONE_A_MULTIPLIER
+    return [
+        PriceQuote(
+            plan_id=plan.id,
+            country=country.upper(),
+            zone=zone.zone if zone else None,
+            zone_name=zone.zone_name if zone else None,
+            multiplier=multiplier,
+            base_price_cents=plan.price_cents,
+            price_cents=zone_price_cents(base_price_cents=plan.price_cents, multiplier=multiplier),
+            currency=plan.currency,
+        )
+        for plan in plans
+    ]

@@ -90,24 +90,27 @@ def problem(status: int, code: str, title: str, detail: str, errors: dict | None
     return body
 
 
-def _as_field_errors(detail) -> dict:
-    """DRF's nested ErrorDetail structure as {"field": ["message", ...]}."""
+def _path(prefix: str, key) -> str:
+    if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+        return f"{prefix}[{key}]"
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _as_field_errors(detail, prefix: str = "") -> dict:
+    """DRF's nested ErrorDetail structure as {"field": [...], "items[2].field": [...]}."""
     if isinstance(detail, dict):
         out = {}
-        for field, value in detail.items():
-            if isinstance(value, dict):
-                for sub, messages in _as_field_errors(value).items():
-                    out[f"{field}.{sub}"] = messages
-            elif isinstance(value, list) and value and isinstance(value[0], dict):
-                for index, item in enumerate(value):
-                    for sub, messages in _as_field_errors(item).items():
-                        out[f"{field}[{index}].{sub}"] = messages
-            else:
-                out[field] = [str(m) for m in (value if isinstance(value, list) else [value])]
+        for key, value in detail.items():
+            out.update(_as_field_errors(value, _path(prefix, key)))
         return out
-    if isinstance(detail, list):
-        return {"non_field_errors": [str(m) for m in detail]}
-    return {"non_field_errors": [str(detail)]}
+    if isinstance(detail, list) and any(isinstance(item, dict) for item in detail):
+        out = {}
+        for index, item in enumerate(detail):
+            if item:
+                out.update(_as_field_errors(item, _path(prefix, index)))
+        return out
+    messages = detail if isinstance(detail, list) else [detail]
+    return {prefix or "non_field_errors": [str(message) for message in messages]}
 
 
 _DRF_CODES = {

@@ -213,3 +213,18 @@ def test_django_staff_session_is_staff_on_the_api(admin_client, django_user_mode
     user = django_user_model.objects.create_user("plain", password="pw-1234567")
     client.force_login(user)
     _assert_401(client.get(WHOAMI), "not_authenticated")
+
+
+def test_staff_session_writes_need_the_csrf_token(admin_user):
+    from django.test import Client
+
+    from pricing.models import Feature
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    response = client.post("/api/test/things/", {"code": "x"}, content_type="application/json")
+    assert response.status_code == 403
+    body = response.json()
+    assert body["code"] == "permission_denied"
+    assert "CSRF" in body["detail"]
+    assert not Feature.objects.exists()

@@ -4,6 +4,7 @@ import json
 
 import pytest
 from django.core.cache import cache
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from pricing.models import Feature
@@ -126,3 +127,18 @@ def test_errors_are_json_even_when_html_is_asked_for(user_client):
     )
     response = user_client.get(THINGS, HTTP_ACCEPT="application/xml")
     assert_problem(response, 406, "not_acceptable")
+
+
+@override_settings(DEBUG=True)
+def test_with_debug_on_api_errors_are_still_problems_not_technical_pages():
+    client = APIClient(raise_request_exception=False)
+    assert_problem(client.get("/api/v1/no-such-thing/"), 404, "not_found")
+    response = client.get("/api/test/django-boom/")
+    assert_problem(response, 500, "server_error")
+    assert b"secret internals" not in response.content
+
+
+def test_a_plain_django_405_on_an_api_path_is_a_problem(client):
+    response = client.post("/api/test/django-get-only/")
+    assert_problem(response, 405, "method_not_allowed")
+    assert response["Allow"] == "GET"

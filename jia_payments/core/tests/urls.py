@@ -1,6 +1,8 @@
 """A URLconf for the core tests: the project's URLs plus small views that exercise the shared layers."""
 
+from django.http import HttpResponse
 from django.urls import path
+from django.views.decorators.http import require_GET
 from rest_framework import generics, serializers, throttling
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -65,6 +67,11 @@ class WhoAmI(APIView):
         return Response({"user_id": request.user.user_id, "role": request.user.role})
 
 
+@require_GET
+def django_get_only(request):
+    return HttpResponse("ok")
+
+
 def django_boom(request):
     raise RuntimeError("secret internals")
 
@@ -101,6 +108,7 @@ urlpatterns = [
     path("api/test/slow-things/", SlowThings.as_view()),
     path("api/test/boom/", Boom.as_view()),
     path("api/test/django-boom/", django_boom),
+    path("api/test/django-get-only/", django_get_only),
     path("api/test/whoami/", WhoAmI.as_view()),
     path("api/test/staffish/", Staffish.as_view()),
     path("api/test/throttled/", Throttled.as_view()),

@@ -1,0 +1,39 @@
+"""Last line of the one-error-shape rule: no HTML error page ever leaves an /api/ path.
+
+Django answers some errors before or outside a DRF view: an unknown URL, an exception in a plain
+view, and, with DEBUG on, its technical 404/500 pages, which bypass handler404/handler500. This
+middleware turns any such non-JSON error response on an API path into problem details.
+"""
+
+from http import HTTPStatus
+
+from jia_payments.core.errors import is_api_path, problem, problem_response
+
+_CODES = {
+    400: "bad_request",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    500: "server_error",
+}
+_DETAILS = {404: "No such resource.", 500: "An unexpected error occurred."}
+
+
+class ProblemDetailsMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code < 400 or not is_api_path(request.path):
+            return response
+        content_type = response.get("Content-Type", "")
+        if content_type.startswith(("application/problem+json", "application/json")):
+            return response
+        status = response.status_code
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        code = _CODES.get(status, phrase.lower().replace(" ", "_").replace("-", "_"))
+        body = problem(status, code, phrase, _DETAILS.get(status, f"{phrase}."))
+        headers = {name: response[name] for name in ("Allow", "Retry-After") if response.has_header(name)}
+        return problem_response(body, headers)

@@ -1,0 +1,194 @@
+"""OpenAPI (drf-spectacular): the auth schemes, the Idempotency-Key header and every error response.
+
+`AutoSchema` (REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]) adds to each operation the problem-details
+responses it can give, each with an example, unless the view documents that status itself:
+400 (bodies and query parameters), 401, 403 (unless public), 404 (paths with an id), 413 and 415
+(bodies), 409 and 422 (Idempotency-Key), 429 and 500. Views add the statuses only they know
+(409 `invalid_transition`, `plan_full`) with `extend_schema(responses={409: problem_response(...)})`.
+"""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+
+from jia_payments.core.errors import PROBLEM_CONTENT_TYPE, problem
+from jia_payments.core.idempotency import HEADER as IDEMPOTENCY_HEADER
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 9457 problem details: the body of every error."""
+
+    type = serializers.URLField(help_text="A URL naming the problem type")
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. invalid, not_found")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text='Validation errors by field: {"amount": ["..."]}',
+    )
+
+
+_EXAMPLES = {
+    400: problem(
+        400,
+        "invalid",
+        "Invalid request",
+        "The request has invalid fields.",
+        {"amount": ["Must be at least 1."]},
+    ),
+    401: problem(
+        401, "not_authenticated", "Authentication required", "Authentication credentials were not provided."
+    ),
+    403: problem(
+        403, "permission_denied", "Permission denied", "You do not have permission to perform this action."
+    ),
+    404: problem(404, "not_found", "Not found", "No such resource."),
+    409: problem(
+        409,
+        "idempotency_key_in_progress",
+        "Request with this key in progress",
+        "A request with this Idempotency-Key is still in progress; retry later.",
+    ),
+    413: problem(
+        413, "payload_too_large", "Payload too large", "The request body is larger than the server accepts."
+    ),
+    415: problem(
+        415, "unsupported_media_type", "Unsupported media type", 'Unsupported media type "text/plain".'
+    ),
+    422: problem(
+        422,
+        "idempotency_key_reused",
+        "Idempotency key reused",
+        "This Idempotency-Key was used with a different request; use a new key for a new request.",
+    ),
+    429: problem(
+        429, "throttled", "Too many requests", "Request was throttled. Expected available in 3 seconds."
+    ),
+    500: problem(500, "server_error", "Internal server error", "An unexpected error occurred."),
+}
+
+
+def problem_response(
+    status: int, code: str, title: str, detail: str, description: str = ""
+) -> OpenApiResponse:
+    """A documented error response with its example, for `extend_schema(responses=...)`."""
+    return OpenApiResponse(
+        response=ProblemSerializer,
+        description=description or title,
+        examples=[OpenApiExample(code, value=problem(status, code, title, detail), response_only=True)],
+    )
+
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    type=str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="Up to 255 printable ASCII characters. The same key with the same body replays the first "
+    "answer (header `Idempotent-Replayed: true`); with another body it is 422 `idempotency_key_reused`. "
+    "Keys are kept 24 hours, per caller.",
+)
+
+
+class AutoSchema(SpectacularAutoSchema):
+    def _handler(self):
+        return getattr(self.view, self.method.lower(), None)
+
+    def _is_idempotent(self) -> bool:
+        return bool(getattr(self._handler(), "idempotent", False))
+
+    def _is_public(self) -> bool:
+        return all(isinstance(permission, AllowAny) for permission in self.view.get_permissions())
+
+    def get_tags(self):
+        """One tag per app (payments, pricing, entitlements, ...), not the URL prefix "v1"."""
+        return [self.view.__module__.split(".")[0]]
+
+    def get_override_parameters(self):
+        parameters = super().get_override_parameters()
+        if self._is_idempotent():
+            parameters = [*parameters, IDEMPOTENCY_KEY_PARAMETER]
+        return parameters
+
+    def _error_statuses(self, operation: dict) -> list[int]:
+        has_body = self.method in ("POST", "PUT", "PATCH")
+        has_query = any(p.get("in") == "query" for p in operation.get("parameters", []))
+        statuses = [401, 429, 500]
+        if has_body or has_query:
+            statuses.append(400)
+        if not self._is_public():
+            statuses.append(403)
+        if "{" in self.path:
+            statuses.append(404)
+        if has_body:
+            statuses += [413, 415]
+        if self._is_idempotent():
+            statuses += [409, 422]
+        return sorted(statuses)
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:
+            return None
+        problem_ref = self.resolve_serializer(ProblemSerializer, "response").ref
+        responses = operation.setdefault("responses", {})
+        for status in self._error_statuses(operation):
+            example = _EXAMPLES[status]
+            responses.setdefault(
+                str(status),
+                {
+                    "description": example["title"],
+                    "content": {
+                        PROBLEM_CONTENT_TYPE: {
+                            "schema": problem_ref,
+                            "examples": {example["code"]: {"value": example}},
+                        }
+                    },
+                },
+            )
+        for status, response in responses.items():
+            # error bodies are application/problem+json, whatever the view's renderers say
+            if status.startswith(("4", "5")) and "content" in response:
+                content = response["content"]
+                if PROBLEM_CONTENT_TYPE not in content:
+                    response["content"] = {PROBLEM_CONTENT_TYPE: next(iter(content.values()))}
+        return operation
+
+
+class BetterAuthTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "jia_payments.core.auth.BetterAuthTokenAuthentication"
+    name = ["betterAuthToken", "bearerAuth"]
+
+    def get_security_requirement(self, auto_schema):
+        return [{"betterAuthToken": []}, {"bearerAuth": []}]  # either header
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "better-auth-token",
+                "description": "A Better Auth JWT (EdDSA by default). Claim `sub` is the user id; "
+                '`role: "service"` is a backend service, `role: "admin"` is staff.',
+            },
+            {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "The same token."},
+        ]
+
+
+class StaffSessionScheme(OpenApiAuthenticationExtension):
+    target_class = "jia_payments.core.auth.StaffSessionAuthentication"
+    name = "staffSession"
+
+    def get_security_definition(self, auto_schema):
+        from django.conf import settings
+
+        return {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": settings.SESSION_COOKIE_NAME,
+            "description": "A logged-in Django staff user (admin); unsafe methods need the CSRF token.",
+        }

@@ -1,0 +1,162 @@
+"""REST API v1 for payments (API.md "Payments"): serializers and views; the rules live in services.
+
+Checkout sessions and refunds add their views in modules of their own beside this one and their
+routes to payments/urls.py.
+"""
+
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+
+from jia_payments.core.idempotency import idempotent
+from jia_payments.core.openapi import problem_response
+from jia_payments.core.permissions import IsServiceOrStaff
+from jia_payments.core.validation import (
+    CurrencyField,
+    JSONObjectField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+)
+from payments import selectors, services
+from payments.models import MAX_AMOUNT, Payment
+
+API_METHODS = [
+    Payment.Method.CREDIT_CARD,
+    Payment.Method.DEBIT_CARD,
+    Payment.Method.BANK_TRANSFER,
+    Payment.Method.WALLET,
+]
+API_STATUSES = [Payment.Status.COMPLETED, Payment.Status.FAILED, Payment.Status.CANCELLED]
+
+
+def _max(field: str) -> int:
+    return Payment._meta.get_field(field).max_length
+
+
+class PaymentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Payment
+        fields = list(services.PAYMENT_FIELDS)
+        read_only_fields = fields
+
+
+class PaymentCreateSerializer(StrictSerializer):
+    amount = StrictIntegerField(min_value=1, max_value=MAX_AMOUNT, help_text="Minor units, e.g. 1999")
+    currency = CurrencyField()
+    payment_method = serializers.ChoiceField(choices=API_METHODS)
+    customer_id = StrictCharField(max_length=_max("customer_id"))
+    order_id = StrictCharField(max_length=_max("order_id"), required=False, allow_blank=True)
+    description = StrictCharField(max_length=_max("description"), required=False, allow_blank=True)
+    metadata = JSONObjectField(required=False)
+
+
+class PaymentStatusSerializer(StrictSerializer):
+    status = serializers.ChoiceField(choices=API_STATUSES)
+    failure_reason = StrictCharField(
+        max_length=_max("failure_reason"), required=False, allow_blank=True, help_text="Required for failed"
+    )
+
+
+class PaymentListQuery(serializers.Serializer):
+    customer_id = StrictCharField(max_length=_max("customer_id"), required=False)
+    status = serializers.ChoiceField(choices=Payment.Status.choices, required=False)
+
+
+class PaymentListCreateView(GenericAPIView):
+    serializer_class = PaymentSerializer
+
+    @extend_schema(
+        parameters=[PaymentListQuery],
+        responses=PaymentSerializer(many=True),
+        summary="List payments, newest first (an end user sees only their own)",
+    )
+    def get(self, request):
+        query = PaymentListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        payments = selectors.payment_list(principal=request.user, **query.validated_data)
+        page = self.paginate_queryset(payments)
+        return self.get_paginated_response(PaymentSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=PaymentCreateSerializer,
+        responses={
+            201: PaymentSerializer,
+            403: problem_response(
+                403,
+                "permission_denied",
+                "Permission denied",
+                "An end user may only create payments for themself.",
+                "An end user asked for another customer_id",
+            ),
+        },
+        summary="Create a pending payment (an end user only for themself)",
+        examples=[
+            OpenApiExample(
+                "A card payment",
+                request_only=True,
+                value={
+                    "amount": 1999,
+                    "currency": "USD",
+                    "payment_method": "credit_card",
+                    "customer_id": "customer_123",
+                    "order_id": "order_123",
+                    "description": "Test payment",
+                    "metadata": {"source": "ios"},
+                },
+            )
+        ],
+    )
+    @idempotent
+    def post(self, request):
+        data = PaymentCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not request.user.may_act_for(data.validated_data["customer_id"]):
+            raise PermissionDenied("An end user may only create payments for themself.")
+        payment = services.payment_create(**data.validated_data)
+        return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
+
+
+class PaymentDetailView(GenericAPIView):
+    serializer_class = PaymentSerializer
+
+    @extend_schema(summary="One payment (its owner, services and staff)")
+    def get(self, request, payment_id):
+        payment = selectors.payment_get(principal=request.user, payment_id=payment_id)
+        return Response(PaymentSerializer(payment).data)
+
+
+class PaymentStatusView(GenericAPIView):
+    permission_classes = [IsServiceOrStaff]
+    serializer_class = PaymentSerializer
+
+    @extend_schema(
+        request=PaymentStatusSerializer,
+        responses={
+            200: PaymentSerializer,
+            409: problem_response(
+                409,
+                "invalid_transition",
+                "Invalid status transition",
+                "A completed payment cannot become failed.",
+                "The state machine does not allow this move",
+            ),
+        },
+        examples=[
+            OpenApiExample("Complete", request_only=True, value={"status": "completed"}),
+            OpenApiExample(
+                "Fail", request_only=True, value={"status": "failed", "failure_reason": "card_declined"}
+            ),
+        ],
+        summary="Move a payment along pending -> completed | failed | cancelled",
+        description="A move the state machine does not allow is 409 `invalid_transition`. "
+        "Refunds go through the refund endpoint.",
+    )
+    def post(self, request, payment_id):
+        data = PaymentStatusSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        payment = selectors.payment_get(principal=request.user, payment_id=payment_id)
+        payment = services.payment_update_status(payment_id=payment.pk, **data.validated_data)
+        return Response(PaymentSerializer(payment).data)

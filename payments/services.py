@@ -1,0 +1,105 @@
+"""Every write to payments: validation, the transaction, and the domain event in that transaction."""
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from jia_payments.core.errors import DomainError, InvalidTransition, NotFound
+from jia_payments.core.events import record_event
+from payments.models import MAX_AMOUNT, Payment
+
+# The payment as the API shows it (and as events carry it, API.md "Events").
+PAYMENT_FIELDS = (
+    "id",
+    "amount",
+    "currency",
+    "status",
+    "payment_method",
+    "customer_id",
+    "order_id",
+    "description",
+    "external_payment_id",
+    "failure_reason",
+    "metadata",
+    "created_at",
+    "updated_at",
+)
+
+
+def payment_data(payment: Payment) -> dict[str, Any]:
+    """The payment exactly as the API renders it (ids as strings, ISO 8601 UTC times with "Z")."""
+    data = {field: getattr(payment, field) for field in PAYMENT_FIELDS}
+    data["id"] = str(payment.id)
+    for field in ("created_at", "updated_at"):
+        data[field] = data[field].isoformat().replace("+00:00", "Z")
+    return data
+
+
+def _record(payment: Payment, type: str) -> None:
+    record_event(
+        type=type, aggregate_id=payment.pk, subject=f"payments/{payment.pk}", data=payment_data(payment)
+    )
+
+
+def payment_create(
+    *,
+    amount: int,
+    currency: str,
+    payment_method: str,
+    customer_id: str,
+    order_id: str = "",
+    description: str = "",
+    metadata: dict | None = None,
+    external_payment_id: str = "",
+) -> Payment:
+    """A new payment, `pending`; records `payment.created`."""
+    if not 1 <= amount <= MAX_AMOUNT:
+        raise DomainError(errors={"amount": [f"Must be between 1 and {MAX_AMOUNT}."]})
+    payment = Payment(
+        amount=amount,
+        currency=currency,
+        payment_method=payment_method,
+        customer_id=customer_id,
+        order_id=order_id,
+        description=description,
+        metadata=metadata or {},
+        external_payment_id=external_payment_id,
+    )
+    payment.full_clean()
+    with transaction.atomic():
+        payment.save(force_insert=True)
+        _record(payment, "payment.created")
+    return payment
+
+
+def payment_update_status(*, payment_id, status: str, failure_reason: str = "") -> Payment:
+    """Move a payment along the state machine (models.Payment.TRANSITIONS), or 409 `invalid_transition`.
+
+    The UPDATE is conditional on the status just read, so two concurrent moves cannot both win:
+    the loser re-reads the new status and is judged against it. Records `payment.status.updated`,
+    and `payment.completed` when it completes.
+    """
+    if status not in Payment.Status.values:
+        raise DomainError(errors={"status": [f'"{status}" is not a valid status.']})
+    if status == Payment.Status.FAILED and not failure_reason:
+        raise DomainError(errors={"failure_reason": ["Required when the status is failed."]})
+    if status != Payment.Status.FAILED and failure_reason:
+        raise DomainError(errors={"failure_reason": ["Only a failed payment has a failure reason."]})
+    with transaction.atomic():
+        while True:
+            current = Payment.objects.filter(pk=payment_id).values_list("status", flat=True).first()
+            if current is None:
+                raise NotFound("No such payment.")
+            if status not in Payment.TRANSITIONS[Payment.Status(current)]:
+                raise InvalidTransition(f"A {current} payment cannot become {status}.")
+            moved = Payment.objects.filter(pk=payment_id, status=current).update(
+                status=status, failure_reason=failure_reason, updated_at=timezone.now()
+            )
+            if moved:
+                break
+        payment = Payment.objects.get(pk=payment_id)
+        _record(payment, "payment.status.updated")
+        if status == Payment.Status.COMPLETED:
+            _record(payment, "payment.completed")
+    return payment

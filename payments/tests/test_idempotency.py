@@ -1,0 +1,77 @@
+"""Idempotency-Key on POST /api/v1/payments/: replay, mismatch, and 20 concurrent requests."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from jia_payments.core.errors import InvalidTransition
+from jia_payments.core.models import OutboxEvent
+from jia_payments.core.tests.test_errors import assert_problem
+from jia_payments.core.tests.test_idempotency import _concurrent_posts
+from payments.models import Payment
+from payments.services import payment_update_status
+from payments.tests.factories import PaymentFactory
+from payments.tests.test_validation import GOOD
+
+PAYMENTS = "/api/v1/payments/"
+
+
+@pytest.mark.django_db
+def test_replay_returns_the_first_payment_and_makes_no_second(api_client_for):
+    client = api_client_for("customer_123")
+    first = client.post(PAYMENTS, GOOD, format="json", HTTP_IDEMPOTENCY_KEY="order_123-try")
+    again = client.post(PAYMENTS, GOOD, format="json", HTTP_IDEMPOTENCY_KEY="order_123-try")
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.content == first.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert Payment.objects.count() == 1
+    assert list(OutboxEvent.objects.values_list("type", flat=True)) == ["payment.created"]
+
+
+@pytest.mark.django_db
+def test_same_key_other_body_is_422(api_client_for):
+    client = api_client_for("customer_123")
+    client.post(PAYMENTS, GOOD, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    response = client.post(PAYMENTS, {**GOOD, "amount": 2999}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert_problem(response, 422, "idempotency_key_reused")
+    assert list(Payment.objects.values_list("amount", flat=True)) == [1999]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_20_concurrent_creates_with_one_key_make_exactly_one_payment(live_server, token_issuer):
+    results = _concurrent_posts(f"{live_server.url}{PAYMENTS}", token_issuer.token("customer_123"), GOOD, 20)
+    assert Payment.objects.count() == 1
+    assert OutboxEvent.objects.filter(type="payment.created").count() == 1
+    payment_id = str(Payment.objects.get().id)
+    assert {(status, body["id"]) for status, body, _ in results} == {(201, payment_id)}
+    assert sum(not replayed for _, _, replayed in results) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_status_moves_let_exactly_one_win():
+    """Two sessions move one pending payment at once (complete vs cancel): one wins, one is 409."""
+    payment = PaymentFactory()
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def move(status: str):
+        try:
+            barrier.wait()
+            payment_update_status(payment_id=payment.id, status=status)
+            outcomes[status] = "moved"
+        except InvalidTransition:
+            outcomes[status] = "refused"
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=move, args=(status,)) for status in ("completed", "cancelled")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes.values()) == ["moved", "refused"]
+    payment.refresh_from_db()
+    winner = next(status for status, outcome in outcomes.items() if outcome == "moved")
+    assert payment.status == winner
+    assert OutboxEvent.objects.filter(type="payment.status.updated").count() == 1

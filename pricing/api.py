@@ -1,0 +1,207 @@
+"""REST API v1 for plans, regional prices and pricing zones (API.md "Plans and prices", "Pricing zones")."""
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+
+from jia_payments.core.idempotency import idempotent
+from jia_payments.core.permissions import IsStaff
+from jia_payments.core.validation import CountryCodeField, MultiplierField, StrictCharField, StrictSerializer
+from pricing import selectors, services
+from pricing.models import Plan, PricingZone
+
+MAX_BULK_ZONES = 500
+
+
+def _max(model, field: str) -> int:
+    return model._meta.get_field(field).max_length
+
+
+class PlanSerializer(serializers.ModelSerializer):
+    feature_codes = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Plan
+        fields = [
+            "id",
+            "name",
+            "description",
+            "feature_codes",
+            "billing_cycle",
+            "price_cents",
+            "currency",
+            "max_users",
+            "usage_limits",
+        ]
+        read_only_fields = fields
+
+    def get_feature_codes(self, plan: Plan) -> list[str]:
+        return sorted(feature.code for feature in plan.features.all())  # prefetched
+
+
+class PriceSerializer(serializers.Serializer):
+    plan_id = serializers.CharField()
+    country = serializers.CharField()
+    zone = serializers.CharField(allow_null=True)
+    zone_name = serializers.CharField(allow_null=True)
+    multiplier = serializers.DecimalField(max_digits=5, decimal_places=2)
+    base_price_cents = serializers.IntegerField()
+    price_cents = serializers.IntegerField()
+    currency = serializers.CharField()
+
+
+class PricingZoneSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PricingZone
+        fields = [
+            "id",
+            "country",
+            "iso_code",
+            "zone",
+            "zone_name",
+            "world_bank_classification",
+            "gni_per_capita_threshold",
+            "pricing_multiplier",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class PricingZoneWriteSerializer(StrictSerializer):
+    country = StrictCharField(max_length=_max(PricingZone, "country"))
+    zone = serializers.ChoiceField(choices=PricingZone.Zone.choices)
+    zone_name = StrictCharField(max_length=_max(PricingZone, "zone_name"))
+    world_bank_classification = StrictCharField(
+        max_length=_max(PricingZone, "world_bank_classification"), required=False, allow_blank=True
+    )
+    gni_per_capita_threshold = StrictCharField(
+        max_length=_max(PricingZone, "gni_per_capita_threshold"), required=False, allow_blank=True
+    )
+    pricing_multiplier = MultiplierField(help_text='e.g. "0.70"')
+
+
+class PricingZoneBulkItemSerializer(PricingZoneWriteSerializer):
+    iso_code = CountryCodeField()
+
+
+BULK_RESULT = inline_serializer(
+    "BulkUpsertResult", {"created": serializers.IntegerField(), "updated": serializers.IntegerField()}
+)
+
+
+class PlanListView(GenericAPIView):
+    permission_classes = [AllowAny]
+    serializer_class = PlanSerializer
+
+    @extend_schema(summary="Active plans (no token needed)", responses=PlanSerializer(many=True))
+    def get(self, request):
+        page = self.paginate_queryset(selectors.active_plans())
+        return self.get_paginated_response(PlanSerializer(page, many=True).data)
+
+
+class PlanDetailView(GenericAPIView):
+    permission_classes = [AllowAny]
+    serializer_class = PlanSerializer
+
+    @extend_schema(summary="One active plan (no token needed)")
+    def get(self, request, plan_id):
+        return Response(PlanSerializer(selectors.active_plan(plan_id)).data)
+
+
+class PriceQuery(serializers.Serializer):
+    country = CountryCodeField(help_text="ISO 3166-1 alpha-2 code; a country without a zone pays zone A")
+    plan_id = StrictCharField(max_length=_max(Plan, "id"), required=False)
+
+
+class PriceListView(GenericAPIView):
+    permission_classes = [AllowAny]
+    serializer_class = PriceSerializer
+
+    @extend_schema(
+        parameters=[PriceQuery],
+        responses=PriceSerializer(many=True),
+        summary="Each active plan's price in a country (no token needed)",
+        description="Price = base price x the country's zone multiplier, rounded half-up to the minor "
+        "unit. A country without a pricing zone gets the zone-A price with `zone: null`.",
+    )
+    def get(self, request):
+        query = PriceQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = self.paginate_queryset(selectors.plan_prices(**query.validated_data))
+        return self.get_paginated_response(PriceSerializer(page, many=True).data)
+
+
+class PricingZoneQuery(serializers.Serializer):
+    zone = serializers.ChoiceField(choices=PricingZone.Zone.choices, required=False)
+    country = StrictCharField(
+        max_length=_max(PricingZone, "country"), required=False, help_text="Country name, any case"
+    )
+    iso_code = CountryCodeField(required=False)
+
+
+class PricingZoneListView(GenericAPIView):
+    permission_classes = [AllowAny]
+    serializer_class = PricingZoneSerializer
+
+    @extend_schema(
+        parameters=[PricingZoneQuery],
+        responses=PricingZoneSerializer(many=True),
+        summary="Pricing zones (no token needed)",
+    )
+    def get(self, request):
+        query = PricingZoneQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = self.paginate_queryset(selectors.pricing_zones(**query.validated_data))
+        return self.get_paginated_response(PricingZoneSerializer(page, many=True).data)
+
+
+class PricingZoneDetailView(GenericAPIView):
+    serializer_class = PricingZoneSerializer
+
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method in ("GET", "HEAD", "OPTIONS") else [IsStaff()]
+
+    @extend_schema(summary="One country's pricing zone (code in any case; no token needed)")
+    def get(self, request, iso_code):
+        return Response(PricingZoneSerializer(selectors.pricing_zone_get(iso_code)).data)
+
+    @extend_schema(
+        request=PricingZoneWriteSerializer,
+        responses={200: PricingZoneSerializer, 201: PricingZoneSerializer},
+        summary="Create (201) or update (200) a country's pricing zone (staff)",
+    )
+    def put(self, request, iso_code):
+        data = PricingZoneWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        zone, created = services.pricing_zone_upsert(iso_code=iso_code, **data.validated_data)
+        return Response(
+            PricingZoneSerializer(zone).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(responses={204: None}, summary="Delete a country's pricing zone (staff)")
+    def delete(self, request, iso_code):
+        services.pricing_zone_delete(iso_code=iso_code)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PricingZoneBulkUpsertView(GenericAPIView):
+    permission_classes = [IsStaff]
+    serializer_class = PricingZoneBulkItemSerializer
+
+    @extend_schema(
+        request=PricingZoneBulkItemSerializer(many=True),
+        responses={200: BULK_RESULT},
+        summary="Create or update many pricing zones, all or nothing (staff)",
+    )
+    @idempotent
+    def post(self, request):
+        data = PricingZoneBulkItemSerializer(
+            data=request.data, many=True, allow_empty=False, max_length=MAX_BULK_ZONES
+        )
+        data.is_valid(raise_exception=True)
+        created, updated = services.pricing_zone_bulk_upsert(zones=data.validated_data)
+        return Response({"created": created, "updated": updated})
