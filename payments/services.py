@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from jia_payments.core.errors import DomainError, InvalidTransition, NotFound
 from jia_payments.core.events import record_event
+from jia_payments.core.validation import is_currency_code
 from payments.models import MAX_AMOUNT, Payment
 
 # The payment as the API shows it (and as events carry it, API.md "Events").
@@ -54,8 +55,13 @@ def payment_create(
     external_payment_id: str = "",
 ) -> Payment:
     """A new payment, `pending`; records `payment.created`."""
-    if not 1 <= amount <= MAX_AMOUNT:
-        raise DomainError(errors={"amount": [f"Must be between 1 and {MAX_AMOUNT}."]})
+    errors = {}
+    if type(amount) is not int or not 1 <= amount <= MAX_AMOUNT:
+        errors["amount"] = [f"A whole number between 1 and {MAX_AMOUNT}."]
+    if not is_currency_code(currency):
+        errors["currency"] = [f"'{currency[:10]}' is not an ISO 4217 currency code."]
+    if errors:
+        raise DomainError(errors=errors)
     payment = Payment(
         amount=amount,
         currency=currency,
@@ -66,7 +72,9 @@ def payment_create(
         metadata=metadata or {},
         external_payment_id=external_payment_id,
     )
-    payment.full_clean()
+    # Field rules (choices, lengths, formats) in Python; the CHECK constraints stay the database's
+    # own last word, so no extra query per constraint here.
+    payment.full_clean(validate_unique=False, validate_constraints=False)
     with transaction.atomic():
         payment.save(force_insert=True)
         _record(payment, "payment.created")

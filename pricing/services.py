@@ -34,7 +34,9 @@ def _validated(iso_code: str, values: dict) -> tuple[str, dict]:
     elif not Decimal("0") <= multiplier <= MAX_MULTIPLIER or multiplier.as_tuple().exponent < -2:
         errors["pricing_multiplier"] = [f"Between 0.00 and {MAX_MULTIPLIER}, at most two decimal places."]
     try:
-        PricingZone(iso_code=iso_code, **values).full_clean(exclude=["iso_code", "pricing_multiplier"])
+        PricingZone(iso_code=iso_code, **values).full_clean(
+            exclude=["iso_code", "pricing_multiplier"], validate_unique=False, validate_constraints=False
+        )
     except ValidationError as error:
         errors.update(error.message_dict)
     if errors:

@@ -9,6 +9,7 @@ never a stack trace) and, through `handler400/403/404/500`, the errors Django an
 """
 
 import logging
+import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
@@ -128,22 +129,28 @@ _DRF_CODES = {
 SERVER_ERROR = (500, "server_error", "Internal server error", "An unexpected error occurred.")
 
 
+def _normalised(exc):
+    """Django's own exceptions as their DRF or domain equivalents."""
+    if isinstance(exc, Http404):
+        return drf.NotFound("No such resource.")
+    if isinstance(exc, DjangoPermissionDenied):
+        return drf.PermissionDenied()
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge("The request body is larger than the server accepts.")
+    if isinstance(exc, DjangoValidationError):
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        return drf.ValidationError(
+            {("non_field_errors" if k == "__all__" else k): v for k, v in errors.items()}
+        )
+    return exc
+
+
 def problem_for(exc) -> tuple[dict, dict]:
-    """The problem body and extra headers for an exception (None: not one we know)."""
+    """The problem body and extra headers for any exception (unknown ones are a logged 500)."""
+    exc = _normalised(exc)
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
         return problem(exc.status, exc.code, exc.title, exc.detail, exc.errors), headers
-    if isinstance(exc, Http404):
-        exc = drf.NotFound("No such resource.")
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = drf.PermissionDenied()
-    elif isinstance(exc, RequestDataTooBig):
-        exc = PayloadTooLarge("The request body is larger than the server accepts.")
-        return problem(exc.status, exc.code, exc.title, exc.detail), headers
-    elif isinstance(exc, DjangoValidationError):
-        errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        errors = {("non_field_errors" if k == "__all__" else k): v for k, v in errors.items()}
-        return problem(400, "invalid", "Invalid request", "The request has invalid fields.", errors), headers
     if isinstance(exc, drf.ValidationError):
         errors = _as_field_errors(exc.detail)
         return problem(400, "invalid", "Invalid request", "The request has invalid fields.", errors), headers
@@ -155,7 +162,7 @@ def problem_for(exc) -> tuple[dict, dict]:
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None) is not None:
-            headers["Retry-After"] = str(int(exc.wait) + (0 if float(exc.wait).is_integer() else 1))
+            headers["Retry-After"] = str(math.ceil(exc.wait))
         detail = exc.detail if isinstance(exc.detail, str) else title
         return problem(status, code, title, str(detail)), headers
     logger.error("unhandled error in API view", exc_info=exc)

@@ -94,8 +94,8 @@ def run_idempotently(request, handler, *, atomic: bool = True) -> Response:
     fingerprint = request_fingerprint(request)
     if atomic:
         with transaction.atomic():
-            record = claim.take(fingerprint)
-            if not record.claimed_now:
+            record, claimed = claim.take(fingerprint)
+            if not claimed:
                 return _answer_for(record, fingerprint)
             response = handler()
             if _is_success(response):
@@ -104,8 +104,8 @@ def run_idempotently(request, handler, *, atomic: bool = True) -> Response:
                 transaction.set_rollback(True)  # releases the key; a refused request wrote nothing
             return response
     with transaction.atomic():
-        record = claim.take(fingerprint)
-    if not record.claimed_now:
+        record, claimed = claim.take(fingerprint)
+    if not claimed:
         return _answer_for(record, fingerprint)
     try:
         response = handler()
@@ -123,8 +123,8 @@ class _Claim:
     def __init__(self, *, caller: str, key: str, method: str, path: str):
         self.caller, self.key, self.method, self.path = caller, key, method, path
 
-    def take(self, fingerprint: str) -> IdempotencyKey:
-        """Our new row (`claimed_now` True) or the existing live one (`claimed_now` False)."""
+    def take(self, fingerprint: str) -> tuple[IdempotencyKey, bool]:
+        """(our new row, True), or (the live row another request claimed first, False)."""
         for _ in range(2):
             try:
                 with transaction.atomic():
@@ -135,15 +135,13 @@ class _Claim:
                         path=self.path,
                         request_fingerprint=fingerprint,
                     )
-                record.claimed_now = True
-                return record
+                return record, True
             except IntegrityError:
                 record = IdempotencyKey.objects.filter(caller=self.caller, key=self.key).first()
                 if record is None:
                     continue  # the holder rolled back or the row was pruned: claim again
                 if not _expired(record.created_at):
-                    record.claimed_now = False
-                    return record
+                    return record, False
                 IdempotencyKey.objects.filter(pk=record.pk, created_at=record.created_at).delete()
         raise IdempotencyKeyInProgress("Another request with this Idempotency-Key is in progress.")
 

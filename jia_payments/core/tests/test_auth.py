@@ -104,6 +104,15 @@ def test_pinned_pyjwt_has_the_2026_public_key_as_hmac_secret_fix(token_issuer):
         jwt.decode(forged, jwk_json, algorithms=["HS256", "EdDSA"])
     with pytest.raises(jwt.InvalidKeyError):
         jwt.decode(forged, token_issuer.public_pem, algorithms=["HS256", "EdDSA"])
+    # and through a PyJWK whose "oct" secret is the public key (validated since 2.15: f91ed44)
+    pem_as_secret = jwt.PyJWK({"kty": "oct", "k": _b64(token_issuer.public_pem.encode()), "alg": "HS256"})
+    forged_with_pem = _hand_made_token(
+        {"alg": "HS256", "typ": "JWT"},
+        _claims(),
+        lambda data: hmac.new(token_issuer.public_pem.encode(), data, hashlib.sha256).digest(),
+    )
+    with pytest.raises(jwt.InvalidKeyError):
+        jwt.decode(forged_with_pem, pem_as_secret, algorithms=["HS256"])
 
 
 def test_expired_token_is_401(token_issuer):
