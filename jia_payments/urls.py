@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from jia_payments.core import health
 from payments.webhooks import StripeWebhookView
 
 api_v1 = [
@@ -18,6 +19,13 @@ urlpatterns = [
     # dj-stripe's webhook view, stricter about timestamps (payments/webhooks.py); same URL and name
     path("stripe/webhook/<uuid:uuid>/", StripeWebhookView.as_view(), name="stripe-webhook"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
+]
+
+# Operations (issue 7): probes are answered by jia_payments.core.health.ProbeMiddleware before
+# these routes; the routes keep them reversible and visible in one place.
+urlpatterns += [
+    path("healthz", health.liveness, name="healthz"),
+    path("readyz", health.readiness, name="readyz"),
 ]
 
 handler400 = "jia_payments.core.errors.bad_request_view"
