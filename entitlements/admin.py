@@ -1,29 +1,121 @@
-from django.contrib import admin
+"""Django admin for entitlements and families. Every save and action goes through services.py,
+so admin writes record their events and invalidate the cached answers like API writes do."""
 
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from entitlements import services
 from entitlements.models import Entitlement, Family, FamilyMember
+from jia_payments.core.errors import DomainError
 
 
 @admin.register(Entitlement)
 class EntitlementAdmin(admin.ModelAdmin):
-    list_display = ["user_id", "feature", "plan", "status", "expires_at", "family", "granted_at"]
-    list_filter = ["status", "plan", "feature"]
-    search_fields = ["user_id", "subscription_id", "=id", "=family__id"]
-    readonly_fields = ["id", "granted_at", "created_at", "updated_at"]
+    list_display = ["user_id", "feature", "plan", "status", "expires_at", "family", "origin", "granted_at"]
+    list_filter = ["status", "origin", "plan", "feature"]
+    search_fields = ["user_id", "subscription_id", "=id", "=family__id", "=payment_id"]
+    readonly_fields = ["id", "origin", "created_at", "updated_at"]
     raw_id_fields = ["family"]
     date_hierarchy = "granted_at"
     list_select_related = ["plan", "feature"]
+    actions = ["cancel_selected", "expire_selected", "reactivate_selected"]
+    fieldsets = [
+        (None, {"fields": ["id", "user_id", "feature", "plan", "family", "origin"]}),
+        ("State", {"fields": ["status", "status_reason", "granted_at", "expires_at"]}),
+        ("Granted by", {"fields": ["subscription_id", "payment_id"]}),
+        ("Details", {"fields": ["usage_limits", "metadata", "created_at", "updated_at"]}),
+    ]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # cancel instead: the history of who had what stays
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.entitlement_update(entitlement=obj, changed_fields=form.changed_data)
+        else:
+            services.entitlement_admin_create(entitlement=obj)
+
+    def _move(self, request, queryset, status: str, verb: str) -> None:
+        moved = refused = 0
+        for pk in queryset.values_list("pk", flat=True):
+            try:
+                services.entitlement_set_status(entitlement_id=pk, status=status, reason=f"admin: {verb}")
+                moved += 1
+            except DomainError:
+                refused += 1
+        self.message_user(request, f"{moved} entitlement(s) {verb}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"{refused} could not be {verb}.", messages.WARNING)
+
+    @admin.action(description="Cancel (revoke) selected entitlements", permissions=["change"])
+    def cancel_selected(self, request, queryset):
+        self._move(request, queryset, Entitlement.Status.CANCELLED, "cancelled")
+
+    @admin.action(description="Mark selected entitlements expired", permissions=["change"])
+    def expire_selected(self, request, queryset):
+        self._move(request, queryset, Entitlement.Status.EXPIRED, "expired")
+
+    @admin.action(description="Reactivate selected entitlements", permissions=["change"])
+    def reactivate_selected(self, request, queryset):
+        self._move(request, queryset, Entitlement.Status.ACTIVE, "reactivated")
+
+
+class FamilyMemberForm(forms.ModelForm):
+    class Meta:
+        model = FamilyMember
+        fields = ["user_id"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:  # a member is removed and added, never renamed
+            self.fields["user_id"].disabled = True
 
 
 class FamilyMemberInline(admin.TabularInline):
     model = FamilyMember
-    extra = 0
-    readonly_fields = ["added_at"]
+    form = FamilyMemberForm
+    extra = 1
+    fields = ["user_id", "role", "added_at"]
+    readonly_fields = ["role", "added_at"]
 
 
 @admin.register(Family)
 class FamilyAdmin(admin.ModelAdmin):
-    list_display = ["id", "owner_user_id", "plan", "created_at"]
+    list_display = ["id", "owner_user_id", "plan", "seats", "created_at"]
     list_filter = ["plan"]
     search_fields = ["=id", "owner_user_id", "members__user_id"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    readonly_fields = ["id", "owner_user_id", "plan", "member_count", "created_at", "updated_at"]
+    list_select_related = ["plan"]
     inlines = [FamilyMemberInline]
+
+    def has_add_permission(self, request):
+        return False  # families are created by a family plan's grant
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Seats")
+    def seats(self, family: Family) -> str:
+        return format_html("{} / {}", family.member_count, family.plan.max_users)
+
+    def save_formset(self, request, form, formset, change):
+        """Members are added and removed by the services: seats counted, access updated at once."""
+        if formset.model is not FamilyMember:
+            return super().save_formset(request, form, formset, change)
+        family = form.instance
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for member_form in formset.forms:
+            if not member_form.has_changed() and not formset._should_delete_form(member_form):
+                continue
+            member, user_id = member_form.instance, member_form.cleaned_data.get("user_id")
+            try:
+                if formset._should_delete_form(member_form) and member.pk:
+                    services.family_member_remove(family_id=family.pk, user_id=member.user_id)
+                    formset.deleted_objects.append(member)
+                elif not member.pk and user_id:
+                    formset.new_objects.append(
+                        services.family_member_add(family_id=family.pk, user_id=user_id)
+                    )
+            except DomainError as error:
+                self.message_user(request, f"{error.title}: {error.detail}", messages.ERROR)

@@ -404,6 +404,15 @@ def entitlement_set_expiry(*, entitlement_id, expires_at: datetime | None) -> En
     return entitlement
 
 
+def entitlement_admin_create(*, entitlement: Entitlement) -> Entitlement:
+    """Save an entitlement added in Django admin (its form validated it): event, invalidation."""
+    with transaction.atomic():
+        entitlement.save()
+        _emit("created", entitlement)
+        _invalidate_rows([entitlement])
+    return entitlement
+
+
 def entitlement_update(*, entitlement: Entitlement, changed_fields: list[str]) -> Entitlement:
     """Save an entitlement edited in Django admin: one event, the affected users invalidated."""
     if not changed_fields:
@@ -485,6 +494,13 @@ def plan_entitlements_sync(*, plan_id: str, batch_users: int = 200) -> dict[str,
                 counts["created"] += created
                 counts["updated"] += updated
     return counts
+
+
+def plan_entitlements_sync_later(*, plan_id: str) -> None:
+    """After the plan change commits, sync its rows in a Celery task (a plan may have many)."""
+    from entitlements.tasks import sync_plan_entitlements
+
+    transaction.on_commit(lambda: sync_plan_entitlements.delay(plan_id))
 
 
 def _sync_holding(plan: Plan, features: set[str], holding: list[Entitlement]) -> tuple[int, int]:

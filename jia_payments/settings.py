@@ -320,6 +320,14 @@ ENTITLEMENTS_CACHE_MAX_TTL = env.float("ENTITLEMENTS_CACHE_MAX_TTL", default=300
 # After a Redis error, checks skip the cache (answer from the database) for this long.
 ENTITLEMENTS_CACHE_RETRY_SECONDS = env.float("ENTITLEMENTS_CACHE_RETRY_SECONDS", default=5.0)
 ENTITLEMENTS_SWEEP_SECONDS = env.float("ENTITLEMENTS_SWEEP_SECONDS", default=60.0)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "EntitlementStatusEnum": "entitlements.models.Entitlement.Status",
+        "FamilyMemberRoleEnum": "entitlements.models.FamilyMember.Role",
+    }
+)
+# `make bench` only: mounts /api/v1/_bench/constant/, the framework ceiling the bench compares with.
+BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", default=False)
 CELERY_BEAT_SCHEDULE["entitlements-expire-due"] = {
     "task": "entitlements.expire_due",
     "schedule": ENTITLEMENTS_SWEEP_SECONDS,

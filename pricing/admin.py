@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.utils.html import format_html_join
 
+from entitlements.services import plan_entitlements_sync_later
 from pricing.models import Feature, Plan, PricingZone
 from pricing.selectors import zone_price_cents
 from pricing.zones import ZONES
@@ -37,6 +38,12 @@ class PlanAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "id"] if obj else self.readonly_fields
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if change and {"features", "usage_limits"} & set(form.changed_data):
+            # The entitlements granted by this plan follow its features and limits (after commit).
+            plan_entitlements_sync_later(plan_id=form.instance.pk)
 
     @admin.display(description="Price in each zone")
     def zone_prices(self, plan: Plan) -> str:

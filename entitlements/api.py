@@ -1,0 +1,324 @@
+"""REST endpoints of API.md "Entitlements" and "Families": input checks and permissions only;
+the rules live in services.py (writes) and selectors.py (reads)."""
+
+import re
+import uuid
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from entitlements import selectors, services
+from entitlements.models import Entitlement
+from entitlements.serializers import EntitlementSerializer, FamilyMemberSerializer
+from jia_payments.core.errors import NotFound
+from jia_payments.core.idempotency import idempotent
+from jia_payments.core.openapi import problem_response
+from jia_payments.core.permissions import IsServiceOrStaff, principal_of
+from jia_payments.core.validation import JSONObjectField, StrictCharField, StrictSerializer
+
+FEATURE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+MAX_BATCH = 100
+_datetime = serializers.DateTimeField()
+
+
+# --- input ---------------------------------------------------------------------------------
+
+
+class FeatureCodeField(StrictCharField):
+    default_error_messages = {"format": "A feature code: lower-case letters, digits, '-' and '_'."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 64)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not FEATURE_CODE.match(value):
+            self.fail("format")
+        return value
+
+
+class UserIdField(StrictCharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 255)
+        super().__init__(**kwargs)
+
+
+class StrictUUIDField(serializers.UUIDField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
+class CheckQuery(serializers.Serializer):
+    feature_code = FeatureCodeField()
+    user_id = UserIdField(required=False, help_text="Required for service and staff callers")
+
+
+class BatchCheckIn(StrictSerializer):
+    user_id = UserIdField(required=False, help_text="Required for service and staff callers")
+    feature_codes = serializers.ListField(child=FeatureCodeField(), min_length=1, max_length=MAX_BATCH)
+
+
+class ListQuery(serializers.Serializer):
+    user_id = UserIdField(required=False, help_text="Required for service and staff callers")
+    status = serializers.ChoiceField(choices=Entitlement.Status.choices, required=False)
+
+
+class EntitlementIn(StrictSerializer):
+    user_id = UserIdField()
+    feature_code = FeatureCodeField()
+    plan_id = StrictCharField(max_length=64)
+    family_id = StrictUUIDField(required=False, allow_null=True)
+    subscription_id = StrictCharField(max_length=255, required=False, allow_blank=True)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, help_text="null = lifetime")
+    usage_limits = JSONObjectField(required=False, help_text="Default: the plan's usage limits")
+    metadata = JSONObjectField(required=False)
+
+    def validate_expires_at(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("Must be in the future (or null for lifetime).")
+        return value
+
+
+class StatusIn(StrictSerializer):
+    status = serializers.ChoiceField(choices=Entitlement.Status.choices)
+    reason = StrictCharField(max_length=255, required=False, allow_blank=True)
+
+
+class ExpiryIn(StrictSerializer):
+    expires_at = serializers.DateTimeField(allow_null=True, help_text="null = lifetime")
+
+
+class MemberIn(StrictSerializer):
+    user_id = UserIdField()
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _uuid_or_404(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound("No such resource.") from None
+
+
+def _subject(request, user_id: str | None) -> str:
+    """The user a read is about: yourself, or (service, staff) the `user_id` given."""
+    principal = principal_of(request)
+    if user_id is None:
+        if principal.is_privileged:
+            raise exceptions.ValidationError({"user_id": ["Required for service and staff callers."]})
+        return principal.user_id
+    if not principal.may_act_for(user_id):
+        raise exceptions.PermissionDenied("You may only ask about yourself.")
+    return user_id
+
+
+# --- output --------------------------------------------------------------------------------
+
+
+def _rendered(answer: dict) -> dict:
+    expires_at = answer["expires_at"]
+    return {**answer, "expires_at": None if expires_at is None else _datetime.to_representation(expires_at)}
+
+
+class SourceOut(serializers.Serializer):
+    entitlement_id = serializers.UUIDField()
+    plan_id = serializers.CharField()
+    family_id = serializers.UUIDField(allow_null=True)
+
+
+class CheckOut(serializers.Serializer):
+    user_id = serializers.CharField()
+    feature_code = serializers.CharField()
+    has_access = serializers.BooleanField()
+    reason = serializers.ChoiceField(choices=["active", "no_entitlement", "expired", "revoked"])
+    expires_at = serializers.DateTimeField(allow_null=True)
+    usage_limits = serializers.DictField()
+    source = SourceOut(allow_null=True)
+
+
+BATCH_OUT = inline_serializer(
+    "BatchCheckOut", {"user_id": serializers.CharField(), "results": serializers.DictField(child=CheckOut())}
+)
+PLAN_FULL = problem_response(409, "plan_full", "The family plan has no free seat", "Every seat is taken.")
+EXISTS = problem_response(
+    409, "entitlement_exists", "An active entitlement like this one already exists", "Already granted."
+)
+TRANSITION = problem_response(
+    409,
+    "invalid_transition",
+    "Invalid status transition",
+    "An entitlement cannot move from cancelled to expired.",
+)
+OWNER_STAYS = problem_response(
+    409, "owner_cannot_leave", "The family owner cannot be removed", "The owner holds the family plan."
+)
+
+
+# --- entitlements --------------------------------------------------------------------------
+
+
+class EntitlementCheckView(APIView):
+    """The hot path: one cache read, no SQL on a hit."""
+
+    @extend_schema(
+        operation_id="entitlements_check",
+        parameters=[CheckQuery],
+        responses={200: CheckOut},
+    )
+    def get(self, request):
+        query = _valid(CheckQuery, request.query_params)
+        user_id = _subject(request, query.get("user_id"))
+        return Response(
+            _rendered(selectors.entitlement_check(user_id=user_id, feature_code=query["feature_code"]))
+        )
+
+    @extend_schema(
+        operation_id="entitlements_check_batch",
+        request=BatchCheckIn,
+        responses={200: BATCH_OUT},
+    )
+    def post(self, request):
+        body = _valid(BatchCheckIn, request.data)
+        user_id = _subject(request, body.get("user_id"))
+        codes = list(dict.fromkeys(body["feature_codes"]))
+        answers = selectors.entitlement_check_many(user_id=user_id, feature_codes=codes)
+        return Response({"user_id": user_id, "results": {c: _rendered(a) for c, a in answers.items()}})
+
+
+class EntitlementListView(GenericAPIView):
+    serializer_class = EntitlementSerializer
+
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [IsServiceOrStaff()]
+        return super().get_permissions()
+
+    @extend_schema(
+        operation_id="entitlements_list",
+        parameters=[ListQuery],
+        responses={200: EntitlementSerializer(many=True)},
+    )
+    def get(self, request):
+        query = _valid(ListQuery, request.query_params)
+        user_id = _subject(request, query.get("user_id"))
+        page = self.paginate_queryset(selectors.entitlement_list(user_id=user_id, status=query.get("status")))
+        return self.get_paginated_response(EntitlementSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="entitlements_create",
+        request=EntitlementIn,
+        responses={201: EntitlementSerializer, 409: EXISTS},
+    )
+    @idempotent
+    def post(self, request):
+        entitlement = services.entitlement_create(**_valid(EntitlementIn, request.data))
+        return Response(EntitlementSerializer(entitlement).data, status=status.HTTP_201_CREATED)
+
+
+class EntitlementStatusView(APIView):
+    permission_classes = [IsServiceOrStaff]
+
+    @extend_schema(
+        operation_id="entitlements_set_status",
+        request=StatusIn,
+        responses={200: EntitlementSerializer, 409: TRANSITION},
+    )
+    def post(self, request, entitlement_id: str):
+        body = _valid(StatusIn, request.data)
+        entitlement = services.entitlement_set_status(
+            entitlement_id=_uuid_or_404(entitlement_id), status=body["status"], reason=body.get("reason", "")
+        )
+        return Response(EntitlementSerializer(entitlement).data)
+
+
+class EntitlementExpiryView(APIView):
+    permission_classes = [IsServiceOrStaff]
+
+    @extend_schema(
+        operation_id="entitlements_set_expiry",
+        request=ExpiryIn,
+        responses={200: EntitlementSerializer},
+    )
+    def post(self, request, entitlement_id: str):
+        body = _valid(ExpiryIn, request.data)
+        entitlement = services.entitlement_set_expiry(
+            entitlement_id=_uuid_or_404(entitlement_id), expires_at=body["expires_at"]
+        )
+        return Response(EntitlementSerializer(entitlement).data)
+
+
+# --- families ------------------------------------------------------------------------------
+
+
+def _family_for(request, family_id: str, *, manage: bool):
+    """The family, if the caller may see it (members) or manage it (owner); 404 hides it."""
+    principal = principal_of(request)
+    family = selectors.family_get(family_id=_uuid_or_404(family_id))
+    if family is None:
+        raise NotFound("No such family.")
+    if principal.is_privileged or family.owner_user_id == principal.user_id:
+        return family
+    if not selectors.family_is_member(family=family, user_id=principal.user_id):
+        raise NotFound("No such family.")
+    if manage:
+        raise exceptions.PermissionDenied("Only the family owner may change its members.")
+    return family
+
+
+class FamilyMembersView(GenericAPIView):
+    serializer_class = FamilyMemberSerializer
+
+    @extend_schema(
+        operation_id="families_members_list",
+        responses={200: FamilyMemberSerializer(many=True)},
+    )
+    def get(self, request, family_id: str):
+        family = _family_for(request, family_id, manage=False)
+        page = self.paginate_queryset(selectors.family_members(family=family))
+        return self.get_paginated_response(FamilyMemberSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="families_members_add",
+        request=MemberIn,
+        responses={201: FamilyMemberSerializer, 409: PLAN_FULL},
+    )
+    @idempotent
+    def post(self, request, family_id: str):
+        family = _family_for(request, family_id, manage=True)
+        body = _valid(MemberIn, request.data)
+        member = services.family_member_add(family_id=family.pk, user_id=body["user_id"])
+        return Response(FamilyMemberSerializer(member).data, status=status.HTTP_201_CREATED)
+
+
+class FamilyMemberView(APIView):
+    @extend_schema(
+        operation_id="families_members_remove",
+        responses={204: None, 409: OWNER_STAYS},
+    )
+    def delete(self, request, family_id: str, user_id: str):
+        family = _family_for(request, family_id, manage=True)
+        services.family_member_remove(family_id=family.pk, user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- the benchmark's ceiling -----------------------------------------------------------------
+
+
+class BenchConstantView(APIView):
+    """Mounted only with BENCH_ENDPOINTS: the same framework and auth, a constant answer."""
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        return Response({"ok": True})
