@@ -52,6 +52,34 @@ def staff_client(api_client_for):
     return api_client_for("staff_bob", role="admin")
 
 
+# --- Logs carry no secrets (issue 7) ---------------------------------------------------------
+# Every test's log output, formatted as production formats it, is searched for the credentials
+# the test could have handled: the API tokens minted this session, the Django and Stripe secrets,
+# a webhook signing secret, test card numbers and Stripe event bodies.
+
+
+@pytest.fixture(autouse=True)
+def _logs_carry_no_secrets(token_issuer):
+    from django.core.signals import setting_changed
+
+    from testsupport.logcapture import capture_logs, secret_values, secrets_in
+
+    overridden = set()
+
+    def remember(*, setting, value, **kwargs):  # secrets a test sets with override_settings
+        if "SECRET" in setting and isinstance(value, str):
+            overridden.add(value)
+
+    setting_changed.connect(remember, weak=False, dispatch_uid="logs_carry_no_secrets")
+    try:
+        with capture_logs() as logs:
+            yield
+    finally:
+        setting_changed.disconnect(dispatch_uid="logs_carry_no_secrets")
+    leaked = secrets_in(logs.text, secret_values(token_issuer.issued) | overridden)
+    assert not leaked, f"secrets in the logs of this test: {leaked}"
+
+
 # --- Domain events: a real Kafka-protocol broker (tansu) for the whole session ---------------
 
 

@@ -293,16 +293,55 @@ if _proxy_ssl_header:
     # e.g. "HTTP_X_FORWARDED_PROTO,https" behind a TLS-terminating proxy
     SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header.split(",", 1))
 
-# --- Logging -----------------------------------------------------------------------------
+# --- Logging (issue 7: structured logs) -------------------------------------------------------
+# JSON lines by default (LOG_FORMAT=json); LOG_FORMAT=console for people (`make run` sets it).
+# request_id comes from X-Request-ID (or is generated), is returned in the response and travels
+# with the Celery tasks a request enqueues (django-structlog).
+
+from jia_payments.core.logs import configure_structlog, logging_config  # noqa: E402
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+LOG_FORMAT = env.str("LOG_FORMAT", default="json").lower()
+LOGGING = logging_config(level=LOG_LEVEL, log_format=LOG_FORMAT)
+configure_structlog()
+
+INSTALLED_APPS += ["django_structlog"]
+MIDDLEWARE.insert(0, "django_structlog.middlewares.RequestMiddleware")
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
+DJANGO_STRUCTLOG_USER_ID_FIELD = None  # jia_payments.core.request_logging binds the API caller
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = True
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+
+# --- Health checks (issue 7) ----------------------------------------------------------------
+# /healthz: the process answers. /readyz: database, Redis, Celery broker, Kafka when configured;
+# each probe gives up after READINESS_TIMEOUT seconds, the answer comes within that + 1 s.
+# Both are answered before host validation and the HTTPS redirect (probes use the pod address).
+
+INSTALLED_APPS += ["health_check"]
+MIDDLEWARE.insert(0, "jia_payments.core.health.ProbeMiddleware")
+READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", default=0.8)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
+
+# --- API rate limits (issue 7) --------------------------------------------------------------
+# Counted in the default cache (Redis in production) by jia_payments.core.throttling. Rates are
+# "N/s", "N/min", "N/hour" or "N/day"; THROTTLE_NUM_PROXIES = how many proxies add X-Forwarded-For.
+
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "jia_payments.core.throttling.AnonRateThrottle",
+    "jia_payments.core.throttling.UserRateThrottle",
+    "jia_payments.core.throttling.ServiceRateThrottle",
+    "jia_payments.core.throttling.WriteRateThrottle",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "anon": env.str("THROTTLE_ANON", default="300/min"),
+    "user": env.str("THROTTLE_USER", default="600/min"),
+    "service": env.str("THROTTLE_SERVICE", default="6000/min"),
+    "write": env.str("THROTTLE_WRITE", default="60/min"),
 }
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("THROTTLE_NUM_PROXIES", default=0)
 
 # --- Idempotency keys (API creates) -------------------------------------------------------
 # Kept at least this long (API.md: 24 h), then pruned by the beat task below.

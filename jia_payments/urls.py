@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from jia_payments.core import health
+
 api_v1 = [
     path("", include("pricing.urls")),
     path("", include("payments.urls")),
@@ -14,6 +16,13 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
+]
+
+# Operations (issue 7): probes are answered by jia_payments.core.health.ProbeMiddleware before
+# these routes; the routes keep them reversible and visible in one place.
+urlpatterns += [
+    path("healthz", health.liveness, name="healthz"),
+    path("readyz", health.readiness, name="readyz"),
 ]
 
 handler400 = "jia_payments.core.errors.bad_request_view"

@@ -12,6 +12,7 @@ class TokenIssuer:
     def __init__(self, private_key=None, algorithm: str = "EdDSA"):
         self.private_key = private_key or Ed25519PrivateKey.generate()
         self.algorithm = algorithm
+        self.issued: list[str] = []  # every token minted, for the check that no log line holds one
 
     @property
     def public_pem(self) -> str:
@@ -26,4 +27,6 @@ class TokenIssuer:
         payload = {"sub": user_id, "iat": now, "exp": now + ttl, "jti": str(uuid.uuid4()), **claims}
         if role:
             payload["role"] = role
-        return jwt.encode(payload, self.private_key, algorithm=self.algorithm)
+        token = jwt.encode(payload, self.private_key, algorithm=self.algorithm)
+        self.issued.append(token)
+        return token
