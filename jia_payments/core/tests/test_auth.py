@@ -237,3 +237,20 @@ def test_staff_session_writes_need_the_csrf_token(admin_user):
     assert body["code"] == "permission_denied"
     assert "CSRF" in body["detail"]
     assert not Feature.objects.exists()
+
+
+def _core_errors() -> list[str]:
+    return [error.id for error in run_checks() if error.id.startswith("core.")]
+
+
+def test_checks_refuse_a_key_that_does_not_load_or_fit_the_algorithms(tmp_path, token_issuer):
+    assert _core_errors() == []
+    with override_settings(AUTH_PUBLIC_KEY_PEM="-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"):
+        assert _core_errors() == ["core.E003"]
+    with override_settings(AUTH_PUBLIC_KEY_PEM="", AUTH_JWKS_PATH=str(tmp_path / "missing.json")):
+        assert _core_errors() == ["core.E003"]
+    with override_settings(AUTH_JWT_ALGORITHMS=["RS256"]):  # the test key is Ed25519
+        assert _core_errors() == ["core.E004"]
+    _, rsa_pem = _rsa_issuer()
+    with override_settings(AUTH_PUBLIC_KEY_PEM=rsa_pem, AUTH_JWT_ALGORITHMS=["RS256", "PS256"]):
+        assert _core_errors() == []
