@@ -161,3 +161,13 @@ def _stripe_is_localstripe(localstripe):
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
     ):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Each test starts with no request counted against the API rate limits (they count in the
+    shared Redis per caller and clock window: the same test user across tests hit 429)."""
+    from django.core.cache import cache
+
+    if hasattr(cache, "delete_pattern"):  # django-redis (locmem is per process and fresh anyway)
+        cache.delete_pattern("throttle:*")
