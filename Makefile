@@ -46,7 +46,7 @@ format: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
-		$(PY) -m bench
+		$(PY) -m bench --write $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles

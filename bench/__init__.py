@@ -1,0 +1,1 @@
+"""`make bench`: benchmarks run against real processes (not tests; speed is reported as ratios)."""
