@@ -174,7 +174,7 @@ def create_cost(env: dict, broker, rounds: int) -> dict:
     for name in VARIANTS:
         stats = result["variants"][name]
         print(f"[events] create, {name}: median {stats['median']:.2f} ms, p90 {stats['p90']:.2f} ms")
-    print(f"[events] create-phase events on the topic: {result['relayed']}", flush=True)
+    print(f"[events] relay tasks: {result['relay_tasks']}; on the topic: {result['relayed']}", flush=True)
     return result
 
 
@@ -252,8 +252,9 @@ def report(quick, backlog, rounds, relay, create, load_before, load_after, secon
     lines += [
         "",
         f"Relay tasks enqueued by the {rounds:,} measured creates that asked for a relay: "
-        f"{create['relay_tasks']:,} (one per commit unless a run is already asked for and not yet "
-        f"started). Afterwards, all {create['events']:,} events of the phase (warm-up included) on "
+        f"{create['relay_tasks']:,} (debounced: a run starts EVENTS_RELAY_DELAY_SECONDS after the "
+        f"commit that asked for it, and the commits until then share it). "
+        f"Afterwards, all {create['events']:,} events of the phase (warm-up included) on "
         f"the topic: {relayed['messages']:,} messages, "
         f"{relayed_verdict}.",
         "",
@@ -453,14 +454,14 @@ def child_create(rounds: int) -> dict:
     }
     real_record = payments.services._record
     enqueued = 0
-    real_delay = tasks.relay_events.delay
+    real_apply_async = tasks.relay_events.apply_async
 
-    def counting_delay(*args, **kwargs):
+    def counting_apply_async(*args, **kwargs):
         nonlocal enqueued
         enqueued += 1
-        return real_delay(*args, **kwargs)
+        return real_apply_async(*args, **kwargs)
 
-    tasks.relay_events.delay = counting_delay
+    tasks.relay_events.apply_async = counting_apply_async
     outbox_only = override_settings(EVENTS_PROVIDER="outbox")
 
     def create(variant: str) -> float:
@@ -491,7 +492,8 @@ def child_create(rounds: int) -> dict:
     payments.services._record = real_record
     # The `outbox` variant's rows wait for a relay (the provider was "outbox" at their commit):
     # a sweep, as beat's, publishes them.
-    tasks.relay_events.delay = real_delay
+    tasks.relay_events.apply_async = real_apply_async
+    time.sleep(1)
     tasks.relay_events.delay()
     return {
         "variants": {name: describe(values) for name, values in samples.items()},

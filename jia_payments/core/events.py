@@ -3,6 +3,7 @@
 import datetime
 import json
 import logging
+import time
 import uuid
 
 from django.conf import settings
@@ -45,7 +46,7 @@ def record_event(*, type: str, aggregate_id, subject: str, data: dict) -> Outbox
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type!r}")
     now = timezone.now()
-    event_id, text = build_envelope(type, subject, data, time=now)
+    event_id, text = build_envelope(type, subject, data, at=now)
     event = OutboxEvent(
         event_id=event_id,
         type=type,
@@ -77,7 +78,7 @@ _INSERT_SQL = (
 )
 
 
-def build_envelope(type: str, subject: str, data: dict, *, time=None) -> tuple[uuid.UUID, str]:
+def build_envelope(type: str, subject: str, data: dict, *, at=None) -> tuple[uuid.UUID, str]:
     """(event id, the CloudEvents 1.0 envelope as JSON text). Datetimes in `data` keep their
     microseconds, as the API renders them (DjangoJSONEncoder would cut them to milliseconds)."""
     event_id = uuid.uuid4()
@@ -87,7 +88,7 @@ def build_envelope(type: str, subject: str, data: dict, *, time=None) -> tuple[u
         "source": settings.EVENTS_SOURCE,
         "type": type,
         "subject": subject,
-        "time": _iso(time or timezone.now()),
+        "time": _iso(at or timezone.now()),
         "datacontenttype": "application/json",
         "data": data,
     }
@@ -107,16 +108,20 @@ class EventJSONEncoder(DjangoJSONEncoder):
 
 RELAY_REQUESTED_KEY = "events:relay:requested"
 _CACHE_ERRORS = (ConnectionInterrupted, RedisError, OSError)
+# Until when (time.monotonic) a relay run this process enqueued certainly has not started yet.
+_enqueued_run_pending_until = 0.0
 
 
 def request_relay_on_commit() -> None:
     """Once the current transaction commits, ask for a relay run (once per transaction).
 
-    Debounced: a commit enqueues the relay task only when no run is already asked for and not
-    yet started (a flag in the cache, Redis in production, set with SET NX; the task clears it as
-    it starts, before it claims rows). A burst of commits thus enqueues one task, and a commit
-    that skips the enqueue committed before that task's claim, which therefore sees its rows.
-    The flag expires after EVENTS_SWEEP_SECONDS, should its task be lost.
+    Debounced, so that a commit costs almost nothing: the first commit enqueues the relay task
+    to start EVENTS_RELAY_DELAY_SECONDS later and sets a flag in the cache (Redis in production,
+    SET NX); the task clears the flag as it starts, before it claims rows. A commit that finds the
+    flag set enqueues nothing: it committed before that run's claim, which therefore sees its
+    rows. So the commits of one window share one run; within most of the window this process
+    even knows without asking Redis that its own run has not started. The flag expires after
+    EVENTS_SWEEP_SECONDS should its task be lost, and beat's sweep runs anyway.
 
     Robust: a failure to enqueue (Redis down) is logged, never raised into the committed request;
     Celery beat's sweep publishes the rows a few seconds later anyway.
@@ -134,15 +139,25 @@ def request_relay_on_commit() -> None:
 
 
 def _relay_now() -> None:
+    global _enqueued_run_pending_until
     from jia_payments.core.outbox.tasks import relay_events
 
+    if relay_events.app.conf.task_always_eager:  # in process (embedded default, tests): run it now
+        relay_events.delay()
+        return
+    now = time.monotonic()
+    if now < _enqueued_run_pending_until:
+        return
+    delay = settings.EVENTS_RELAY_DELAY_SECONDS
     try:
         first = cache.add(RELAY_REQUESTED_KEY, 1, timeout=max(1, int(settings.EVENTS_SWEEP_SECONDS)))
     except _CACHE_ERRORS as error:  # the cache is down: enqueue anyway (the broker likely is too)
         logger.warning("event relay request: cache unavailable (%s)", type(error).__name__)
         first = True
     if first:
-        relay_events.delay()
+        relay_events.apply_async(countdown=delay) if delay > 0 else relay_events.delay()
+        # A margin for the worker's clock (the countdown is an ETA in wall-clock time).
+        _enqueued_run_pending_until = now + delay * 0.6
 
 
 def relay_request_taken() -> None:
