@@ -128,7 +128,13 @@ def relay_throughput(env: dict, broker, backlog: int) -> dict:
         children = [
             phase({**env, "EVENTS_TOPIC": topic}, "relay", str(start_at), wait=False) for _ in range(relays)
         ]
-        shares = [finish(child) for child in children]
+        try:
+            shares = [finish(child) for child in children]
+        finally:
+            for child in children:  # none left behind when one failed
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
         seconds = max(s["end"] for s in shares) - min(s["start"] for s in shares)
         published = [s["published"] for s in shares]
         check = phase({**env, "EVENTS_TOPIC": topic}, "verify", str(backlog))

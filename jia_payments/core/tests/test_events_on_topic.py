@@ -104,3 +104,25 @@ def test_checkout_session_created_and_completed_through_the_api(kafka_events, ap
     assert messages[0][1]["data"] == paid
     assert messages[3][1]["data"] == free
     assert messages[1][1]["data"]["user_id"] == "user_carol"
+
+
+def test_broker_down_200_api_writes_succeed_then_all_their_events_are_published_once_in_order(
+    kafka_events, service_client
+):
+    from jia_payments.core.models import OutboxEvent
+    from jia_payments.core.tests.events_helpers import assert_once_each_in_key_order
+    from jia_payments.core.tests.test_outbox_relay import relay_until_drained
+
+    kafka_events.broker.stop()
+    body = {"amount": 500, "currency": "EUR", "payment_method": "bank_transfer", "customer_id": "c"}
+    ids = [ok(service_client.post(PAYMENTS, body, format="json"), 201)["id"] for _ in range(100)]
+    for payment_id in ids:  # each payment's second write: two more events of its key
+        ok(service_client.post(f"{PAYMENTS}{payment_id}/status/", {"status": "completed"}, format="json"))
+    events = list(OutboxEvent.objects.order_by("id"))
+    assert len(events) == 300
+    assert all(event.status == "pending" for event in events)
+
+    kafka_events.broker.start()
+    kafka_events.broker.create_topic(kafka_events.topic)
+    relay_until_drained()
+    assert_once_each_in_key_order(kafka_events.read(min_messages=300), events)
