@@ -108,8 +108,10 @@ class EventJSONEncoder(DjangoJSONEncoder):
 
 RELAY_REQUESTED_KEY = "events:relay:requested"
 _CACHE_ERRORS = (ConnectionInterrupted, RedisError, OSError)
-# Until when (time.monotonic) a relay run this process enqueued certainly has not started yet.
-_enqueued_run_pending_until = 0.0
+# A margin for the difference between this host's clock and the workers' (a countdown is an ETA).
+RELAY_START_MARGIN_SECONDS = 0.02
+# Before this time (time.time()), a relay run asked for and not started yet will see our commits.
+_pending_run_starts_after = 0.0
 
 
 def request_relay_on_commit() -> None:
@@ -117,11 +119,12 @@ def request_relay_on_commit() -> None:
 
     Debounced, so that a commit costs almost nothing: the first commit enqueues the relay task
     to start EVENTS_RELAY_DELAY_SECONDS later and sets a flag in the cache (Redis in production,
-    SET NX); the task clears the flag as it starts, before it claims rows. A commit that finds the
-    flag set enqueues nothing: it committed before that run's claim, which therefore sees its
-    rows. So the commits of one window share one run; within most of the window this process
-    even knows without asking Redis that its own run has not started. The flag expires after
-    EVENTS_SWEEP_SECONDS should its task be lost, and beat's sweep runs anyway.
+    SET NX) holding that start time; the task clears the flag as it starts, before it claims rows.
+    A commit that finds the flag set enqueues nothing: it committed before that run's claim,
+    which therefore sees its rows. So the commits of one window share one run, and a process
+    that has set or read the flag knows, until shortly before the run's start time, that it need
+    not even ask Redis. The flag expires after EVENTS_SWEEP_SECONDS should its task be lost, and
+    beat's sweep runs anyway (a commit missed through a badly skewed clock waits for it too).
 
     Robust: a failure to enqueue (Redis down) is logged, never raised into the committed request;
     Celery beat's sweep publishes the rows a few seconds later anyway.
@@ -139,25 +142,28 @@ def request_relay_on_commit() -> None:
 
 
 def _relay_now() -> None:
-    global _enqueued_run_pending_until
+    global _pending_run_starts_after
     from jia_payments.core.outbox.tasks import relay_events
 
     if relay_events.app.conf.task_always_eager:  # in process (embedded default, tests): run it now
         relay_events.delay()
         return
-    now = time.monotonic()
-    if now < _enqueued_run_pending_until:
+    now = time.time()
+    if now < _pending_run_starts_after:
         return
     delay = settings.EVENTS_RELAY_DELAY_SECONDS
+    starts_at = now + delay
     try:
-        first = cache.add(RELAY_REQUESTED_KEY, 1, timeout=max(1, int(settings.EVENTS_SWEEP_SECONDS)))
+        if not cache.add(RELAY_REQUESTED_KEY, starts_at, timeout=max(1, int(settings.EVENTS_SWEEP_SECONDS))):
+            # A run is asked for. None: it has just started, after this commit: it sees it too.
+            pending_start = cache.get(RELAY_REQUESTED_KEY)
+            if pending_start is not None:
+                _pending_run_starts_after = pending_start - RELAY_START_MARGIN_SECONDS
+            return
     except _CACHE_ERRORS as error:  # the cache is down: enqueue anyway (the broker likely is too)
         logger.warning("event relay request: cache unavailable (%s)", type(error).__name__)
-        first = True
-    if first:
-        relay_events.apply_async(countdown=delay) if delay > 0 else relay_events.delay()
-        # A margin for the worker's clock (the countdown is an ETA in wall-clock time).
-        _enqueued_run_pending_until = now + delay * 0.6
+    relay_events.apply_async(countdown=delay) if delay > 0 else relay_events.delay()
+    _pending_run_starts_after = starts_at - RELAY_START_MARGIN_SECONDS
 
 
 def relay_request_taken() -> None:
