@@ -3,6 +3,8 @@
 import datetime
 import json
 import logging
+import os
+import threading
 import time
 import uuid
 
@@ -123,7 +125,8 @@ def request_relay_on_commit() -> None:
     A commit that finds the flag set enqueues nothing: it committed before that run's claim,
     which therefore sees its rows. So the commits of one window share one run, and a process
     that has set or read the flag knows, until shortly before the run's start time, that it need
-    not even ask Redis. The flag expires after EVENTS_SWEEP_SECONDS should its task be lost, and
+    not even ask Redis. The asking itself happens on a thread of the process (`_RelayRequester`),
+    not in the committing request. The flag expires after EVENTS_SWEEP_SECONDS should its task be lost, and
     beat's sweep runs anyway (a commit missed through a badly skewed clock waits for it too).
 
     Robust: a failure to enqueue (Redis down) is logged, never raised into the committed request;
@@ -142,17 +145,23 @@ def request_relay_on_commit() -> None:
 
 
 def _relay_now() -> None:
-    global _pending_run_starts_after
     from jia_payments.core.outbox.tasks import relay_events
 
     if relay_events.app.conf.task_always_eager:  # in process (embedded default, tests): run it now
         relay_events.delay()
         return
-    now = time.time()
-    if now < _pending_run_starts_after:
+    if time.time() < _pending_run_starts_after:
         return
+    _requester().wake()
+
+
+def _ask_for_relay_run() -> None:
+    """Enqueue a relay run unless one is asked for and not started yet (the cache flag)."""
+    global _pending_run_starts_after
+    from jia_payments.core.outbox.tasks import relay_events
+
     delay = settings.EVENTS_RELAY_DELAY_SECONDS
-    starts_at = now + delay
+    starts_at = time.time() + delay
     try:
         if not cache.add(RELAY_REQUESTED_KEY, starts_at, timeout=max(1, int(settings.EVENTS_SWEEP_SECONDS))):
             # A run is asked for. None: it has just started, after this commit: it sees it too.
@@ -164,6 +173,60 @@ def _relay_now() -> None:
         logger.warning("event relay request: cache unavailable (%s)", type(error).__name__)
     relay_events.apply_async(countdown=delay) if delay > 0 else relay_events.delay()
     _pending_run_starts_after = starts_at - RELAY_START_MARGIN_SECONDS
+
+
+class _RelayRequester:
+    """A daemon thread per process that asks for relay runs, so a committing request does not
+    wait for Redis round trips or a Celery publish: it only wakes the thread. Wakes that come
+    while it is busy are asked for once, afterwards (each ask happens after the commits that woke
+    it, which the debounce relies on). A process that dies before its thread asked leaves its
+    rows to beat's sweep."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._condition = threading.Condition()
+        self._woken = self._busy = False
+        threading.Thread(target=self._run, name="events-relay-requester", daemon=True).start()
+
+    def wake(self) -> None:
+        with self._condition:
+            self._woken = True
+            self._condition.notify()
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Until every wake so far has been asked for (tests)."""
+        with self._condition:
+            return self._condition.wait_for(lambda: not (self._woken or self._busy), timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                self._condition.wait_for(lambda: self._woken)
+                self._woken, self._busy = False, True
+            try:
+                _ask_for_relay_run()
+            except Exception:  # the thread must live on; beat's sweep covers this run
+                logger.exception("event relay request failed")
+            finally:
+                with self._condition:
+                    self._busy = False
+                    self._condition.notify_all()
+
+
+_requester_instance: _RelayRequester | None = None
+_requester_lock = threading.Lock()
+
+
+def _requester() -> _RelayRequester:
+    """This process's requester (a forked child, e.g. a gunicorn worker, starts its own)."""
+    global _requester_instance
+    requester = _requester_instance
+    if requester is None or requester.pid != os.getpid():
+        with _requester_lock:
+            if _requester_instance is None or _requester_instance.pid != os.getpid():
+                _requester_instance = _RelayRequester()
+            requester = _requester_instance
+    return requester
 
 
 def relay_request_taken() -> None:

@@ -106,23 +106,26 @@ def test_a_burst_of_commits_enqueues_one_relay_run(settings, django_capture_on_c
     eager, app.conf.task_always_eager = app.conf.task_always_eager, False
     apply_async = tasks.relay_events.apply_async
     tasks.relay_events.apply_async = lambda **options: enqueued.append(options)
+
+    def commit(seq: int = 0) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            record(seq=seq)
+        assert events._requester().wait_idle()  # its thread has asked
+
     cache.delete(events.RELAY_REQUESTED_KEY)
     events._pending_run_starts_after = 0.0
     try:
         for seq in range(20):
-            with django_capture_on_commit_callbacks(execute=True):
-                record(seq=seq)
+            commit(seq)
         assert enqueued == [{"countdown": 0.5}]
         starts_after = events._pending_run_starts_after
         events._pending_run_starts_after = 0.0  # as another process, that knows nothing yet
-        with django_capture_on_commit_callbacks(execute=True):
-            record()
+        commit()
         assert len(enqueued) == 1  # the run has not started: the flag is still set...
         assert events._pending_run_starts_after == starts_after  # ...and says when it will
         events.relay_request_taken()  # what the task does first
         events._pending_run_starts_after = 0.0  # (its start time has come)
-        with django_capture_on_commit_callbacks(execute=True):
-            record()
+        commit()
         assert len(enqueued) == 2
     finally:
         tasks.relay_events.apply_async = apply_async
