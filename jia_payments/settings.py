@@ -203,12 +203,14 @@ if EVENTS_PROVIDER not in {"kafka", "log", "outbox"}:
 if EVENTS_PROVIDER == "kafka" and not EVENTS_BROKERS:
     raise ImproperlyConfigured("EVENTS_PROVIDER=kafka needs EVENTS_BROKERS (host:port,host:port)")
 # The relay (jia_payments/core/outbox): rows per claim, how long the broker may take to acknowledge
-# a batch, the backoff while it is down, how often beat sweeps, how long sent rows are kept.
+# a batch, the backoff while it is down, how often beat sweeps, how long sent rows are kept, and
+# how long after a commit the relay it asks for starts (the commits of that window share one run).
 EVENTS_BATCH_SIZE = env.int("EVENTS_BATCH_SIZE", default=500)
 EVENTS_PUBLISH_TIMEOUT_SECONDS = env.float("EVENTS_PUBLISH_TIMEOUT_SECONDS", default=15.0)
 EVENTS_BACKOFF_MAX_SECONDS = env.float("EVENTS_BACKOFF_MAX_SECONDS", default=60.0)
 EVENTS_SWEEP_SECONDS = env.float("EVENTS_SWEEP_SECONDS", default=5.0)
 EVENTS_RETENTION_DAYS = env.float("EVENTS_RETENTION_DAYS", default=7.0)
+EVENTS_RELAY_DELAY_SECONDS = env.float("EVENTS_RELAY_DELAY_SECONDS", default=0.05)
 CELERY_IMPORTS = ["jia_payments.core.outbox.tasks"]
 CELERY_BEAT_SCHEDULE["core.relay_events"] = {
     "task": "core.relay_events",
