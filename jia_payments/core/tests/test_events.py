@@ -133,3 +133,17 @@ def test_a_burst_of_commits_enqueues_one_relay_run(settings, django_capture_on_c
         cache.delete(events.RELAY_REQUESTED_KEY)
         events._pending_run_starts_after = 0.0
     assert OutboxEvent.objects.filter(status="pending").count() == 22
+
+
+def test_recording_an_event_costs_one_insert(django_assert_num_queries):
+    with django_assert_num_queries(1) as queries:  # inside the test's transaction, as a service's
+        event = record_event(type="payment.created", aggregate_id=7, subject="payments/7", data={"id": 7})
+    assert queries.captured_queries[0]["sql"].startswith("INSERT INTO core_outboxevent")
+    row = OutboxEvent.objects.get()
+    assert (row.pk, row.event_id, row.envelope, row.created_at) == (
+        event.pk,
+        event.event_id,
+        event.envelope,
+        event.created_at,
+    )
+    assert row.envelope["time"] == event.created_at.isoformat().replace("+00:00", "Z")
