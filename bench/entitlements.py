@@ -35,7 +35,7 @@ from bench import server, wrk
 from bench.server import log
 
 USERS = 10_000
-WARM_USERS = 2_000  # the warm scenarios rotate over these (all cached beforehand)
+WARM_USERS = 1_000  # the warm scenarios rotate over these (cached once, before the rounds)
 CONNECTIONS = 16
 THREADS = 2
 WORKERS = int(os.environ.get("BENCH_WORKERS", "3"))  # docker/Dockerfile runs 3 sync workers
@@ -231,25 +231,41 @@ class Run:
     misses: int
     errors: int
     load: float
+    cpu_ms: float  # CPU of the workers and their database backends per request
 
 
 @dataclass
 class Round:
     runs: list[Run] = field(default_factory=list)
 
-    def ratio(self, scenario: str) -> float:
+    def ratio(self, scenario: str, cpu: bool = False) -> float:
+        """req/s over the mean req/s of the ceilings just before and after; or (cpu) the
+        ceiling's CPU per request over the scenario's."""
         index = next(i for i, r in enumerate(self.runs) if r.scenario == scenario)
         around = [
-            r.result.rps
-            for r in (self.runs[index - 1 : index] + self.runs[index + 1 : index + 2])
+            r
+            for r in self.runs[index - 1 : index] + self.runs[index + 1 : index + 2]
             if r.scenario == "ceiling"
         ]
-        return self.runs[index].result.rps / statistics.mean(around)
+        if cpu:
+            return statistics.mean(r.cpu_ms for r in around) / self.runs[index].cpu_ms
+        return self.runs[index].result.rps / statistics.mean(r.result.rps for r in around)
 
 
 class Bench:
-    def __init__(self, group: server.ProcessGroup, gunicorn: server.Gunicorn, redis_url: str, workdir: Path):
-        self.group, self.gunicorn, self.redis_url, self.workdir = group, gunicorn, redis_url, workdir
+    def __init__(
+        self, group: server.ProcessGroup, gunicorn: server.Gunicorn, redis_url: str, database_url: str
+    ):
+        self.group, self.gunicorn, self.redis_url, self.database_url = (
+            group,
+            gunicorn,
+            redis_url,
+            database_url,
+        )
+
+    def _cpu(self) -> tuple[float, list[int]]:
+        pids = self.gunicorn.worker_pids() + server.postgres_backend_pids(self.database_url)
+        return server.cpu_seconds(pids), pids
 
     def _totals(self) -> dict[str, int]:
         totals = {"hits": 0, "misses": 0, "errors": 0}
@@ -264,6 +280,7 @@ class Bench:
         """One wrk run. With `lookups`, it ends once the workers have made that many cache lookups
         (a `once` run over distinct users: every lookup a new user)."""
         before = self._totals()
+        cpu_before, pids = self._cpu()
 
         def done() -> bool:
             now = self._totals()
@@ -281,26 +298,33 @@ class Bench:
             stop_when=done if lookups else None,
         )
         after = self._totals()
+        cpu_after = server.cpu_seconds(pids)
         load = os.getloadavg()[0]
         if result.errors.get("status"):
             raise RuntimeError(f"{scenario}: {result.errors['status']} answers were not 2xx/3xx")
-        run = Run(scenario, result, *(after[k] - before[k] for k in ("hits", "misses", "errors")), load)
+        cpu_ms = (cpu_after - cpu_before) * 1000 / max(1, result.requests)
+        run = Run(
+            scenario, result, *(after[k] - before[k] for k in ("hits", "misses", "errors")), load, cpu_ms
+        )
         log(
             f"  {scenario:8s} {result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms"
-            f"  p99 {result.p99_ms:6.2f} ms  hits {run.hits} misses {run.misses}"
+            f"  p99 {result.p99_ms:6.2f} ms  cpu {cpu_ms:5.2f} ms/req  hits {run.hits} misses {run.misses}"
             + (f"  socket errors {result.errors}" if result.errors else "")
             + f"  load {load:.2f}"
         )
         return run
 
-    def drop_cached_entries(self) -> int:
-        """Delete every bench user's cache entry (their generation tokens stay, as in production)."""
+    def drop_cached_entries(self, keep: frozenset[str] = frozenset()) -> int:
+        """Delete bench users' cache entries but those of `keep` (generation tokens stay, as in
+        production after an entry expired)."""
         import redis
 
         client = redis.Redis.from_url(self.redis_url)
         dropped = 0
         batch = []
         for key in client.scan_iter(match="*:ent:v1:e:bench-*", count=2000):
+            if key.decode().rsplit(":", 1)[1] in keep:
+                continue
             batch.append(key)
             if len(batch) >= 1000:
                 dropped += client.unlink(*batch)
@@ -359,17 +383,20 @@ def _report(rounds: list[Round], meta: dict) -> str:
         "",
         f"Setup: gunicorn {WORKERS} sync workers (as docker/Dockerfile), DEBUG=false, PostgreSQL "
         f"`{meta['database']}`, Redis db {meta['redis_db']}, Ed25519 tokens, one per request from "
-        f"{WARM_USERS:,} users (cold: all {USERS:,} in turn); wrk {THREADS} threads, {CONNECTIONS} "
-        f"connections, {meta['duration']:g} s per run, {len(rounds)} round(s) of ceiling/scenario "
-        "interleaved; figures are medians over the rounds.",
+        f"{WARM_USERS:,} users (cold: each of the other {USERS - WARM_USERS:,} once); "
+        f"wrk {THREADS} threads, {CONNECTIONS} connections, {meta['duration']:g} s per run, "
+        f"{len(rounds)} round(s) of ceiling/scenario interleaved; figures are medians over the rounds. "
+        "CPU ms/request = CPU time of the gunicorn workers and their PostgreSQL backends per request "
+        "(not wrk's, not Redis's): unlike req/s it hardly depends on what else the machine runs.",
         "",
         f"Data: {meta['seed']['users']:,} users, {meta['seed']['entitlements']:,} entitlement rows, "
         f"{meta['seed']['families']} families ({meta['seed']['family_members']} members); "
         + ", ".join(f"{k} {v}" for k, v in meta["seed"]["kinds"].items())
         + f". Seeded in {meta['seed_seconds']:.1f} s.",
         "",
-        "| scenario | req/s | p50 ms | p99 ms | ratio to ceiling | target | met | cache hits / misses |",
-        "|---|---:|---:|---:|---:|---|---|---|",
+        "| scenario | req/s | p50 ms | p99 ms | ratio to ceiling | target | met "
+        "| CPU ms/request | CPU ratio | cache hits / misses |",
+        "|---|---:|---:|---:|---:|---|---|---:|---:|---|",
     ]
     verdicts = {}
     for scenario in scenarios:
@@ -380,13 +407,14 @@ def _report(rounds: list[Round], meta: dict) -> str:
         p50 = _median([r.result.p50_ms for r in runs])
         p99 = _median([r.result.p99_ms for r in runs])
         hits, misses = sum(r.hits for r in runs), sum(r.misses for r in runs)
+        cpu_ms = _median([r.cpu_ms for r in runs])
         if scenario == "ceiling":
-            ratio_text, target_text, met = "1.00", "", ""
+            ratio_text, cpu_text, target_text, met = "1.00", "1.00", "", ""
         else:
-            ratio = _median(
-                [rnd.ratio(scenario) for rnd in rounds if any(r.scenario == scenario for r in rnd.runs)]
-            )
+            having = [rnd for rnd in rounds if any(r.scenario == scenario for r in rnd.runs)]
+            ratio = _median([rnd.ratio(scenario) for rnd in having])
             ratio_text = f"{ratio:.2f}"
+            cpu_text = f"{_median([rnd.ratio(scenario, cpu=True) for rnd in having]):.2f}"
             target = TARGETS.get(scenario)
             if target is None:
                 target_text, met = "(none)", ""
@@ -401,14 +429,16 @@ def _report(rounds: list[Round], meta: dict) -> str:
         hits_text = "" if scenario == "ceiling" else f"{hits:,} / {misses:,}"
         lines.append(
             f"| {titles[scenario]} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {ratio_text} | {target_text} "
-            f"| {met} | {hits_text}{f' ({socket_errors} socket errors)' if socket_errors else ''} |"
+            f"| {met} | {cpu_ms:.2f} | {cpu_text} "
+            f"| {hits_text}{f' ({socket_errors} socket errors)' if socket_errors else ''} |"
         )
-    lines += ["", "Each round, in order (req/s, p99 ms, load average):", ""]
+    lines += ["", "Each round, in order (req/s, p99 ms, CPU ms/request, load average):", ""]
     for number, rnd in enumerate(rounds, 1):
         lines.append(
             f"- round {number}: "
             + "; ".join(
-                f"{r.scenario} {r.result.rps:,.0f} ({r.result.p99_ms:.1f}, {r.load:.2f})" for r in rnd.runs
+                f"{r.scenario} {r.result.rps:,.0f} ({r.result.p99_ms:.1f}, {r.cpu_ms:.2f}, {r.load:.2f})"
+                for r in rnd.runs
             )
         )
     missed = [s for s, ok in verdicts.items() if not ok]
@@ -435,7 +465,7 @@ def run(args) -> str:
 
     started = time.monotonic()
     quick = getattr(args, "quick", False)
-    duration, rounds_wanted = (2.0, 1) if quick else (7.0, 3)
+    duration, rounds_wanted = (2.0, 1) if quick else (6.0, 3)
     wrk.ensure_wrk()
     issuer = TokenIssuer()
     database_url, redis_url = server.bench_database_url(), server.bench_redis_url()
@@ -476,7 +506,8 @@ def run(args) -> str:
     tokens = {uid: issuer.token(uid, ttl=4 * 3600) for uid in everyone}
     issuer.issued.clear()
     warm_users = rng.sample(everyone, WARM_USERS)
-    cold_users = rng.sample(everyone, USERS)
+    warm_set = frozenset(warm_users)
+    cold_users = rng.sample(sorted(set(everyone) - warm_set), USERS - WARM_USERS)
     batch_body = json.dumps({"feature_codes": BATCH}, separators=(",", ":"))
 
     def check(uid):
@@ -500,20 +531,20 @@ def run(args) -> str:
             try:
                 gunicorn.start()
                 log(f"gunicorn ready on {gunicorn.base_url} (workers {gunicorn.worker_pids()})")
-                bench = Bench(group, gunicorn, redis_url, workdir)
+                bench = Bench(group, gunicorn, redis_url, database_url)
                 bench.drop_cached_entries()
                 _check_samples(gunicorn.base_url, paths)
                 # Each worker imports lazily on its first requests: a short untimed run first.
                 wrk.run(group, gunicorn.base_url, paths["ceiling"], duration=1, headers=server.PROXY_HEADERS)
+                # Fill the warm users' entries: each of them once. Cold runs drop only the others'.
+                bench.measure("warm-up", warmup, duration=60, mode="once", lookups=WARM_USERS)
                 for number in range(rounds_wanted):
                     log(f"round {number + 1}/{rounds_wanted}")
-                    # fill the warm users' entries: each of them once
-                    bench.measure("warm-up", warmup, duration=60, mode="once", lookups=WARM_USERS)
                     rnd = Round()
                     rnd.runs.append(bench.measure("ceiling", paths["ceiling"], duration=duration))
                     for scenario in ("warm", "batch", "list", "cold"):
                         if scenario == "cold":
-                            dropped = bench.drop_cached_entries()
+                            dropped = bench.drop_cached_entries(keep=warm_set)
                             log(f"  dropped {dropped} cache entries")
                         if scenario == "cold":  # each user once; stop before the set runs out
                             run = bench.measure(

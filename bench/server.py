@@ -291,6 +291,31 @@ class Gunicorn:
         shutil.rmtree(self.stats_dir, ignore_errors=True)
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids) -> float:
+    """User + system CPU time of these processes so far (gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _CLOCK_TICKS
+
+
+def postgres_backend_pids(database_url: str) -> list[int]:
+    """The server processes of the connections to this database (PostgreSQL on this machine)."""
+    import psycopg
+
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres", scheme="postgresql"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [name]).fetchall()
+    return [pid for (pid,) in rows]
+
+
 def request(url: str, *, method: str = "GET", headers: dict | None = None, body: bytes | None = None):
     """One HTTP request with the proxy's header; returns (status, body bytes)."""
     req = urllib.request.Request(  # noqa: S310
