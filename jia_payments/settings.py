@@ -270,7 +270,7 @@ USE_TZ = True
 FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -400,3 +400,34 @@ CELERY_BEAT_SCHEDULE["payments.reconcile-stripe-events"] = {
 }
 # The trusted edge header carrying an end user's country (e.g. CF-IPCountry); unset: none.
 CHECKOUT_COUNTRY_HEADER = env.str("CHECKOUT_COUNTRY_HEADER", default="")
+
+# --- Metrics (issue 7): GET /metrics, Prometheus text --------------------------------------------
+# django-prometheus (requests by view and status, DB queries, cache gets) and the business metrics
+# of jia_payments.core.metrics. Under gunicorn every worker counts into PROMETHEUS_MULTIPROC_DIR
+# (gunicorn.conf.py sets and cleans it) and any worker's scrape sums them all.
+# Who may read it: METRICS_TOKEN set = callers with "Authorization: Bearer <METRICS_TOKEN>";
+# unset = nobody when DEBUG is false (404), anyone on a DEBUG server.
+
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+INSTALLED_APPS += ["django_prometheus"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("jia_payments.core.health.ProbeMiddleware") + 1,
+    "jia_payments.core.metrics.MetricsEndpointMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("jia_payments.core.metrics.MetricsEndpointMiddleware") + 1,
+    "jia_payments.core.metrics.BeforeMiddleware",
+)
+MIDDLEWARE.append("jia_payments.core.metrics.AfterMiddleware")
+_BUCKETS = "0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5 10 30 inf"  # seconds, the request latency histograms
+PROMETHEUS_LATENCY_BUCKETS = tuple(float(b) for b in _BUCKETS.split())
+# Database and cache backends that count their calls (the same drivers underneath).
+_INSTRUMENTED_DB = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}
+DATABASES["default"]["ENGINE"] = _INSTRUMENTED_DB.get(
+    DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"]
+)
+if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
+    CACHES["default"]["BACKEND"] = "django_prometheus.cache.backends.redis.RedisCache"

@@ -18,4 +18,9 @@ class CoreConfig(AppConfig):
         from jia_payments.core import checks  # noqa: F401  (registers the system checks)
 
         setting_changed.connect(_reload_auth_keys, dispatch_uid="core.reload_auth_keys")
-        from jia_payments.core import request_logging  # noqa: F401  (connects the log receivers)
+        from jia_payments.core import (
+            metrics,
+            request_logging,  # noqa: F401  (connects the log receivers)
+        )
+
+        metrics.connect_celery_signals()
