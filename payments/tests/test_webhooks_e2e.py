@@ -492,8 +492,14 @@ def test_staff_refund_in_full_from_the_admin(stripe_e2e, admin_client):
     session = _paid_checkout(stripe_e2e, "lifetime", "user_admin")
     action = {"action": "refund_in_full", "_selected_action": [str(session.payment_id)]}
     response = admin_client.post("/admin/payments/payment/", action, follow=True)
+    assert "Give a reason: nothing was refunded." in response.content.decode()
+    assert Payment.objects.get(pk=session.payment_id).status == "completed"
+
+    action["reason"] = "requested_by_customer"
+    response = admin_client.post("/admin/payments/payment/", action, follow=True)
     assert f"Payment {session.payment_id}: refunded" in response.content.decode()
     payment = Payment.objects.get(pk=session.payment_id)
     assert (payment.status, payment.refunded_amount) == ("refunded", 29999)
-    assert Refund.objects.get().requested_by == "staff:admin"
+    refund = Refund.objects.get()
+    assert (refund.requested_by, refund.reason) == ("staff:admin", "requested_by_customer")
     assert not Entitlement.objects.filter(user_id="user_admin", status="active").exists()
