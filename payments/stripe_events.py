@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from jia_payments.core.audit import audit_context
 from payments import stripe_gateway
 from payments.models import StripeEvent
 from payments.webhook_handlers import HANDLERS
@@ -61,7 +62,9 @@ def stripe_event_process(*, event_id: str) -> str:
             return "missing"
         if event.status in (StripeEvent.Status.PROCESSED, StripeEvent.Status.IGNORED):
             return event.status
-        HANDLERS[event.type](event.payload["data"]["object"])
+        # The audit trail names the event that made these changes (no person or API caller did).
+        with audit_context(actor=f"stripe:{event.type}", stripe_event=event.pk):
+            HANDLERS[event.type](event.payload["data"]["object"])
         event.status = StripeEvent.Status.PROCESSED
         event.attempts += 1
         event.last_error = ""
