@@ -27,6 +27,8 @@ from django.core.cache import caches
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
+from jia_payments.core import metrics
+
 logger = logging.getLogger(__name__)
 
 KEY_VERSION = "v1"
@@ -66,6 +68,7 @@ class CacheStats:
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
+        metrics.entitlement_cache_counted(name, n)
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:

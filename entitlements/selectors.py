@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from entitlements import cache
 from entitlements.models import Entitlement, Family, FamilyMember
+from jia_payments.core import metrics
 
 ACTIVE, CANCELLED = Entitlement.Status.ACTIVE.value, Entitlement.Status.CANCELLED.value
 
@@ -144,13 +145,18 @@ def _answer(user_id: str, feature_code: str, rows, now: float) -> dict:
 
 def entitlement_check(*, user_id: str, feature_code: str) -> dict:
     """Does the user have the feature, and why (API.md "Entitlements")."""
-    return _answer(user_id, feature_code, access_rows(user_id), timezone.now().timestamp())
+    answer = _answer(user_id, feature_code, access_rows(user_id), timezone.now().timestamp())
+    metrics.entitlement_checked(answer["reason"])
+    return answer
 
 
 def entitlement_check_many(*, user_id: str, feature_codes: list[str]) -> dict[str, dict]:
     """The check for many features from one cache read."""
     rows, now = access_rows(user_id), timezone.now().timestamp()
-    return {code: _answer(user_id, code, rows, now) for code in feature_codes}
+    answers = {code: _answer(user_id, code, rows, now) for code in feature_codes}
+    for answer in answers.values():
+        metrics.entitlement_checked(answer["reason"])
+    return answers
 
 
 def entitlement_list(*, user_id: str, status: str | None = None):

@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_process_shutdown
 from django_structlog.celery.steps import DjangoStructLogInitStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jia_payments.settings")
@@ -23,3 +23,22 @@ def _structured_worker_logs(logger, **kwargs):
     from jia_payments.core.logs import use_structured_format
 
     use_structured_format(logger, settings.LOG_FORMAT)
+
+
+@worker_init.connect
+def _serve_worker_metrics(**kwargs):
+    """CELERY_METRICS_PORT set: the worker serves its metrics (task failures and retries, Stripe
+    event processing) on that port, summed over its pool processes (PROMETHEUS_MULTIPROC_DIR)."""
+    port = os.environ.get("CELERY_METRICS_PORT", "").strip()
+    if port:
+        from jia_payments.core.metrics import serve_worker_metrics
+
+        serve_worker_metrics(int(port))
+
+
+@worker_process_shutdown.connect
+def _drop_dead_process_gauges(pid=None, **kwargs):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

@@ -60,7 +60,7 @@ MIDDLEWARE = [
     "jia_payments.core.middleware.ProblemDetailsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "jia_payments.core.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -112,6 +112,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
     }
+    # The embedded dev database cannot build one unique index "with nulls not distinct"
+    # (entitlement_unkeyed_active_unique); PostgreSQL, the only production database, enforces it.
+    SILENCED_SYSTEM_CHECKS = ["models.W047"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -200,12 +203,14 @@ if EVENTS_PROVIDER not in {"kafka", "log", "outbox"}:
 if EVENTS_PROVIDER == "kafka" and not EVENTS_BROKERS:
     raise ImproperlyConfigured("EVENTS_PROVIDER=kafka needs EVENTS_BROKERS (host:port,host:port)")
 # The relay (jia_payments/core/outbox): rows per claim, how long the broker may take to acknowledge
-# a batch, the backoff while it is down, how often beat sweeps, how long sent rows are kept.
+# a batch, the backoff while it is down, how often beat sweeps, how long sent rows are kept, and
+# how long after a commit the relay it asks for starts (the commits of that window share one run).
 EVENTS_BATCH_SIZE = env.int("EVENTS_BATCH_SIZE", default=500)
 EVENTS_PUBLISH_TIMEOUT_SECONDS = env.float("EVENTS_PUBLISH_TIMEOUT_SECONDS", default=15.0)
 EVENTS_BACKOFF_MAX_SECONDS = env.float("EVENTS_BACKOFF_MAX_SECONDS", default=60.0)
 EVENTS_SWEEP_SECONDS = env.float("EVENTS_SWEEP_SECONDS", default=5.0)
 EVENTS_RETENTION_DAYS = env.float("EVENTS_RETENTION_DAYS", default=7.0)
+EVENTS_RELAY_DELAY_SECONDS = env.float("EVENTS_RELAY_DELAY_SECONDS", default=0.05)
 CELERY_IMPORTS = ["jia_payments.core.outbox.tasks"]
 CELERY_BEAT_SCHEDULE["core.relay_events"] = {
     "task": "core.relay_events",
@@ -226,7 +231,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["jia_payments.core.parsers.BoundedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "jia_payments.core.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "jia_payments.core.errors.problem_details_handler",
@@ -265,7 +270,7 @@ USE_TZ = True
 FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -396,12 +401,46 @@ CELERY_BEAT_SCHEDULE["payments.reconcile-stripe-events"] = {
 # The trusted edge header carrying an end user's country (e.g. CF-IPCountry); unset: none.
 CHECKOUT_COUNTRY_HEADER = env.str("CHECKOUT_COUNTRY_HEADER", default="")
 
+# --- Metrics (issue 7): GET /metrics, Prometheus text --------------------------------------------
+# django-prometheus (requests by view and status, DB queries, cache gets) and the business metrics
+# of jia_payments.core.metrics. Under gunicorn every worker counts into PROMETHEUS_MULTIPROC_DIR
+# (gunicorn.conf.py sets and cleans it) and any worker's scrape sums them all.
+# Who may read it: METRICS_TOKEN set = callers with "Authorization: Bearer <METRICS_TOKEN>";
+# unset = nobody when DEBUG is false (404), anyone on a DEBUG server.
+
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+INSTALLED_APPS += ["django_prometheus"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("jia_payments.core.health.ProbeMiddleware") + 1,
+    "jia_payments.core.metrics.MetricsEndpointMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("jia_payments.core.metrics.MetricsEndpointMiddleware") + 1,
+    "jia_payments.core.metrics.BeforeMiddleware",
+)
+MIDDLEWARE.append("jia_payments.core.metrics.AfterMiddleware")
+_BUCKETS = "0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5 10 30 inf"  # seconds, the request latency histograms
+PROMETHEUS_LATENCY_BUCKETS = tuple(float(b) for b in _BUCKETS.split())
+# Database and cache backends that count their calls (the same drivers underneath).
+_INSTRUMENTED_DB = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}
+DATABASES["default"]["ENGINE"] = _INSTRUMENTED_DB.get(
+    DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"]
+)
+if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
+    CACHES["default"]["BACKEND"] = "django_prometheus.cache.backends.redis.RedisCache"
+
 # --- Audit trail (issue 7) -------------------------------------------------------------------
 # django-auditlog records who changed what (before -> after) and why; jia_payments.core.audit
 # names the caller (admin user, or the API's service/staff token) and the reason given.
 
 INSTALLED_APPS += ["auditlog"]
-MIDDLEWARE.append("jia_payments.core.audit.AuditMiddleware")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "jia_payments.core.audit.AuditMiddleware",
+)
 AUDITLOG_CID_GETTER = "jia_payments.core.audit.correlation_id"
 AUDITLOG_INCLUDE_TRACKING_MODELS = (
     {"model": "pricing.Feature", "exclude_fields": ["updated_at"]},

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from jia_payments.core import health
+from jia_payments.core import health, metrics
 from payments.webhooks import StripeWebhookView
 
 api_v1 = [
@@ -26,6 +26,8 @@ urlpatterns = [
 urlpatterns += [
     path("healthz", health.liveness, name="healthz"),
     path("readyz", health.readiness, name="readyz"),
+    # answered by jia_payments.core.metrics.MetricsEndpointMiddleware first (token, no host check)
+    path("metrics", metrics.metrics_view, name="prometheus-metrics"),
 ]
 
 handler400 = "jia_payments.core.errors.bad_request_view"

@@ -6,6 +6,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from jia_payments.core import metrics
 from jia_payments.core.audit import record_changes
 from jia_payments.core.errors import DomainError, InvalidTransition, NotFound
 from jia_payments.core.events import record_event
@@ -42,6 +43,16 @@ def payment_data(payment: Payment) -> dict[str, Any]:
 def _record(payment: Payment, type: str) -> None:
     record_event(
         type=type, aggregate_id=payment.pk, subject=f"payments/{payment.pk}", data=payment_data(payment)
+    )
+
+
+def _count_on_commit(payment: Payment, failure_code: str = "") -> None:
+    """Metrics count a status once its transaction committed (a rolled-back move never happened)."""
+    status, currency, reason = payment.status, payment.currency, payment.failure_reason
+    transaction.on_commit(
+        lambda: metrics.payment_reached(
+            status=status, currency=currency, failure_reason=reason, failure_code=failure_code
+        )
     )
 
 
@@ -83,15 +94,19 @@ def payment_create(
     with transaction.atomic():
         payment.save(force_insert=True)
         _record(payment, "payment.created")
+        _count_on_commit(payment)
     return payment
 
 
-def payment_update_status(*, payment_id, status: str, failure_reason: str = "") -> Payment:
+def payment_update_status(
+    *, payment_id, status: str, failure_reason: str = "", failure_code: str = ""
+) -> Payment:
     """Move a payment along the state machine (models.Payment.TRANSITIONS), or 409 `invalid_transition`.
 
     The UPDATE is conditional on the status just read, so two concurrent moves cannot both win:
     the loser re-reads the new status and is judged against it. Records `payment.status.updated`,
-    and `payment.completed` when it completes, `payment.refunded` when refunded.
+    and `payment.completed` when it completes, `payment.refunded` when refunded. `failure_code`:
+    a machine-readable reason (Stripe's decline code) for metrics, when `failure_reason` is prose.
     """
     if status not in Payment.Status.values:
         raise DomainError(errors={"status": [f'"{status}" is not a valid status.']})
@@ -125,6 +140,7 @@ def payment_update_status(*, payment_id, status: str, failure_reason: str = "") 
             ],
         )
         _record(payment, "payment.status.updated")
+        _count_on_commit(payment, failure_code)
         if status == Payment.Status.COMPLETED:
             _record(payment, "payment.completed")
         elif status == Payment.Status.REFUNDED:
@@ -132,7 +148,9 @@ def payment_update_status(*, payment_id, status: str, failure_reason: str = "") 
     return payment
 
 
-def payment_reach_status(*, payment_id, status: str, failure_reason: str = "") -> tuple[Payment, bool]:
+def payment_reach_status(
+    *, payment_id, status: str, failure_reason: str = "", failure_code: str = ""
+) -> tuple[Payment, bool]:
     """`payment_update_status` for Stripe's events, which repeat and arrive out of order: a payment
     already in `status` is left as it is. Answers (payment, moved)."""
     with transaction.atomic():
@@ -142,5 +160,5 @@ def payment_reach_status(*, payment_id, status: str, failure_reason: str = "") -
         if payment.status == status:
             return payment, False
         return payment_update_status(
-            payment_id=payment_id, status=status, failure_reason=failure_reason
+            payment_id=payment_id, status=status, failure_reason=failure_reason, failure_code=failure_code
         ), True

@@ -9,6 +9,7 @@
 """
 
 import logging
+import time
 import traceback
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from jia_payments.core import metrics
 from jia_payments.core.audit import audit_context
 from payments import stripe_gateway
 from payments.models import StripeEvent
@@ -43,11 +45,15 @@ def stripe_event_receive(*, event: dict, source: str) -> bool:
         source=source,
         status=StripeEvent.Status.PENDING if known else StripeEvent.Status.IGNORED,
     )
+    type_label = metrics.stripe_event_type_label(event["type"])
     try:
         with transaction.atomic():  # a savepoint: a duplicate leaves the caller's transaction usable
             row.save(force_insert=True)
     except IntegrityError:
+        metrics.STRIPE_EVENTS_RECEIVED.labels(type=type_label, outcome="duplicate").inc()
         return False  # delivered before (or at this very moment, by another request)
+    received = metrics.STRIPE_EVENTS_RECEIVED.labels(type=type_label, outcome="new" if known else "ignored")
+    transaction.on_commit(received.inc)
     if known:
         _enqueue(row.pk)
     return True
@@ -59,18 +65,31 @@ def stripe_event_process(*, event_id: str) -> str:
         event = StripeEvent.objects.select_for_update().filter(pk=event_id).first()
         if event is None:
             logger.warning("stripe event %s is not stored here", event_id)
+            metrics.STRIPE_EVENTS_PROCESSED.labels(type="unknown", outcome="missing").inc()
             return "missing"
+        type_label = metrics.stripe_event_type_label(event.type)
         if event.status in (StripeEvent.Status.PROCESSED, StripeEvent.Status.IGNORED):
+            metrics.STRIPE_EVENTS_PROCESSED.labels(type=type_label, outcome="skipped").inc()
             return event.status
+        started = time.monotonic()
         # The audit trail names the event that made these changes (no person or API caller did).
         with audit_context(actor=f"stripe:{event.type}", stripe_event=event.pk):
             HANDLERS[event.type](event.payload["data"]["object"])
+        took = time.monotonic() - started
         event.status = StripeEvent.Status.PROCESSED
         event.attempts += 1
         event.last_error = ""
         event.processed_at = timezone.now()
         event.save(update_fields=["status", "attempts", "last_error", "processed_at", "updated_at"])
+        lag = (event.processed_at - event.received_at).total_seconds()
+        transaction.on_commit(lambda: _count_processed(type_label, took, lag))
     return event.status
+
+
+def _count_processed(type_label: str, took: float, lag: float) -> None:
+    metrics.STRIPE_EVENTS_PROCESSED.labels(type=type_label, outcome="processed").inc()
+    metrics.STRIPE_EVENT_PROCESSING.labels(type=type_label).observe(took)
+    metrics.STRIPE_EVENT_LAG.labels(type=type_label).observe(max(0.0, lag))
 
 
 def stripe_event_record_failure(*, event_id: str, error: BaseException, final: bool) -> None:
@@ -84,6 +103,9 @@ def stripe_event_record_failure(*, event_id: str, error: BaseException, final: b
         event.last_error = detail
         event.status = StripeEvent.Status.FAILED if final else StripeEvent.Status.PENDING
         event.save(update_fields=["attempts", "last_error", "status", "updated_at"])
+    metrics.STRIPE_EVENTS_PROCESSED.labels(
+        type=metrics.stripe_event_type_label(event.type), outcome="failed" if final else "retried"
+    ).inc()
     log = logger.error if final else logger.warning
     log(
         "stripe event %s failed (try %s%s): %r",

@@ -76,7 +76,12 @@ def on_payment_intent_changed(obj: dict) -> None:
     elif intent["status"] == "requires_payment_method" and intent.get("last_payment_error"):
         error = intent["last_payment_error"]
         reason = error.get("message") or error.get("code") or "payment failed"
-        payment_reach_status(payment_id=payment.pk, status=Payment.Status.FAILED, failure_reason=reason)
+        payment_reach_status(
+            payment_id=payment.pk,
+            status=Payment.Status.FAILED,
+            failure_reason=reason,
+            failure_code=error.get("decline_code") or error.get("code") or "",
+        )
 
 
 def on_charge_refunded(obj: dict) -> None:

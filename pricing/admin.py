@@ -4,12 +4,9 @@ from django.utils.html import format_html_join
 from entitlements.services import plan_entitlements_sync_later
 from jia_payments.core.audit_admin import AuditedAdmin
 from pricing.models import Feature, Plan, PricingZone
+from pricing.money import format_major_units
 from pricing.selectors import zone_price_cents
 from pricing.zones import ZONES
-
-
-def _major_units(cents: int) -> str:
-    return f"{cents / 100:.2f}"
 
 
 @admin.register(Feature)
@@ -60,12 +57,13 @@ class PlanAdmin(AuditedAdmin, admin.ModelAdmin):
                     spec.zone,
                     spec.zone_name,
                     spec.multiplier,
-                    _major_units(
+                    format_major_units(
                         zone_price_cents(
                             base_price_cents=plan.price_cents,
                             multiplier=spec.multiplier,
                             currency=plan.currency,
-                        )
+                        ),
+                        plan.currency,
                     ),
                     plan.currency,
                 )

@@ -1,6 +1,6 @@
 """World Bank income classification (CSV) -> pricing zones.
 
-The CSV has columns iso2,iso3,country,income_group,fiscal_year,source (shared/data/). The
+The CSV (pricing/data/) has columns iso2,iso3,country,income_group,fiscal_year,source. The
 Channel Islands row has no ISO code: Jersey and Guernsey stand for it.
 """
 

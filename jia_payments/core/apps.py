@@ -21,7 +21,11 @@ class CoreConfig(AppConfig):
         from auditlog.models import LogEntry
         from django.db.models.signals import pre_save
 
-        from jia_payments.core import request_logging  # noqa: F401  (connects the log receivers)
+        from jia_payments.core import (
+            metrics,
+            request_logging,  # noqa: F401  (connects the log receivers)
+        )
         from jia_payments.core.audit import fill_log_entry
 
+        metrics.connect_celery_signals()
         pre_save.connect(fill_log_entry, sender=LogEntry, dispatch_uid="core.audit.fill_log_entry")

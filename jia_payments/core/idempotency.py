@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
@@ -124,26 +124,54 @@ class _Claim:
         self.caller, self.key, self.method, self.path = caller, key, method, path
 
     def take(self, fingerprint: str) -> tuple[IdempotencyKey, bool]:
-        """(our new row, True), or (the live row another request claimed first, False)."""
+        """(our new row, True), or (the live row another request claimed first, False).
+
+        One `INSERT ... ON CONFLICT DO NOTHING`: no savepoint, no failed statement. When another
+        transaction holds an uncommitted row with this key, the insert waits for it to end, then
+        either inserts (it rolled back) or does nothing (it committed, and its row is read).
+        """
         for _ in range(2):
-            try:
-                with transaction.atomic():
-                    record = IdempotencyKey.objects.create(
-                        caller=self.caller,
-                        key=self.key,
-                        method=self.method,
-                        path=self.path,
-                        request_fingerprint=fingerprint,
-                    )
+            record = IdempotencyKey(
+                caller=self.caller,
+                key=self.key,
+                method=self.method,
+                path=self.path,
+                request_fingerprint=fingerprint,
+                state=IdempotencyKey.State.IN_PROGRESS,
+                created_at=timezone.now(),
+            )
+            with connection.cursor() as cursor:
+                cursor.execute(_claim_sql(), [getattr(record, name) for name in _CLAIM_FIELDS])
+                inserted = cursor.fetchone()
+            if inserted is not None:
+                record.pk = inserted[0]
                 return record, True
-            except IntegrityError:
-                record = IdempotencyKey.objects.filter(caller=self.caller, key=self.key).first()
-                if record is None:
-                    continue  # the holder rolled back or the row was pruned: claim again
-                if not _expired(record.created_at):
-                    return record, False
-                IdempotencyKey.objects.filter(pk=record.pk, created_at=record.created_at).delete()
+            record = IdempotencyKey.objects.filter(caller=self.caller, key=self.key).first()
+            if record is None:
+                continue  # the holder's row was pruned meanwhile: claim again
+            if not _expired(record.created_at):
+                return record, False
+            IdempotencyKey.objects.filter(pk=record.pk, created_at=record.created_at).delete()
         raise IdempotencyKeyInProgress("Another request with this Idempotency-Key is in progress.")
+
+
+_CLAIM_FIELDS = (
+    *("caller", "key", "method", "path", "request_fingerprint", "state", "response_body", "created_at"),
+)
+
+
+@functools.cache
+def _claim_sql() -> str:
+    meta = IdempotencyKey._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in _CLAIM_FIELDS)
+    conflict = ", ".join(quote(meta.get_field(name).column) for name in ("caller", "key"))
+    values = ", ".join(["%s"] * len(_CLAIM_FIELDS))
+    # Only quoted identifiers from the model are interpolated; every value is a query parameter.
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({values}) "  # noqa: S608
+        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {quote(meta.pk.column)}"
+    )
 
 
 def _expired(created_at: datetime) -> bool:

@@ -7,6 +7,10 @@ middleware turns any such non-JSON error response on an API path into problem de
 
 from http import HTTPStatus
 
+from django.http import HttpResponsePermanentRedirect
+from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
+from django.utils.http import escape_leading_slashes
+
 from jia_payments.core.errors import is_api_path, problem, problem_response
 
 _CODES = {
@@ -37,3 +41,21 @@ class ProblemDetailsMiddleware:
         body = problem(status, code, phrase, _DETAILS.get(status, f"{phrase}."))
         headers = {name: response[name] for name in ("Allow", "Retry-After") if response.has_header(name)}
         return problem_response(body, headers)
+
+
+class PermanentRedirectKeepingMethod(HttpResponsePermanentRedirect):
+    status_code = 308
+
+
+class CommonMiddleware(DjangoCommonMiddleware):
+    """Django's CommonMiddleware, but a URL missing its trailing slash is redirected with 308.
+
+    Django's 301 makes clients turn a POST into a GET and drop its body (and, with DEBUG on, it
+    raises instead). 308 tells the client to repeat the same method with the same body at the
+    slash-terminated URL, which is what an API caller needs.
+    """
+
+    response_redirect_class = PermanentRedirectKeepingMethod
+
+    def get_full_path_with_slash(self, request):
+        return escape_leading_slashes(request.get_full_path(force_append_slash=True))

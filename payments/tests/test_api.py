@@ -249,3 +249,15 @@ def test_a_malformed_id_is_404(service_client, bad_id):
     assert_problem(
         service_client.post(f"{PAYMENTS}{bad_id}/status/", {"status": "completed"}), 404, "not_found"
     )
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_post_without_the_trailing_slash_is_redirected_keeping_method_and_body(
+    api_client_for, settings, debug
+):
+    settings.DEBUG = debug
+    customer = api_client_for("customer_123")
+    response = customer.post("/api/v1/payments?x=1", SEED_PAYMENT, format="json")
+    assert response.status_code == 308  # not 301, which turns the POST into a GET without its body
+    assert response["Location"] == "/api/v1/payments/?x=1"
+    assert not Payment.objects.exists()

@@ -30,6 +30,18 @@ def test_replay_returns_the_first_payment_and_makes_no_second(api_client_for):
 
 
 @pytest.mark.django_db
+def test_a_replay_reads_the_stored_answer_without_a_failed_insert(
+    api_client_for, django_assert_max_num_queries
+):
+    client = api_client_for("customer_123")
+    client.post(PAYMENTS, GOOD, format="json", HTTP_IDEMPOTENCY_KEY="order_123-try")
+    with django_assert_max_num_queries(4) as captured:  # savepoint, claim (no-op), read, release
+        again = client.post(PAYMENTS, GOOD, format="json", HTTP_IDEMPOTENCY_KEY="order_123-try")
+    assert again["Idempotent-Replayed"] == "true"
+    assert not any("ROLLBACK" in query["sql"] for query in captured.captured_queries)
+
+
+@pytest.mark.django_db
 def test_same_key_other_body_is_422(api_client_for):
     client = api_client_for("customer_123")
     client.post(PAYMENTS, GOOD, format="json", HTTP_IDEMPOTENCY_KEY="k")

@@ -9,8 +9,8 @@ from pricing.models import Feature, Plan, PricingZone
 
 pytestmark = pytest.mark.django_db
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-FY2027 = SHARED_DATA / "world_bank_income_groups_fy2027.csv"
+DATA = Path(__file__).resolve().parents[1] / "data"
+FY2027 = DATA / "world_bank_income_groups_fy2027.csv"
 ZONE_OF_GROUP = {
     "High income": "A",
     "Upper middle income": "B",

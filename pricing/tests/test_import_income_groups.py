@@ -8,7 +8,7 @@ from pricing.models import PricingZone
 
 pytestmark = pytest.mark.django_db
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def _run(*args, **kwargs) -> str:
@@ -18,9 +18,9 @@ def _run(*args, **kwargs) -> str:
 
 
 def test_preview_of_next_year_lists_the_countries_that_change_zone_and_writes_nothing():
-    _run(str(SHARED_DATA / "world_bank_income_groups_fy2026.csv"), apply=True)
+    _run(str(DATA / "world_bank_income_groups_fy2026.csv"), apply=True)
     before = dict(PricingZone.objects.values_list("iso_code", "zone"))
-    output = _run(str(SHARED_DATA / "world_bank_income_groups_fy2027.csv"))
+    output = _run(str(DATA / "world_bank_income_groups_fy2027.csv"))
     assert "changed  JO Jordan: zone C -> B" in output
     assert "changed  VN Viet Nam: zone C -> B" in output or "changed  VN Vietnam: zone C -> B" in output
     assert "changed  TG Togo: zone D -> C" in output
@@ -30,9 +30,9 @@ def test_preview_of_next_year_lists_the_countries_that_change_zone_and_writes_no
 
 
 def test_apply_moves_the_countries():
-    _run(str(SHARED_DATA / "world_bank_income_groups_fy2026.csv"), apply=True)
+    _run(str(DATA / "world_bank_income_groups_fy2026.csv"), apply=True)
     assert PricingZone.objects.get(iso_code="PH").zone == "C"
-    _run(str(SHARED_DATA / "world_bank_income_groups_fy2027.csv"), apply=True)
+    _run(str(DATA / "world_bank_income_groups_fy2027.csv"), apply=True)
     assert PricingZone.objects.get(iso_code="PH").zone == "B"
     assert str(PricingZone.objects.get(iso_code="PH").pricing_multiplier) == "0.70"
     assert PricingZone.objects.count() == 219

@@ -108,6 +108,33 @@ def test_plan_page_shows_its_price_in_each_zone(admin_client, populated):
         assert line in html
 
 
+def test_plan_page_shows_a_zero_decimal_currency_in_its_own_units(admin_client):
+    from pricing.models import Plan
+
+    Plan.objects.create(
+        id="premium_jpy", name="Premium (JPY)", billing_cycle="monthly", price_cents=1500, currency="JPY"
+    )
+    html = admin_client.get(reverse("admin:pricing_plan_change", args=["premium_jpy"])).content.decode()
+    assert "Zone A (Premium, x1.00): 1500 JPY" in html
+    assert "Zone C (Mid-Low, x0.40): 600 JPY" in html
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "shown"),
+    [
+        (1999, "USD", "19.99"),
+        (5, "EUR", "0.05"),
+        (500, "JPY", "500"),
+        (1234, "KWD", "1.234"),
+        (0, "usd", "0.00"),
+    ],
+)
+def test_amounts_are_shown_in_the_currencys_major_units(amount, currency, shown):
+    from pricing.money import format_major_units
+
+    assert format_major_units(amount, currency) == shown
+
+
 def test_admin_refuses_an_illegal_payment_status(admin_client):
     payment = PaymentFactory(status=Payment.Status.FAILED)
     url = reverse("admin:payments_payment_change", args=[payment.pk])

@@ -66,6 +66,31 @@ def test_malformed_json_is_400(user_client):
     assert not Feature.objects.exists()
 
 
+@pytest.mark.parametrize("depth", [33, 100_000])
+def test_json_nested_too_deep_is_400_not_500(user_client, depth):
+    body = b'{"code": "x", "metadata": ' + b"[" * depth + b"]" * depth + b"}"
+    response = user_client.post(THINGS, data=body, content_type="application/json")
+    assert_problem(response, 400, "malformed_request")
+    assert not Feature.objects.exists()
+
+
+def test_json_nested_exactly_to_the_bound_is_accepted(user_client):
+    from jia_payments.core.parsers import MAX_DEPTH
+
+    lists = MAX_DEPTH - 2  # the body and its metadata object are the first two levels
+    body = b'{"code": "x", "metadata": {"k": ' + b"[" * lists + b"]" * lists + b"}}"
+    response = user_client.post(THINGS, data=body, content_type="application/json")
+    assert response.status_code == 201, response.content
+
+
+def test_nesting_depth_counts_containers():
+    from jia_payments.core.parsers import nesting_depth
+
+    assert nesting_depth(7) == 0
+    assert nesting_depth({"x": [], "y": 1}) == 2
+    assert nesting_depth([{"a": [[1]]}, 2]) == 4
+
+
 @pytest.mark.parametrize(
     ("content_type", "data"),
     [

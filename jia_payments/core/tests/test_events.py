@@ -89,3 +89,41 @@ def test_a_relay_is_still_asked_for_when_a_savepoint_that_asked_rolls_back(
         record_event(type="payment.created", aggregate_id=2, subject="payments/2", data={})
     assert len(callbacks) == 1
     assert list(OutboxEvent.objects.values_list("aggregate_id", flat=True)) == ["2"]
+
+
+def test_a_burst_of_commits_enqueues_one_relay_run(settings, django_capture_on_commit_callbacks):
+    """Workers on a broker (not eager): the relay is asked for with a short delay, and the commits
+    before that run starts share it. Once it starts (and clears the request), a commit asks again."""
+    from django.core.cache import cache
+
+    from jia_payments.core import events
+    from jia_payments.core.outbox import tasks
+
+    settings.EVENTS_PROVIDER = "log"
+    settings.EVENTS_RELAY_DELAY_SECONDS = 0.05
+    enqueued = []
+    app = tasks.relay_events.app
+    eager, app.conf.task_always_eager = app.conf.task_always_eager, False
+    apply_async = tasks.relay_events.apply_async
+    tasks.relay_events.apply_async = lambda **options: enqueued.append(options)
+    cache.delete(events.RELAY_REQUESTED_KEY)
+    events._enqueued_run_pending_until = 0.0
+    try:
+        for seq in range(20):
+            with django_capture_on_commit_callbacks(execute=True):
+                record(seq=seq)
+        assert enqueued == [{"countdown": 0.05}]
+        events._enqueued_run_pending_until = 0.0  # this process's window passed: Redis decides
+        with django_capture_on_commit_callbacks(execute=True):
+            record()
+        assert len(enqueued) == 1  # the run has not started: the flag is still set
+        events.relay_request_taken()  # what the task does first
+        with django_capture_on_commit_callbacks(execute=True):
+            record()
+        assert len(enqueued) == 2
+    finally:
+        tasks.relay_events.apply_async = apply_async
+        app.conf.task_always_eager = eager
+        cache.delete(events.RELAY_REQUESTED_KEY)
+        events._enqueued_run_pending_until = 0.0
+    assert OutboxEvent.objects.filter(status="pending").count() == 22

@@ -161,3 +161,32 @@ def test_broker_down_rows_wait_the_relay_backs_off_then_drains(kafka_events, set
 
     assert_once_each_in_key_order(kafka_events.read(min_messages=12), events)
     assert backoff.failures() == 0
+
+
+def test_a_partly_failed_batch_republishes_only_the_unacknowledged_rows(kafka_events, settings):
+    # A claim holds at most one row per aggregate (the oldest pending one), so an acknowledged
+    # row of a batch never has an unacknowledged earlier row of its aggregate in that batch:
+    # it is marked sent, and only the refused rows go out again, after it, in key order.
+    events = backlog(settings, aggregates=4, per_aggregate=2)
+    first_of = {event.aggregate_id: event for event in reversed(events)}
+    refused_key = events[1].aggregate_id
+    publish = publishers.kafka_publisher.publish
+
+    def refuse_one(messages):
+        assert len({m.key for m in messages}) == len(messages)  # one row per aggregate
+        outcomes = publish([m for m in messages if m.key != refused_key])
+        errors = iter(outcomes)
+        return [TimeoutError("not acknowledged") if m.key == refused_key else next(errors) for m in messages]
+
+    publishers.kafka_publisher.publish = refuse_one
+    try:
+        first = outbox_relay()
+    finally:
+        publishers.kafka_publisher.publish = publish
+    assert (first.published, first.failed) == (3, 1)
+    assert set(OutboxEvent.objects.filter(status="sent").values_list("pk", flat=True)) == {
+        event.pk for key, event in first_of.items() if key != refused_key
+    }
+    backoff.clear()
+    relay_until_drained()
+    assert_once_each_in_key_order(kafka_events.read(min_messages=8), events)

@@ -47,7 +47,8 @@ def test_postgres_dsn_is_an_alias_of_database_url():
     code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
     result = _manage("shell", "--no-imports", "-c", code, **env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "django.db.backends.postgresql"
+    # PostgreSQL's backend with django-prometheus' query counters (settings "Metrics")
+    assert result.stdout.strip() == "django_prometheus.db.backends.postgresql"
 
 
 def test_production_configuration_passes_check_deploy():
@@ -65,7 +66,7 @@ def test_embedded_defaults_need_nothing_but_debug():
     result = _manage("shell", "--no-imports", "-c", code, DEBUG="true")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "django.db.backends.sqlite3",
+        "django_prometheus.db.backends.sqlite3",
         "django.core.cache.backends.locmem.LocMemCache",
         "True",
         "outbox",

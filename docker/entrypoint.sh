@@ -1,0 +1,58 @@
+#!/bin/sh
+# The image's one entrypoint: docker/entrypoint.sh ROLE [ARGS...]
+#
+#   web            wait for the database, migrate (one replica at a time: a PostgreSQL advisory
+#                  lock; MIGRATE_ON_START=false skips it), then gunicorn -c gunicorn.conf.py
+#   worker         wait for the database and its migrations, then the Celery worker
+#                  (CELERY_METRICS_PORT set: it serves its metrics there)
+#   beat           wait for the database, then Celery beat (schedule state in /tmp)
+#   collectstatic  static files with the production storage (hashed names + manifest, compressed),
+#                  as the image build runs it; needs no secret and no database
+#   anything else  run as a command (e.g. `python manage.py createsuperuser`)
+#
+# ARGS are passed on to gunicorn / celery. DB_WAIT_TIMEOUT (60 s) bounds the wait for the database.
+set -eu
+
+role="${1:-web}"
+[ "$#" -gt 0 ] && shift
+
+wait_for_db() {
+    python manage.py wait_for_db --timeout "${DB_WAIT_TIMEOUT:-60}" "$@"
+}
+
+# Prometheus multiprocess mode: every process of this container counts in one fresh directory.
+metrics_dir() {
+    PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus-$role}"
+    export PROMETHEUS_MULTIPROC_DIR
+    rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+}
+
+case "$role" in
+    web)
+        wait_for_db
+        if [ "${MIGRATE_ON_START:-true}" = "true" ]; then
+            python manage.py migrate_locked
+        fi
+        metrics_dir
+        exec gunicorn -c gunicorn.conf.py "$@"
+        ;;
+    worker)
+        wait_for_db --migrations
+        metrics_dir
+        exec celery -A jia_payments worker --loglevel "${LOG_LEVEL:-INFO}" "$@"
+        ;;
+    beat)
+        wait_for_db
+        exec celery -A jia_payments beat --loglevel "${LOG_LEVEL:-INFO}" \
+            --schedule /tmp/celerybeat-schedule "$@"
+        ;;
+    collectstatic)
+        # DEBUG=true only spares the build the production secrets; STATIC_MANIFEST=true is what a
+        # DEBUG=false process reads (whitenoise's CompressedManifestStaticFilesStorage).
+        DEBUG=true STATIC_MANIFEST=true exec python manage.py collectstatic --no-input "$@"
+        ;;
+    *)
+        exec "$role" "$@"
+        ;;
+esac

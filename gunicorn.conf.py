@@ -1,0 +1,132 @@
+"""gunicorn's configuration for production serving: `gunicorn -c gunicorn.conf.py jia_payments.wsgi`.
+
+Every value can be changed through the environment without editing this file:
+
+  PORT (8000) / GUNICORN_BIND      where to listen (GUNICORN_BIND wins: "host:port[,host:port]")
+  WEB_CONCURRENCY                  worker processes (default: 2 x CPUs available + 1)
+  GUNICORN_THREADS (1)             threads per worker (>1 switches to the gthread worker)
+  GUNICORN_TIMEOUT (30)            seconds a request may take before its worker is killed
+  GUNICORN_GRACEFUL_TIMEOUT (30)   seconds workers get to finish their requests on SIGTERM/restart
+  GUNICORN_KEEPALIVE (5)           seconds to hold an idle keep-alive connection (behind a proxy)
+  GUNICORN_MAX_REQUESTS (2000)     recycle a worker after this many requests (+ up to 10% jitter);
+                                   0 = never
+  GUNICORN_ACCESS_LOG (true)       one JSON access line per request on stdout (false: none; the
+                                   app's own `request_finished` line carries the same and the caller)
+  FORWARDED_ALLOW_IPS              proxies trusted for X-Forwarded-* (gunicorn reads it itself)
+  LOG_LEVEL (INFO), LOG_FORMAT (json)   as for the app (jia_payments/core/logs.py)
+  PROMETHEUS_MULTIPROC_DIR         where workers write their metrics (default: a fresh temporary
+                                   directory); emptied at start, dead workers' gauges dropped.
+
+Logs: gunicorn's own lines and the access lines are JSON objects in the same shape as the app's.
+"""
+
+import os
+import shutil
+import tempfile
+
+from gunicorn import glogging
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value in ("1", "true", "yes", "on")
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+wsgi_app = "jia_payments.wsgi:application"
+bind = [b.strip() for b in os.environ.get("GUNICORN_BIND", "").split(",") if b.strip()] or [
+    f"0.0.0.0:{_int('PORT', 8000)}"
+]
+workers = _int("WEB_CONCURRENCY", 2 * _cpus() + 1)
+threads = _int("GUNICORN_THREADS", 1)
+timeout = _int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
+max_requests_jitter = max_requests // 10
+# Heartbeat files in memory: a container's overlay filesystem can stall workers into timeouts.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 (mkstemp files)
+# gunicornc's control socket: not used here, and its default path is shared by every instance.
+control_socket_disable = True
+# Request line and header limits (gunicorn's defaults); bodies are bounded by Django
+# (DATA_UPLOAD_MAX_MEMORY_SIZE).
+limit_request_line = 4094
+limit_request_fields = 100
+
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+errorlog = "-"
+accesslog = "-" if _bool("GUNICORN_ACCESS_LOG", True) else None
+
+
+class JsonLogger(glogging.Logger):
+    """gunicorn's logger with the app's formatter (JSON lines), and structured access lines."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        from jia_payments.core.logs import use_structured_format
+
+        log_format = os.environ.get("LOG_FORMAT", "json").lower()
+        use_structured_format(self.error_log, log_format)
+        use_structured_format(self.access_log, log_format)
+
+    def access(self, resp, req, environ, request_time):
+        if not self.access_log_enabled:
+            return
+        headers = resp.headers.items() if hasattr(resp.headers, "items") else resp.headers or []
+        request_id = next((v for k, v in headers if k.lower() == "x-request-id"), None)
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        self.access_log.info(
+            "access",
+            extra={
+                "method": environ.get("REQUEST_METHOD"),
+                "path": environ.get("PATH_INFO"),
+                "status": int(status) if str(status).isdigit() else status,
+                "duration_ms": round(request_time.total_seconds() * 1000, 1),
+                "bytes": getattr(resp, "sent", None),
+                "remote_addr": environ.get("REMOTE_ADDR"),
+                "request_id": request_id,
+                "user_agent": environ.get("HTTP_USER_AGENT"),
+            },
+        )
+
+
+logger_class = JsonLogger
+
+
+# --- Prometheus multiprocess mode (jia_payments/core/metrics.py) ---------------------------------
+
+
+def on_starting(server):
+    """Before any worker: a metrics directory of this server's own, emptied (stale counts of a
+    previous run would otherwise be added to ours)."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        path = tempfile.mkdtemp(prefix="jia-payments-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        target = os.path.join(path, name)
+        if os.path.isdir(target):
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            os.unlink(target)
+    server.log.info("prometheus multiprocess directory %s", path)
+
+
+def child_exit(server, worker):
+    """A worker is gone: drop its live gauges (its counters stay counted)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,382 @@
+"""Prometheus metrics: `GET /metrics` (issue 7).
+
+django-prometheus measures requests (rate, latency by view and status), database queries and cache
+gets; this module adds the business metrics and serves them all in one scrape.
+
+Several processes (gunicorn workers, Celery's prefork children) each count in their own files
+under PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode, set up by gunicorn.conf.py
+and docker/entrypoint.sh); a scrape of any worker sums them all. Without that variable (tests,
+`make run`) the process's own registry is served.
+
+Who may read /metrics: with METRICS_TOKEN set, callers sending `Authorization: Bearer <token>`
+(Prometheus' `authorization: {credentials_file: ...}`); unset, nobody in production (404: business
+numbers are not left open to the internet by accident) and anyone on a DEBUG server. The endpoint is
+answered before host validation and the HTTPS redirect, like the probes, since a scraper calls the
+pod's own address over plain HTTP.
+
+Labels are bounded sets only: statuses, ISO currency codes, Stripe event types we handle, known
+failure codes ("other" for free text), Celery task names. Never a user, payment or event id.
+"""
+
+import hmac
+import logging
+import os
+import re
+import time
+
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from django_prometheus.conf import NAMESPACE, PROMETHEUS_LATENCY_BUCKETS
+from django_prometheus.middleware import Metrics, PrometheusAfterMiddleware, PrometheusBeforeMiddleware
+from django_prometheus.utils import TimeSince
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+logger = logging.getLogger(__name__)
+
+# No `*_created` sample per series: Prometheus does not need them and they double the scrape.
+disable_created_metrics()
+
+PREFIX = "jia_payments"
+
+# --- Payments ----------------------------------------------------------------------------------
+
+PAYMENTS = Counter(
+    f"{PREFIX}_payments",
+    "Payments that reached a status (created = pending), by status and currency.",
+    ["status", "currency"],
+)
+PAYMENT_FAILURES = Counter(
+    f"{PREFIX}_payment_failures",
+    "Payments that failed, by reason (a known failure code, or 'other').",
+    ["reason"],
+)
+
+# Failure codes worth a label of their own: Stripe's error and decline codes that an operator acts
+# on differently. Anything else (free text from a client, a decline message) counts as "other".
+FAILURE_REASONS = frozenset(
+    {
+        "authentication_required",
+        "card_declined",
+        "card_not_supported",
+        "card_velocity_exceeded",
+        "currency_not_supported",
+        "do_not_honor",
+        "expired_card",
+        "fraudulent",
+        "generic_decline",
+        "incorrect_cvc",
+        "incorrect_number",
+        "incorrect_zip",
+        "insufficient_funds",
+        "invalid_account",
+        "invalid_amount",
+        "lost_card",
+        "payment_intent_authentication_failure",
+        "payment_method_not_available",
+        "processing_error",
+        "stolen_card",
+        "try_again_later",
+    }
+)
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def failure_reason_label(*candidates: str) -> str:
+    """The first candidate that is a known failure code, else "other"."""
+    for candidate in candidates:
+        code = (candidate or "").strip().lower()
+        if code in FAILURE_REASONS:
+            return code
+    return "other"
+
+
+def payment_reached(*, status: str, currency: str, failure_reason: str = "", failure_code: str = "") -> None:
+    """Count a payment that reached `status` (call on commit)."""
+    PAYMENTS.labels(status=status, currency=currency if _CURRENCY.match(currency or "") else "other").inc()
+    if status == "failed":
+        PAYMENT_FAILURES.labels(reason=failure_reason_label(failure_code, failure_reason)).inc()
+
+
+# --- Entitlements (the access-check hot path: one pre-bound counter increment each) -------------
+
+ENTITLEMENT_CHECKS = Counter(
+    f"{PREFIX}_entitlement_checks",
+    "Entitlement checks answered, by result (active = access granted; else why not).",
+    ["result"],
+)
+ENTITLEMENT_CACHE = Counter(
+    f"{PREFIX}_entitlement_cache_lookups",
+    "Entitlement cache lookups (one per check request, batch checks included), by hit or miss.",
+    ["result"],
+)
+ENTITLEMENT_CACHE_ERRORS = Counter(
+    f"{PREFIX}_entitlement_cache_errors",
+    "Redis errors of the entitlement cache (checks then answer from the database).",
+)
+ENTITLEMENT_CHECK_RESULTS = ("active", "no_entitlement", "expired", "revoked")
+_check_counters = {result: ENTITLEMENT_CHECKS.labels(result=result) for result in ENTITLEMENT_CHECK_RESULTS}
+_cache_counters = {
+    "hits": ENTITLEMENT_CACHE.labels(result="hit"),
+    "misses": ENTITLEMENT_CACHE.labels(result="miss"),
+    "errors": ENTITLEMENT_CACHE_ERRORS,
+}
+
+
+def entitlement_checked(reason: str) -> None:
+    counter = _check_counters.get(reason)
+    if counter is not None:
+        counter.inc()
+
+
+def entitlement_cache_counted(name: str, n: int = 1) -> None:
+    """`entitlements.cache.CacheStats.count` names: hits, misses, errors (others are not exported)."""
+    counter = _cache_counters.get(name)
+    if counter is not None:
+        counter.inc(n)
+
+
+# --- Stripe webhook events ---------------------------------------------------------------------
+
+STRIPE_EVENTS_RECEIVED = Counter(
+    f"{PREFIX}_stripe_events_received",
+    "Stripe events received (webhook or reconciliation), by type and outcome "
+    "(new, duplicate, ignored = a type we do not handle).",
+    ["type", "outcome"],
+)
+STRIPE_EVENTS_PROCESSED = Counter(
+    f"{PREFIX}_stripe_events_processed",
+    "Stripe event processing attempts, by type and outcome "
+    "(processed, skipped = already done, retried, failed = gave up, missing).",
+    ["type", "outcome"],
+)
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+STRIPE_EVENT_PROCESSING = Histogram(
+    f"{PREFIX}_stripe_event_processing_seconds",
+    "Time our handler took to process a Stripe event (successful runs), by type.",
+    ["type"],
+    buckets=_LATENCY_BUCKETS,
+)
+STRIPE_EVENT_LAG = Histogram(
+    f"{PREFIX}_stripe_event_lag_seconds",
+    "From a Stripe event stored (webhook acknowledged) to processed, retries included, by type.",
+    ["type"],
+    buckets=(*_LATENCY_BUCKETS, 900.0, 3600.0, 4 * 3600.0),
+)
+
+
+def stripe_event_type_label(event_type: str) -> str:
+    from payments.webhook_handlers import HANDLERS
+
+    return event_type if event_type in HANDLERS else "unhandled"
+
+
+# --- Celery --------------------------------------------------------------------------------------
+
+CELERY_TASK_FAILURES = Counter(
+    f"{PREFIX}_celery_task_failures",
+    "Celery task runs that raised (a retry raises too: see celery_task_retries), by task.",
+    ["task"],
+)
+CELERY_TASK_RETRIES = Counter(f"{PREFIX}_celery_task_retries", "Celery task retries, by task.", ["task"])
+
+
+def _task_name(sender) -> str:
+    return getattr(sender, "name", None) or "unknown"
+
+
+def _on_task_failure(sender=None, **kwargs):
+    CELERY_TASK_FAILURES.labels(task=_task_name(sender)).inc()
+
+
+def _on_task_retry(sender=None, **kwargs):
+    CELERY_TASK_RETRIES.labels(task=_task_name(sender)).inc()
+
+
+def connect_celery_signals() -> None:
+    from celery.signals import task_failure, task_retry
+
+    task_failure.connect(_on_task_failure, weak=False, dispatch_uid="core.metrics.task_failure")
+    task_retry.connect(_on_task_retry, weak=False, dispatch_uid="core.metrics.task_retry")
+
+
+# --- Outbox: read from the database at scrape time -----------------------------------------------
+
+
+OUTBOX_COUNT_CAP = 1_000_000
+
+
+class OutboxCollector:
+    """Pending outbox rows and the oldest one's age, read at scrape time: two index-only probes of
+    the partial index of pending rows (the count stops at OUTBOX_COUNT_CAP). With the database
+    down these two gauges are left out of the scrape (and /readyz says why)."""
+
+    def collect(self):
+        from django.db import DatabaseError
+
+        from jia_payments.core.models import OutboxEvent
+
+        pending = OutboxEvent.objects.filter(status=OutboxEvent.Status.PENDING)
+        try:
+            count = pending.order_by()[:OUTBOX_COUNT_CAP].count()
+            oldest = pending.order_by("id").values_list("created_at", flat=True).first()
+        except DatabaseError as error:
+            logger.warning("metrics: outbox gauges left out (%s)", error.__class__.__name__)
+            return
+        age = max(0.0, time.time() - oldest.timestamp()) if oldest else 0.0
+        yield GaugeMetricFamily(
+            f"{PREFIX}_outbox_pending_events", "Domain events not yet published to Kafka.", value=count
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_outbox_oldest_pending_age_seconds",
+            "Age of the oldest event not yet published (0 when none is pending).",
+            value=age,
+        )
+
+
+class _ProcessRegistry:
+    """This process's own metrics (no multiprocess directory), as one collector."""
+
+    def collect(self):
+        from prometheus_client import REGISTRY
+
+        return REGISTRY.collect()
+
+
+def multiprocess_dir() -> str:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+
+def registry() -> CollectorRegistry:
+    reg = CollectorRegistry(auto_describe=False)
+    if multiprocess_dir():
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(reg)
+    else:
+        reg.register(_ProcessRegistry())
+    reg.register(OutboxCollector())
+    return reg
+
+
+# --- Requests: django-prometheus' middleware, plus latency by view and status ---------------------
+
+
+class RequestMetrics(Metrics):
+    """django-prometheus' request metrics and a latency histogram by view and status code."""
+
+    _instance = None
+
+    def register(self):
+        super().register()
+        self.requests_latency_by_view_status = self.register_metric(
+            Histogram,
+            "django_http_requests_latency_seconds_by_view_status",
+            "Histogram of request processing time by view name and response status code.",
+            ["view", "status"],
+            buckets=PROMETHEUS_LATENCY_BUCKETS,
+            namespace=NAMESPACE,
+        )
+
+
+class BeforeMiddleware(PrometheusBeforeMiddleware):
+    metrics_cls = RequestMetrics
+
+
+class AfterMiddleware(PrometheusAfterMiddleware):
+    metrics_cls = RequestMetrics
+
+    def process_response(self, request, response):
+        response = super().process_response(request, response)
+        started = getattr(request, "prometheus_after_middleware_event", None)
+        if started is not None:
+            self.metrics.requests_latency_by_view_status.labels(
+                view=self._get_view_name(request), status=str(response.status_code)
+            ).observe(TimeSince(started))
+        return response
+
+
+# --- The endpoint ---------------------------------------------------------------------------------
+
+
+def _allowed_header(authorization: str) -> bool | None:
+    """True: serve; False: 401 (a token is required); None: 404 (metrics are not served)."""
+    token = settings.METRICS_TOKEN
+    if not token:
+        return True if settings.DEBUG else None
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _allowed(request) -> bool | None:
+    return _allowed_header(request.headers.get("Authorization", ""))
+
+
+def metrics_view(request):
+    allowed = _allowed(request)
+    if allowed is None:
+        return JsonResponse({"status": 404, "detail": "Not found."}, status=404)
+    if not allowed:
+        response = JsonResponse({"status": 401, "detail": "A metrics bearer token is required."}, status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    response = HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class MetricsEndpointMiddleware:
+    """Answers GET /metrics first, like the probes: no host check, no HTTPS redirect, not counted."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info.rstrip("/") == "/metrics" and request.method in ("GET", "HEAD"):
+            return metrics_view(request)
+        return self.get_response(request)
+
+
+# --- The Celery worker's own endpoint ------------------------------------------------------------
+
+
+def serve_worker_metrics(port: int, addr: str = "0.0.0.0"):  # noqa: S104 (a container's port)
+    """The worker's metrics (its pool processes' counts in PROMETHEUS_MULTIPROC_DIR) on `port`, any
+    path, under the same rule as /metrics (METRICS_TOKEN). Runs in a daemon thread of the worker's
+    main process; answers the server (tests shut it down)."""
+    import threading
+    from wsgiref.simple_server import make_server
+
+    from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler, make_wsgi_app
+
+    reg = CollectorRegistry(auto_describe=False)
+    if multiprocess_dir():
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(reg)
+    else:
+        reg.register(_ProcessRegistry())
+    metrics_app = make_wsgi_app(reg)
+
+    def app(environ, start_response):
+        allowed = _allowed_header(environ.get("HTTP_AUTHORIZATION", ""))
+        if not allowed:
+            status = "404 Not Found" if allowed is None else "401 Unauthorized"
+            headers = [("Content-Type", "text/plain")]
+            if allowed is not None:
+                headers.append(("WWW-Authenticate", 'Bearer realm="metrics"'))
+            start_response(status, headers)
+            return [status.encode()]
+        return metrics_app(environ, start_response)
+
+    server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
+    logger.info("worker metrics served on %s:%s", addr, server.server_port)
+    return server

@@ -1,0 +1,333 @@
+"""Production serving: gunicorn.conf.py loads, several workers report one view of the metrics, the
+access log is JSON."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import requests
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[3]
+GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+TOKEN = "metrics-token-" + "g" * 24
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "k" * 20 + "-production-secret-9f8e7d6c5b4a3928171605ab",
+    "STRIPE_SECRET": "sk_live_" + "a" * 30,
+    "ALLOWED_HOSTS": "127.0.0.1",
+    "SECURE_SSL_REDIRECT": "false",
+    "LOG_LEVEL": "INFO",
+    "LOG_FORMAT": "json",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_gunicorn_conf_loads_with_the_app_in_production_mode():
+    env = {**os.environ, **PRODUCTION, "DATABASE_URL": os.environ["DATABASE_URL"]}
+    result = subprocess.run(
+        [GUNICORN, "--check-config", "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_workers_default_to_the_cpus_and_the_environment_overrides():
+    code = (
+        "import runpy, json; c = runpy.run_path('gunicorn.conf.py');"
+        "print(json.dumps({k: c[k] for k in ('workers', 'timeout', 'graceful_timeout', 'bind')}))"
+    )
+
+    def conf(**env):
+        clean = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "PORT", "GUNICORN_BIND")}
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    assert conf() == {
+        "workers": 2 * len(os.sched_getaffinity(0)) + 1,
+        "timeout": 30,
+        "graceful_timeout": 30,
+        "bind": ["0.0.0.0:8000"],
+    }
+    changed = conf(WEB_CONCURRENCY="3", GUNICORN_TIMEOUT="10", GUNICORN_GRACEFUL_TIMEOUT="20", PORT="9000")
+    assert changed == {"workers": 3, "timeout": 10, "graceful_timeout": 20, "bind": ["0.0.0.0:9000"]}
+
+
+class Gunicorn:
+    def __init__(self, tmp_path: Path, database_url: str):
+        self.port = _free_port()
+        self.metrics_dir = tmp_path / "metrics"
+        self.metrics_dir.mkdir()
+        (self.metrics_dir / "counter_999999.db").write_bytes(b"stale")  # a previous run's
+        self.out = open(tmp_path / "gunicorn.out", "w+")
+        self.err = open(tmp_path / "gunicorn.err", "w+")
+        env = {
+            **os.environ,
+            **PRODUCTION,
+            "DATABASE_URL": database_url,
+            "METRICS_TOKEN": TOKEN,
+            "WEB_CONCURRENCY": "2",
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
+        }
+        self.process = subprocess.Popen(
+            [GUNICORN, "-c", "gunicorn.conf.py"], cwd=ROOT, env=env, stdout=self.out, stderr=self.err
+        )
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path: str, headers: dict | None = None) -> tuple[int, bytes]:
+        headers = {"Connection": "close", **(headers or {})}
+        response = requests.get(self.url(path), headers=headers, timeout=30)
+        return response.status_code, response.content
+
+    def wait_until_up(self, timeout: float = 120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.logs()
+            try:
+                if self.get("/healthz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"gunicorn did not answer: {self.logs()}")
+
+    def worker_pids(self) -> set[int]:
+        return {
+            int(m.group(1))
+            for p in self.metrics_dir.iterdir()
+            if (m := re.match(r"counter_(\d+)\.db", p.name))
+        }
+
+    def scrape(self) -> str:
+        status, body = self.get("/metrics", {"Authorization": f"Bearer {TOKEN}"})
+        assert status == 200, body
+        return body.decode()
+
+    def logs(self) -> str:
+        self.out.flush()
+        self.err.flush()
+        return Path(self.out.name).read_text() + Path(self.err.name).read_text()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.out.close()
+        self.err.close()
+
+
+@pytest.fixture
+def gunicorn(django_db_setup, tmp_path):
+    test_database = settings.DATABASES["default"]["NAME"]
+    database_url = urlparse(os.environ["DATABASE_URL"])._replace(path=f"/{test_database}").geturl()
+    server = Gunicorn(tmp_path, database_url)
+    try:
+        server.wait_until_up()
+        yield server
+    finally:
+        server.stop()
+
+
+def _not_found_count(scrape: str) -> float:
+    pattern = r'^django_http_responses_total_by_status_view_method_total\{(?=[^}]*status="404")[^}]*\} (\S+)$'
+    return sum(float(v) for v in re.findall(pattern, scrape, re.MULTILINE))
+
+
+@pytest.mark.django_db
+def test_two_workers_counts_add_up_in_one_scrape_and_survive_a_worker_restart(gunicorn):
+    assert not (gunicorn.metrics_dir / "counter_999999.db").exists()  # emptied at start
+    sent = 0
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(20):  # until both workers have served (the kernel picks who accepts)
+            statuses = list(pool.map(lambda _: gunicorn.get("/api/v1/no-such-thing/")[0], range(16)))
+            assert statuses == [404] * 16
+            sent += 16
+            if len(gunicorn.worker_pids()) >= 2:
+                break
+    workers = gunicorn.worker_pids()
+    assert len(workers) == 2, gunicorn.logs()
+
+    # Any worker answers the scrape with the sum of both.
+    for _ in range(4):
+        assert _not_found_count(gunicorn.scrape()) == sent
+
+    # A worker that dies is replaced; what it counted is still counted.
+    os.kill(sorted(workers)[0], signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while len(gunicorn.worker_pids() - workers) < 1 and time.monotonic() < deadline:
+        gunicorn.get("/api/v1/no-such-thing/")
+        sent += 1
+        time.sleep(0.1)
+    assert _not_found_count(gunicorn.scrape()) == sent
+
+    # Access lines are JSON objects in the app's shape.
+    access = [json.loads(line) for line in gunicorn.logs().splitlines() if '"event": "access"' in line]
+    assert access, gunicorn.logs()
+    line = next(entry for entry in access if entry["path"] == "/api/v1/no-such-thing/")
+    assert line["method"] == "GET" and line["status"] == 404 and line["logger"] == "gunicorn.access"
+    assert line["request_id"] and isinstance(line["duration_ms"], float) and line["timestamp"].endswith("Z")
+
+
+# --- Static files: admin served by whitenoise from the manifest --------------------------------
+
+MANIFEST_STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+
+def _collectstatic(command: list[str], static_root: Path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "STATIC_MANIFEST")}
+    env.update(STATIC_ROOT=str(static_root), PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+def _admin_login_page(static_root: Path):
+    from django.test import Client, override_settings
+
+    with override_settings(DEBUG=False, STATIC_ROOT=static_root, STORAGES=MANIFEST_STORAGES):
+        client = Client(raise_request_exception=False)  # a fresh handler: whitenoise reads STATIC_ROOT
+        page = client.get("/admin/login/")
+        stylesheet = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', page.content.decode())
+        asset = client.get(stylesheet.group(1)) if stylesheet else None
+    return page, asset
+
+
+@pytest.mark.django_db
+def test_the_images_collectstatic_lets_production_serve_admin_with_hashed_static_files(tmp_path):
+    _collectstatic(["sh", "docker/entrypoint.sh", "collectstatic"], tmp_path)
+    assert (tmp_path / "staticfiles.json").exists()
+
+    page, asset = _admin_login_page(tmp_path)
+    assert page.status_code == 200
+    assert asset is not None and asset.status_code == 200
+    assert "immutable" in asset["Cache-Control"]  # whitenoise: hashed names are cached for ever
+    assert b"".join(asset.streaming_content).startswith(b"/*")
+
+
+@pytest.mark.django_db
+def test_collectstatic_without_the_manifest_storage_is_what_made_admin_500(tmp_path):
+    """The image used to run `DEBUG=true manage.py collectstatic`: plain storage, no manifest."""
+    _collectstatic(["env", "DEBUG=true", "python", "manage.py", "collectstatic", "--no-input"], tmp_path)
+    assert not (tmp_path / "staticfiles.json").exists()
+    page, _ = _admin_login_page(tmp_path)
+    assert page.status_code == 500
+
+
+# --- Start-up commands: wait for the database, migrate one replica at a time ---------------------
+
+
+def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_wait_for_db_gives_up_after_its_timeout_naming_the_database():
+    closed = f"postgres://postgres@127.0.0.1:{_free_port()}/nothing"
+    started = time.monotonic()
+    result = _manage("wait_for_db", "--timeout", "1.5", DATABASE_URL=closed)
+    assert result.returncode == 1
+    assert "gave up after 1.5 s waiting for the database" in result.stderr
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.django_db
+def test_wait_for_db_answers_once_the_database_is_up_and_migrated(django_db_setup):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("wait_for_db", "--timeout", "5", "--migrations", stdout=out)
+    assert out.getvalue().strip() == "database is up and migrated"
+
+
+def _advisory_locks_held(key: int) -> int:
+    """Sessions holding the advisory lock `key`, seen from a connection of its own."""
+    import psycopg
+
+    database = settings.DATABASES["default"]
+    with psycopg.connect(
+        host=database["HOST"], port=database["PORT"] or 5432, user=database["USER"], dbname=database["NAME"]
+    ) as other:
+        return other.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid = %s AND objid = %s AND objsubid = 1",
+            [key >> 32, key & 0xFFFFFFFF],
+        ).fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrate_locked_migrates_while_holding_the_lock_and_releases_it(monkeypatch):
+    from django.core.management import call_command
+
+    from jia_payments.core.management.commands import migrate_locked
+
+    held_during = []
+    monkeypatch.setattr(
+        migrate_locked,
+        "call_command",
+        lambda name, **options: held_during.append(
+            (name, _advisory_locks_held(migrate_locked.MIGRATION_LOCK_KEY))
+        ),
+    )
+    call_command("migrate_locked")
+    assert held_during == [("migrate", 1)]
+    assert _advisory_locks_held(migrate_locked.MIGRATION_LOCK_KEY) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrate_locked_waits_for_the_replica_that_migrates(monkeypatch):
+    import psycopg
+    from django.core.management import CommandError, call_command
+
+    from jia_payments.core.management.commands import migrate_locked
+
+    ran = []
+    monkeypatch.setattr(migrate_locked, "call_command", lambda name, **options: ran.append(name))
+    database = settings.DATABASES["default"]
+    with psycopg.connect(
+        host=database["HOST"], port=database["PORT"] or 5432, user=database["USER"], dbname=database["NAME"]
+    ) as other_replica:
+        other_replica.execute("SELECT pg_advisory_lock(%s)", [migrate_locked.MIGRATION_LOCK_KEY])
+        with pytest.raises(CommandError, match="another migrate held the migration lock"):
+            call_command("migrate_locked", "--lock-timeout", "1")
+        assert ran == []
+        other_replica.execute("SELECT pg_advisory_unlock(%s)", [migrate_locked.MIGRATION_LOCK_KEY])
+    call_command("migrate_locked", "--lock-timeout", "1")
+    assert ran == ["migrate"]
