@@ -220,6 +220,17 @@ def test_the_expiry_sweeper_audits_each_row_of_a_batch_in_one_insert(django_asse
         assert who(expiry) == (None, "system:expiry-sweeper", None)
 
 
+def test_a_subscription_cancelled_by_stripe_is_recorded_per_row():
+    plan = plan_with(["calendar", "chat"], id="premium")
+    rows = entitlement_services.grant_plan(user_id="u1", plan=plan, subscription_id="sub_1")
+    with audit_context(actor="stripe:customer.subscription.deleted"):
+        entitlement_services.entitlements_cancel_for_subscription(subscription_id="sub_1", reason="canceled")
+    for row in rows:
+        cancel = last(row)
+        assert cancel.changes_dict == {"status": ["active", "cancelled"], "status_reason": ["", "canceled"]}
+        assert who(cancel) == (None, "stripe:customer.subscription.deleted", None)
+
+
 def test_record_changes_skips_unchanged_fields_and_rows():
     zone = PricingZoneFactory()
     with audit_context(actor="system:import", reason="yearly update"):
