@@ -3,6 +3,8 @@
 import datetime
 import json
 import logging
+import os
+import threading
 import time
 import uuid
 
@@ -108,8 +110,10 @@ class EventJSONEncoder(DjangoJSONEncoder):
 
 RELAY_REQUESTED_KEY = "events:relay:requested"
 _CACHE_ERRORS = (ConnectionInterrupted, RedisError, OSError)
-# Until when (time.monotonic) a relay run this process enqueued certainly has not started yet.
-_enqueued_run_pending_until = 0.0
+# A margin for the difference between this host's clock and the workers' (a countdown is an ETA).
+RELAY_START_MARGIN_SECONDS = 0.02
+# Before this time (time.time()), a relay run asked for and not started yet will see our commits.
+_pending_run_starts_after = 0.0
 
 
 def request_relay_on_commit() -> None:
@@ -117,11 +121,13 @@ def request_relay_on_commit() -> None:
 
     Debounced, so that a commit costs almost nothing: the first commit enqueues the relay task
     to start EVENTS_RELAY_DELAY_SECONDS later and sets a flag in the cache (Redis in production,
-    SET NX); the task clears the flag as it starts, before it claims rows. A commit that finds the
-    flag set enqueues nothing: it committed before that run's claim, which therefore sees its
-    rows. So the commits of one window share one run; within most of the window this process
-    even knows without asking Redis that its own run has not started. The flag expires after
-    EVENTS_SWEEP_SECONDS should its task be lost, and beat's sweep runs anyway.
+    SET NX) holding that start time; the task clears the flag as it starts, before it claims rows.
+    A commit that finds the flag set enqueues nothing: it committed before that run's claim,
+    which therefore sees its rows. So the commits of one window share one run, and a process
+    that has set or read the flag knows, until shortly before the run's start time, that it need
+    not even ask Redis. The asking itself happens on a thread of the process (`_RelayRequester`),
+    not in the committing request. The flag expires after EVENTS_SWEEP_SECONDS should its task be lost, and
+    beat's sweep runs anyway (a commit missed through a badly skewed clock waits for it too).
 
     Robust: a failure to enqueue (Redis down) is logged, never raised into the committed request;
     Celery beat's sweep publishes the rows a few seconds later anyway.
@@ -139,25 +145,88 @@ def request_relay_on_commit() -> None:
 
 
 def _relay_now() -> None:
-    global _enqueued_run_pending_until
     from jia_payments.core.outbox.tasks import relay_events
 
     if relay_events.app.conf.task_always_eager:  # in process (embedded default, tests): run it now
         relay_events.delay()
         return
-    now = time.monotonic()
-    if now < _enqueued_run_pending_until:
+    if time.time() < _pending_run_starts_after:
         return
+    _requester().wake()
+
+
+def _ask_for_relay_run() -> None:
+    """Enqueue a relay run unless one is asked for and not started yet (the cache flag)."""
+    global _pending_run_starts_after
+    from jia_payments.core.outbox.tasks import relay_events
+
     delay = settings.EVENTS_RELAY_DELAY_SECONDS
+    starts_at = time.time() + delay
     try:
-        first = cache.add(RELAY_REQUESTED_KEY, 1, timeout=max(1, int(settings.EVENTS_SWEEP_SECONDS)))
+        if not cache.add(RELAY_REQUESTED_KEY, starts_at, timeout=max(1, int(settings.EVENTS_SWEEP_SECONDS))):
+            # A run is asked for. None: it has just started, after this commit: it sees it too.
+            pending_start = cache.get(RELAY_REQUESTED_KEY)
+            if pending_start is not None:
+                _pending_run_starts_after = pending_start - RELAY_START_MARGIN_SECONDS
+            return
     except _CACHE_ERRORS as error:  # the cache is down: enqueue anyway (the broker likely is too)
         logger.warning("event relay request: cache unavailable (%s)", type(error).__name__)
-        first = True
-    if first:
-        relay_events.apply_async(countdown=delay) if delay > 0 else relay_events.delay()
-        # A margin for the worker's clock (the countdown is an ETA in wall-clock time).
-        _enqueued_run_pending_until = now + delay * 0.6
+    relay_events.apply_async(countdown=delay) if delay > 0 else relay_events.delay()
+    _pending_run_starts_after = starts_at - RELAY_START_MARGIN_SECONDS
+
+
+class _RelayRequester:
+    """A daemon thread per process that asks for relay runs, so a committing request does not
+    wait for Redis round trips or a Celery publish: it only wakes the thread. Wakes that come
+    while it is busy are asked for once, afterwards (each ask happens after the commits that woke
+    it, which the debounce relies on). A process that dies before its thread asked leaves its
+    rows to beat's sweep."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._condition = threading.Condition()
+        self._woken = self._busy = False
+        threading.Thread(target=self._run, name="events-relay-requester", daemon=True).start()
+
+    def wake(self) -> None:
+        with self._condition:
+            self._woken = True
+            self._condition.notify()
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Until every wake so far has been asked for (tests)."""
+        with self._condition:
+            return self._condition.wait_for(lambda: not (self._woken or self._busy), timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                self._condition.wait_for(lambda: self._woken)
+                self._woken, self._busy = False, True
+            try:
+                _ask_for_relay_run()
+            except Exception:  # the thread must live on; beat's sweep covers this run
+                logger.exception("event relay request failed")
+            finally:
+                with self._condition:
+                    self._busy = False
+                    self._condition.notify_all()
+
+
+_requester_instance: _RelayRequester | None = None
+_requester_lock = threading.Lock()
+
+
+def _requester() -> _RelayRequester:
+    """This process's requester (a forked child, e.g. a gunicorn worker, starts its own)."""
+    global _requester_instance
+    requester = _requester_instance
+    if requester is None or requester.pid != os.getpid():
+        with _requester_lock:
+            if _requester_instance is None or _requester_instance.pid != os.getpid():
+                _requester_instance = _RelayRequester()
+            requester = _requester_instance
+    return requester
 
 
 def relay_request_taken() -> None:

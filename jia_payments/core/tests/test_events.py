@@ -100,30 +100,50 @@ def test_a_burst_of_commits_enqueues_one_relay_run(settings, django_capture_on_c
     from jia_payments.core.outbox import tasks
 
     settings.EVENTS_PROVIDER = "log"
-    settings.EVENTS_RELAY_DELAY_SECONDS = 0.05
+    settings.EVENTS_RELAY_DELAY_SECONDS = 0.5
     enqueued = []
     app = tasks.relay_events.app
     eager, app.conf.task_always_eager = app.conf.task_always_eager, False
     apply_async = tasks.relay_events.apply_async
     tasks.relay_events.apply_async = lambda **options: enqueued.append(options)
+
+    def commit(seq: int = 0) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            record(seq=seq)
+        assert events._requester().wait_idle()  # its thread has asked
+
     cache.delete(events.RELAY_REQUESTED_KEY)
-    events._enqueued_run_pending_until = 0.0
+    events._pending_run_starts_after = 0.0
     try:
         for seq in range(20):
-            with django_capture_on_commit_callbacks(execute=True):
-                record(seq=seq)
-        assert enqueued == [{"countdown": 0.05}]
-        events._enqueued_run_pending_until = 0.0  # this process's window passed: Redis decides
-        with django_capture_on_commit_callbacks(execute=True):
-            record()
-        assert len(enqueued) == 1  # the run has not started: the flag is still set
+            commit(seq)
+        assert enqueued == [{"countdown": 0.5}]
+        starts_after = events._pending_run_starts_after
+        events._pending_run_starts_after = 0.0  # as another process, that knows nothing yet
+        commit()
+        assert len(enqueued) == 1  # the run has not started: the flag is still set...
+        assert events._pending_run_starts_after == starts_after  # ...and says when it will
         events.relay_request_taken()  # what the task does first
-        with django_capture_on_commit_callbacks(execute=True):
-            record()
+        events._pending_run_starts_after = 0.0  # (its start time has come)
+        commit()
         assert len(enqueued) == 2
     finally:
         tasks.relay_events.apply_async = apply_async
         app.conf.task_always_eager = eager
         cache.delete(events.RELAY_REQUESTED_KEY)
-        events._enqueued_run_pending_until = 0.0
+        events._pending_run_starts_after = 0.0
     assert OutboxEvent.objects.filter(status="pending").count() == 22
+
+
+def test_recording_an_event_costs_one_insert(django_assert_num_queries):
+    with django_assert_num_queries(1) as queries:  # inside the test's transaction, as a service's
+        event = record_event(type="payment.created", aggregate_id=7, subject="payments/7", data={"id": 7})
+    assert queries.captured_queries[0]["sql"].startswith("INSERT INTO core_outboxevent")
+    row = OutboxEvent.objects.get()
+    assert (row.pk, row.event_id, row.envelope, row.created_at) == (
+        event.pk,
+        event.event_id,
+        event.envelope,
+        event.created_at,
+    )
+    assert row.envelope["time"] == event.created_at.isoformat().replace("+00:00", "Z")
