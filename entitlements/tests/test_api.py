@@ -167,6 +167,95 @@ def test_batch_check_rejects_bad_bodies(user_client, body, errors):
     assert problem["detail"]
 
 
+def test_the_batch_check_is_a_read_for_the_rate_limits(user_client, settings, monkeypatch):
+    """A POST, but no write: the write limit does not apply; the user's own limit still does."""
+    from jia_payments.core.throttling import _WindowThrottle
+
+    monkeypatch.setattr(_WindowThrottle, "timer", lambda self: 1_900_000_050)
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "write": "2/min",
+            "user": "4/min",
+        },
+    }
+    body = {"feature_codes": ["calendar"]}
+    assert [user_client.post(CHECK, body, format="json").status_code for _ in range(4)] == [200] * 4
+    assert_problem(user_client.post(CHECK, body, format="json"), 429, "throttled")
+
+
+def _read_by(read, serializer_class, data):
+    """What a reader makes of input: its validated data, or the errors it raises."""
+    from rest_framework.exceptions import ValidationError
+
+    try:
+        return read(data) if read else _validated(serializer_class, data)
+    except ValidationError as error:
+        return ("invalid", error.detail)
+
+
+def _validated(serializer_class, data):
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"feature_code": "calendar"},
+        {"feature_code": "a" * 64, "user_id": "svc:user_1@x.y-z"},
+        {"feature_code": "a" * 65},
+        {"feature_code": "calendar\n"},
+        {"feature_code": " calendar "},
+        {"feature_code": "Calendar"},
+        {"feature_code": "calendar", "user_id": " user_bob"},
+        {"feature_code": "calendar", "user_id": "user bob"},
+        {"feature_code": "calendar", "user_id": ""},
+        {"user_id": "user_bob"},
+    ],
+)
+def test_the_fast_check_query_reads_like_the_serializer(query):
+    from django.http import QueryDict
+
+    from entitlements.api import CheckQuery, _check_query
+
+    params = QueryDict(mutable=True)
+    params.update(query)
+    assert _read_by(_check_query, None, params) == _read_by(None, CheckQuery, params)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"feature_codes": ["vault", "calendar-2", "x_1"]},
+        {"feature_codes": ["vault"], "user_id": "user_alice"},
+        {"feature_codes": ["vault", "vault "]},
+        {"feature_codes": ["vault"], "user_id": None},
+        {"feature_codes": ["vault"], "extra": 1},
+        {"feature_codes": []},
+        {"feature_codes": [f"f{n}" for n in range(101)]},
+        {"feature_codes": [7]},
+        {"feature_codes": "vault"},
+        ["vault"],
+    ],
+)
+def test_the_fast_batch_body_reads_like_the_serializer(body):
+    from entitlements.api import BatchCheckIn, _batch_body
+
+    assert _read_by(_batch_body, None, body) == _read_by(None, BatchCheckIn, body)
+
+
+def test_check_dates_render_as_drf_renders_them():
+    from rest_framework import serializers as drf
+
+    from entitlements.api import _iso
+
+    for value in (END, END.replace(microsecond=120), datetime(2030, 1, 1, 23, 0, 0, 5, tzinfo=UTC)):
+        assert _iso(value) == drf.DateTimeField().to_representation(value)
+
+
 def test_a_batch_of_one_hundred_is_fine(user_client):
     response = user_client.post(CHECK, {"feature_codes": [f"f{n}" for n in range(100)]}, format="json")
     assert len(response.json()["results"]) == 100
