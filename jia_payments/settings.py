@@ -409,6 +409,10 @@ CHECKOUT_COUNTRY_HEADER = env.str("CHECKOUT_COUNTRY_HEADER", default="")
 # unset = nobody when DEBUG is false (404), anyone on a DEBUG server.
 
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
+    # prometheus_client writes there from the first metric defined: a missing directory would
+    # stop every process (a manage.py command included) at start-up.
+    Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 INSTALLED_APPS += ["django_prometheus"]
 MIDDLEWARE.insert(
     MIDDLEWARE.index("jia_payments.core.health.ProbeMiddleware") + 1,
