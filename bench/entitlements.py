@@ -7,7 +7,7 @@ What it does, in order:
    free, monthly, yearly and lifetime plans, add-ons, families with members, expired rows (some
    already swept, some not), revoked rows, older periods, and users with nothing;
 3. starts gunicorn as production does (`gunicorn -c gunicorn.conf.py`: 2 x CPUs + 1 sync workers,
-   recycled, access log, Prometheus multiprocess metrics) with DEBUG=false, a real-looking
+   access log, Prometheus multiprocess metrics; only worker recycling off) with DEBUG=false, a real-looking
    SECRET_KEY and Stripe key, an Ed25519 public key for tokens, and BENCH_ENDPOINTS=true (mounts
    /api/v1/_bench/constant/: the same DRF stack and auth, a constant answer: the ceiling);
 4. mints a token per user and measures, in rounds, the ceiling interleaved with each scenario
@@ -385,7 +385,8 @@ def _report(rounds: list[Round], meta: dict) -> str:
         "read the ratios, each taken against the ceiling measured just before and after).",
         "",
         f"Setup: `gunicorn -c gunicorn.conf.py` as in production ({meta['workers']} sync workers, "
-        "recycled after ~2,000 requests, access log, Prometheus metrics), DEBUG=false, PostgreSQL "
+        "access log, Prometheus metrics; worker recycling off, its restarts would land on random runs), "
+        "DEBUG=false, PostgreSQL "
         f"`{meta['database']}`, Redis db {meta['redis_db']}, Ed25519 tokens, one per request from "
         f"{WARM_USERS:,} users (cold: each of the other {USERS - WARM_USERS:,} once); "
         f"wrk {THREADS} threads, {CONNECTIONS} connections, {meta['duration']:g} s per run, "
@@ -479,6 +480,9 @@ def run(args) -> str:
         public_key_pem=issuer.public_pem,
         BENCH_ENDPOINTS="true",
         DJANGO_SETTINGS_MODULE="jia_payments.settings",
+        # Production recycles a worker after ~2,000 requests; each new worker's start (a second
+        # or more of CPU) would land on whichever run is going: noise, not a property of it.
+        GUNICORN_MAX_REQUESTS="0",
     )
     load_before = server.load_average()
     log(f"entitlements bench: load average {load_before}")
