@@ -30,7 +30,13 @@ run: $(VENV)/.installed-base
 	DEBUG=true LOG_FORMAT=console $(PY) manage.py ensure_dev_staff
 	DEBUG=true LOG_FORMAT=console $(PY) manage.py runserver 127.0.0.1:8000
 
-test: $(VENV)/.installed-dev
+# The admin browser test drives Debian's Chromium (Playwright cannot download its own browser here).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium
+
+test: $(VENV)/.installed-dev $(CHROMIUM)
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) testsupport/check_services.py
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \

@@ -14,7 +14,7 @@ def pytest_configure(config):
     built by its own migrations."""
     from django.conf import settings
 
-    third_party = ["djstripe", "auth", "contenttypes", "admin", "sessions"]
+    third_party = ["djstripe", "auth", "contenttypes", "admin", "sessions", "auditlog"]
     settings.MIGRATION_MODULES = {**getattr(settings, "MIGRATION_MODULES", {}), **dict.fromkeys(third_party)}
 
 

@@ -21,7 +21,6 @@ Logs: gunicorn's own lines and the access lines are JSON objects in the same sha
 """
 
 import os
-import shutil
 import tempfile
 
 from gunicorn import glogging
@@ -108,8 +107,9 @@ logger_class = JsonLogger
 
 
 def on_starting(server):
-    """Before any worker: a metrics directory of this server's own, emptied (stale counts of a
-    previous run would otherwise be added to ours)."""
+    """Before any worker: a metrics directory of this server's own, emptied of a previous run's
+    files (their counts would otherwise be added to ours; only prometheus_client's *.db files are
+    removed, the directory may be shared with other things)."""
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not path:
         path = tempfile.mkdtemp(prefix="jia-payments-metrics-")
@@ -117,9 +117,7 @@ def on_starting(server):
     os.makedirs(path, exist_ok=True)
     for name in os.listdir(path):
         target = os.path.join(path, name)
-        if os.path.isdir(target):
-            shutil.rmtree(target, ignore_errors=True)
-        else:
+        if name.endswith(".db") and os.path.isfile(target):
             os.unlink(target)
     server.log.info("prometheus multiprocess directory %s", path)
 

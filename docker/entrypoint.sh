@@ -16,23 +16,29 @@ set -eu
 role="${1:-web}"
 [ "$#" -gt 0 ] && shift
 
-wait_for_db() {
-    python manage.py wait_for_db --timeout "${DB_WAIT_TIMEOUT:-60}" "$@"
+# Start-up commands count nothing: their database queries are not the server's.
+manage() {
+    env -u PROMETHEUS_MULTIPROC_DIR python manage.py "$@"
 }
 
-# Prometheus multiprocess mode: every process of this container counts in one fresh directory.
+wait_for_db() {
+    manage wait_for_db --timeout "${DB_WAIT_TIMEOUT:-60}" "$@"
+}
+
+# Prometheus multiprocess mode: every process of this container counts in one directory, emptied
+# of a previous run's files (only prometheus_client's *.db: the path may be an operator's choice).
 metrics_dir() {
     PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus-$role}"
     export PROMETHEUS_MULTIPROC_DIR
-    rm -rf "$PROMETHEUS_MULTIPROC_DIR"
     mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -type f -name '*.db' -delete
 }
 
 case "$role" in
     web)
         wait_for_db
         if [ "${MIGRATE_ON_START:-true}" = "true" ]; then
-            python manage.py migrate_locked
+            manage migrate_locked
         fi
         metrics_dir
         exec gunicorn -c gunicorn.conf.py "$@"
@@ -50,7 +56,8 @@ case "$role" in
     collectstatic)
         # DEBUG=true only spares the build the production secrets; STATIC_MANIFEST=true is what a
         # DEBUG=false process reads (whitenoise's CompressedManifestStaticFilesStorage).
-        DEBUG=true STATIC_MANIFEST=true exec python manage.py collectstatic --no-input "$@"
+        DEBUG=true STATIC_MANIFEST=true exec env -u PROMETHEUS_MULTIPROC_DIR \
+            python manage.py collectstatic --no-input "$@"
         ;;
     *)
         exec "$role" "$@"

@@ -7,11 +7,12 @@ from django.utils.html import format_html
 
 from entitlements import services
 from entitlements.models import Entitlement, Family, FamilyMember
+from jia_payments.core.audit_admin import AuditedAdmin, action_reason
 from jia_payments.core.errors import DomainError
 
 
 @admin.register(Entitlement)
-class EntitlementAdmin(admin.ModelAdmin):
+class EntitlementAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["user_id", "feature", "plan", "status", "expires_at", "family", "origin", "granted_at"]
     list_filter = ["status", "origin", "plan", "feature"]
     search_fields = ["user_id", "subscription_id", "=id", "=family__id", "=payment_id"]
@@ -36,11 +37,18 @@ class EntitlementAdmin(admin.ModelAdmin):
         else:
             services.entitlement_admin_create(entitlement=obj)
 
-    def _move(self, request, queryset, status: str, verb: str) -> None:
+    def _move(self, request, queryset, status: str, verb: str, *, reason_required: bool = False) -> None:
+        """`reason`: typed next to the action; it becomes the rows' status_reason and is audited."""
+        reason = action_reason(request)
+        if reason_required and not reason:
+            self.message_user(request, f"Give a reason: nothing was {verb}.", messages.ERROR)
+            return
         moved = refused = 0
         for pk in queryset.values_list("pk", flat=True):
             try:
-                services.entitlement_set_status(entitlement_id=pk, status=status, reason=f"admin: {verb}")
+                services.entitlement_set_status(
+                    entitlement_id=pk, status=status, reason=reason or f"admin: {verb}"
+                )
                 moved += 1
             except DomainError:
                 refused += 1
@@ -50,7 +58,7 @@ class EntitlementAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel (revoke) selected entitlements", permissions=["change"])
     def cancel_selected(self, request, queryset):
-        self._move(request, queryset, Entitlement.Status.CANCELLED, "cancelled")
+        self._move(request, queryset, Entitlement.Status.CANCELLED, "cancelled", reason_required=True)
 
     @admin.action(description="Mark selected entitlements expired", permissions=["change"])
     def expire_selected(self, request, queryset):
@@ -81,7 +89,7 @@ class FamilyMemberInline(admin.TabularInline):
 
 
 @admin.register(Family)
-class FamilyAdmin(admin.ModelAdmin):
+class FamilyAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["id", "owner_user_id", "plan", "seats", "created_at"]
     list_filter = ["plan"]
     search_fields = ["=id", "owner_user_id", "members__user_id"]

@@ -80,6 +80,9 @@ class EntitlementIn(StrictSerializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True, help_text="null = lifetime")
     usage_limits = JSONObjectField(required=False, help_text="Default: the plan's usage limits")
     metadata = JSONObjectField(required=False)
+    reason = StrictCharField(
+        max_length=500, required=False, allow_blank=True, help_text="Why it is granted (audit trail)"
+    )
 
     def validate_expires_at(self, value):
         if value is not None and value <= timezone.now():
@@ -89,7 +92,12 @@ class EntitlementIn(StrictSerializer):
 
 class StatusIn(StrictSerializer):
     status = serializers.ChoiceField(choices=Entitlement.Status.choices)
-    reason = StrictCharField(max_length=255, required=False, allow_blank=True)
+    reason = StrictCharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        help_text="Why (kept on the row and in the audit trail)",
+    )
 
 
 class ExpiryIn(StrictSerializer):

@@ -26,6 +26,7 @@ from entitlements.errors import (
 from entitlements.models import Entitlement, Family, FamilyMember
 from entitlements.selectors import family_user_ids
 from entitlements.serializers import entitlement_data
+from jia_payments.core.audit import audit_context, record_changes
 from jia_payments.core.errors import InvalidTransition, NotFound
 from jia_payments.core.events import record_event
 from pricing.models import Plan
@@ -43,6 +44,7 @@ STATUS_TRANSITIONS = {
 
 REASON_FEATURE_REMOVED = "feature removed from plan"
 REASON_PLAN_CHANGED = "subscription changed plan"
+EXPIRY_SWEEPER = "system:expiry-sweeper"
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -324,8 +326,10 @@ def entitlement_create(
     expires_at: datetime | None = None,
     usage_limits: dict | None = None,
     metadata: dict | None = None,
+    reason: str = "",
 ) -> Entitlement:
-    """One entitlement granted by hand. `usage_limits` defaults to the plan's."""
+    """One entitlement granted by hand. `usage_limits` defaults to the plan's; `reason` (why it
+    was granted) goes into the audit trail."""
     plan = _plan(plan_id)
     if not plan.features.filter(code=feature_code).exists():
         raise InvalidEntitlementInput(
@@ -335,7 +339,7 @@ def entitlement_create(
     if family_id and not Family.objects.filter(pk=family_id).exists():
         raise InvalidEntitlementInput("Unknown family.", errors={"family_id": ["Unknown family."]})
     try:
-        with transaction.atomic():
+        with audit_context(reason=reason), transaction.atomic():
             entitlement = Entitlement.objects.create(
                 user_id=user_id,
                 feature_id=feature_code,
@@ -361,7 +365,15 @@ def entitlement_set_status(*, entitlement_id, status: str, reason: str = "") -> 
     """Move along STATUS_TRANSITIONS (409 otherwise); the same status changes nothing."""
     allowed_from = [source for source, targets in STATUS_TRANSITIONS.items() if status in targets]
     try:
-        with transaction.atomic():
+        with audit_context(reason=reason), transaction.atomic():
+            # The row lock makes the status read here the one the conditional UPDATE moves from
+            # (the audit trail records it as "before").
+            before = (
+                Entitlement.objects.select_for_update()
+                .filter(pk=entitlement_id)
+                .values_list("status", "status_reason")
+                .first()
+            )
             moved = Entitlement.objects.filter(pk=entitlement_id, status__in=allowed_from).update(
                 status=status, status_reason=reason[:255], updated_at=timezone.now()
             )
@@ -372,6 +384,19 @@ def entitlement_set_status(*, entitlement_id, status: str, reason: str = "") -> 
                 if entitlement.status == status:
                     return entitlement
                 raise InvalidTransition(f"An entitlement cannot move from {entitlement.status} to {status}.")
+            record_changes(
+                Entitlement,
+                [
+                    (
+                        entitlement.pk,
+                        str(entitlement),
+                        {
+                            "status": (before[0], entitlement.status),
+                            "status_reason": (before[1], entitlement.status_reason),
+                        },
+                    )
+                ],
+            )
             _emit("expired" if status == EXPIRED else "updated", entitlement)
             _invalidate_rows([entitlement])
     except IntegrityError as error:
@@ -439,20 +464,36 @@ def entitlements_expire_due(*, batch_size: int = 500, max_batches: int = 200) ->
     """
     total = 0
     for _ in range(max_batches):
-        with transaction.atomic():
+        with audit_context(actor=EXPIRY_SWEEPER), transaction.atomic():
             now = timezone.now()
-            due = list(
+            reasons_before = dict(
                 Entitlement.objects.select_for_update(skip_locked=True)
                 .filter(status=ACTIVE, expires_at__lte=now)
                 .order_by("expires_at")
-                .values_list("pk", flat=True)[:batch_size]
+                .values_list("pk", "status_reason")[:batch_size]
             )
+            due = list(reasons_before)
             if not due:
                 break
             Entitlement.objects.filter(pk__in=due).update(
                 status=EXPIRED, status_reason="expires_at passed", updated_at=now
             )
             rows = list(Entitlement.objects.filter(pk__in=due))
+            # One INSERT of audit entries per batch, in the batch's transaction.
+            record_changes(
+                Entitlement,
+                (
+                    (
+                        row.pk,
+                        str(row),
+                        {
+                            "status": (ACTIVE, row.status),
+                            "status_reason": (reasons_before[row.pk], row.status_reason),
+                        },
+                    )
+                    for row in rows
+                ),
+            )
             for row in rows:
                 _emit("expired", row)
             _invalidate_rows(rows)
@@ -564,6 +605,7 @@ def family_member_add(*, family_id, user_id: str) -> FamilyMember:
                     raise NotFound("No such family.")
                 raise PlanFull("Every seat of this family plan is taken.")
             member = FamilyMember.objects.create(family_id=family_id, user_id=user_id)
+            _audit_seats(family_id, -1, member_added=user_id)
             _invalidate_after_commit(user_ids={user_id})
     except IntegrityError as error:
         raise AlreadyMember(f"{user_id} is already a member of this family.") from error
@@ -582,4 +624,15 @@ def family_member_remove(*, family_id, user_id: str) -> None:
         Family.objects.filter(pk=family_id).update(
             member_count=F("member_count") - 1, updated_at=timezone.now()
         )
+        _audit_seats(family_id, +1, member_removed=user_id)
         _invalidate_after_commit(user_ids={user_id})
+
+
+def _audit_seats(family_id, before_offset: int, **what) -> None:
+    """Audit a seat counter moved by a conditional UPDATE (auditlog does not see it)."""
+    family = Family.objects.filter(pk=family_id).only("id", "owner_user_id", "member_count").first()
+    if family is not None:
+        after = family.member_count
+        record_changes(
+            Family, [(family.pk, str(family), {"member_count": (after + before_offset, after)})], **what
+        )

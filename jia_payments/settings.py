@@ -409,6 +409,10 @@ CHECKOUT_COUNTRY_HEADER = env.str("CHECKOUT_COUNTRY_HEADER", default="")
 # unset = nobody when DEBUG is false (404), anyone on a DEBUG server.
 
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
+    # prometheus_client writes there from the first metric defined: a missing directory would
+    # stop every process (a manage.py command included) at start-up.
+    Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 INSTALLED_APPS += ["django_prometheus"]
 MIDDLEWARE.insert(
     MIDDLEWARE.index("jia_payments.core.health.ProbeMiddleware") + 1,
@@ -431,3 +435,24 @@ DATABASES["default"]["ENGINE"] = _INSTRUMENTED_DB.get(
 )
 if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
     CACHES["default"]["BACKEND"] = "django_prometheus.cache.backends.redis.RedisCache"
+
+# --- Audit trail (issue 7) -------------------------------------------------------------------
+# django-auditlog records who changed what (before -> after) and why; jia_payments.core.audit
+# names the caller (admin user, or the API's service/staff token) and the reason given.
+
+INSTALLED_APPS += ["auditlog"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "jia_payments.core.audit.AuditMiddleware",
+)
+AUDITLOG_CID_GETTER = "jia_payments.core.audit.correlation_id"
+AUDITLOG_INCLUDE_TRACKING_MODELS = (
+    {"model": "pricing.Feature", "exclude_fields": ["updated_at"]},
+    {"model": "pricing.Plan", "exclude_fields": ["updated_at"], "m2m_fields": {"features"}},
+    {"model": "pricing.PricingZone", "exclude_fields": ["updated_at"]},
+    {"model": "entitlements.Entitlement", "exclude_fields": ["updated_at"]},
+    {"model": "entitlements.Family", "exclude_fields": ["updated_at"]},
+    {"model": "entitlements.FamilyMember"},
+    {"model": "payments.Payment", "exclude_fields": ["updated_at"]},
+    {"model": "payments.Refund", "exclude_fields": ["updated_at"]},
+)

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
+from jia_payments.core.audit_admin import AuditedAdmin, action_reason
 from jia_payments.core.errors import DomainError
 from payments.models import CheckoutSession, Payment, Refund, StripeEvent
 from payments.refunds import payment_refund
@@ -63,12 +64,18 @@ class RefundInline(admin.TabularInline):
 
 @admin.action(description="Refund in full through Stripe")
 def refund_in_full(modeladmin, request, queryset):
+    """The reason typed next to the action goes to Stripe (as metadata), the refund and the audit
+    trail; a refund needs one."""
+    reason = action_reason(request)
+    if not reason:
+        modeladmin.message_user(request, "Give a reason: nothing was refunded.", messages.ERROR)
+        return
     for payment in queryset:
         try:
             payment_refund(
                 payment_id=payment.pk,
                 amount=None,
-                reason="requested_by_customer",
+                reason=reason,
                 requested_by=f"staff:{request.user}",
             )
         except DomainError as error:
@@ -78,7 +85,7 @@ def refund_in_full(modeladmin, request, queryset):
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(AuditedAdmin, admin.ModelAdmin):
     form = PaymentAdminForm
     inlines = [RefundInline]
     actions = [refund_in_full]

@@ -16,6 +16,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from entitlements import services as entitlement_services
+from jia_payments.core.audit import audit_context, record_changes
 from jia_payments.core.errors import DomainError, InvalidTransition, NotFound, Unprocessable
 from payments import stripe_gateway
 from payments.models import Payment, Refund
@@ -36,7 +37,13 @@ def is_stripe_payment(payment: Payment) -> bool:
 
 
 def payment_refund(*, payment_id, amount: int | None, reason: str, requested_by: str) -> Payment:
-    """Refund `amount` (None: all that is left) of a completed Stripe payment."""
+    """Refund `amount` (None: all that is left) of a completed Stripe payment. The reason goes to
+    Stripe, onto the refund, and into every audit entry the refund writes."""
+    with audit_context(reason=reason):
+        return _refund(payment_id=payment_id, amount=amount, reason=reason, requested_by=requested_by)
+
+
+def _refund(*, payment_id, amount: int | None, reason: str, requested_by: str) -> Payment:
     refund = _reserve(payment_id=payment_id, amount=amount, reason=reason, requested_by=requested_by)
     payment = refund.payment
     try:
@@ -47,9 +54,7 @@ def payment_refund(*, payment_id, amount: int | None, reason: str, requested_by:
             reason=reason,
         )
     except (stripe_gateway.CardDeclined, stripe_gateway.StripeRejected) as error:
-        Refund.objects.filter(pk=refund.pk, status=Refund.Status.PENDING).update(
-            status=Refund.Status.FAILED, failure_reason=str(error.detail)[:500]
-        )
+        _fail_pending(refund, str(error.detail))
         raise
     # StripeUnavailable leaves the refund pending: Stripe may have done it. Its webhook, or
     # reconciliation retrying with the same idempotency key, settles it; meanwhile the pending
@@ -122,12 +127,42 @@ def _sync_one(payment: Payment, stripe_refund: dict) -> None:
     if status == "succeeded" and ours.status != Refund.Status.SUCCEEDED:
         ours.status = Refund.Status.SUCCEEDED
         Payment.objects.filter(pk=payment.pk).update(refunded_amount=F("refunded_amount") + ours.amount)
+        _audit_refunded_amount(payment, -ours.amount, refund=str(ours.pk))
     elif status in ("failed", "canceled") and ours.status != Refund.Status.FAILED:
         if ours.status == Refund.Status.SUCCEEDED:  # Stripe could not return the money after all
             Payment.objects.filter(pk=payment.pk).update(refunded_amount=F("refunded_amount") - ours.amount)
+            _audit_refunded_amount(payment, ours.amount, refund=str(ours.pk))
         ours.status = Refund.Status.FAILED
         ours.failure_reason = (stripe_refund.get("failure_reason") or status)[:500]
     ours.save()
+
+
+def _fail_pending(refund: Refund, failure_reason: str) -> None:
+    failure_reason = failure_reason[:500]
+    if Refund.objects.filter(pk=refund.pk, status=Refund.Status.PENDING).update(
+        status=Refund.Status.FAILED, failure_reason=failure_reason
+    ):
+        record_changes(
+            Refund,
+            [
+                (
+                    refund.pk,
+                    str(refund),
+                    {
+                        "status": (Refund.Status.PENDING, Refund.Status.FAILED),
+                        "failure_reason": ("", failure_reason),
+                    },
+                )
+            ],
+        )
+
+
+def _audit_refunded_amount(payment: Payment, before_offset: int, **what) -> None:
+    """Audit the refunded total moved by an F() UPDATE (auditlog does not see it)."""
+    after = Payment.objects.filter(pk=payment.pk).values_list("refunded_amount", flat=True).first()
+    record_changes(
+        Payment, [(payment.pk, str(payment), {"refunded_amount": (after + before_offset, after)})], **what
+    )
 
 
 def _cancel_subscription(subscription_id: str) -> None:
@@ -159,9 +194,7 @@ def refunds_retry_pending(*, older_than_seconds: int = 600) -> int:
         except stripe_gateway.StripeUnavailable:
             continue
         except (stripe_gateway.CardDeclined, stripe_gateway.StripeRejected) as error:
-            Refund.objects.filter(pk=refund.pk, status=Refund.Status.PENDING).update(
-                status=Refund.Status.FAILED, failure_reason=str(error.detail)[:500]
-            )
+            _fail_pending(refund, str(error.detail))
             continue
         payment_refunds_sync(
             payment_intent_id=refund.payment.external_payment_id, stripe_refunds=[stripe_refund]

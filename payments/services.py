@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jia_payments.core import metrics
+from jia_payments.core.audit import record_changes
 from jia_payments.core.errors import DomainError, InvalidTransition, NotFound
 from jia_payments.core.events import record_event
 from jia_payments.core.validation import is_currency_code
@@ -115,9 +116,10 @@ def payment_update_status(
         raise DomainError(errors={"failure_reason": ["Only a failed payment has a failure reason."]})
     with transaction.atomic():
         while True:
-            current = Payment.objects.filter(pk=payment_id).values_list("status", flat=True).first()
-            if current is None:
+            before = Payment.objects.filter(pk=payment_id).values_list("status", "failure_reason").first()
+            if before is None:
                 raise NotFound("No such payment.")
+            current = before[0]
             if status not in Payment.TRANSITIONS[Payment.Status(current)]:
                 raise InvalidTransition(f"A {current} payment cannot become {status}.")
             moved = Payment.objects.filter(pk=payment_id, status=current).update(
@@ -126,6 +128,17 @@ def payment_update_status(
             if moved:
                 break
         payment = Payment.objects.get(pk=payment_id)
+        # The conditional UPDATE sends no signal: the audit trail gets the move from here.
+        record_changes(
+            Payment,
+            [
+                (
+                    payment.pk,
+                    str(payment),
+                    {"status": (current, status), "failure_reason": (before[1], payment.failure_reason)},
+                )
+            ],
+        )
         _record(payment, "payment.status.updated")
         _count_on_commit(payment, failure_code)
         if status == Payment.Status.COMPLETED:

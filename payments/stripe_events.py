@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jia_payments.core import metrics
+from jia_payments.core.audit import audit_context
 from payments import stripe_gateway
 from payments.models import StripeEvent
 from payments.webhook_handlers import HANDLERS
@@ -71,7 +72,9 @@ def stripe_event_process(*, event_id: str) -> str:
             metrics.STRIPE_EVENTS_PROCESSED.labels(type=type_label, outcome="skipped").inc()
             return event.status
         started = time.monotonic()
-        HANDLERS[event.type](event.payload["data"]["object"])
+        # The audit trail names the event that made these changes (no person or API caller did).
+        with audit_context(actor=f"stripe:{event.type}", stripe_event=event.pk):
+            HANDLERS[event.type](event.payload["data"]["object"])
         took = time.monotonic() - started
         event.status = StripeEvent.Status.PROCESSED
         event.attempts += 1

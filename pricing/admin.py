@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.utils.html import format_html_join
 
 from entitlements.services import plan_entitlements_sync_later
+from jia_payments.core.audit_admin import AuditedAdmin
 from pricing.models import Feature, Plan, PricingZone
 from pricing.money import format_major_units
 from pricing.selectors import zone_price_cents
@@ -9,18 +10,19 @@ from pricing.zones import ZONES
 
 
 @admin.register(Feature)
-class FeatureAdmin(admin.ModelAdmin):
+class FeatureAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["code", "name", "updated_at"]
     search_fields = ["code", "name"]
     readonly_fields = ["created_at", "updated_at"]
 
     def get_readonly_fields(self, request, obj=None):
         # The code is the key entitlements point at: fixed once created.
-        return [*self.readonly_fields, "code"] if obj else self.readonly_fields
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "code"] if obj else fields
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["id", "name", "billing_cycle", "price_cents", "currency", "max_users", "active"]
     list_filter = ["billing_cycle", "active", "currency"]
     search_fields = ["id", "name"]
@@ -34,7 +36,8 @@ class PlanAdmin(admin.ModelAdmin):
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [*self.readonly_fields, "id"] if obj else self.readonly_fields
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "id"] if obj else fields
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -70,7 +73,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(PricingZone)
-class PricingZoneAdmin(admin.ModelAdmin):
+class PricingZoneAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = [
         "iso_code",
         "country",

@@ -111,8 +111,12 @@ def test_admin_actions_go_through_the_services(admin_client, granted, committed)
     _warm("u1", "bystander")
     changelist = reverse("admin:entitlements_entitlement_changelist")
     with committed():
-        admin_client.post(changelist, {"action": "cancel_selected", "_selected_action": [granted.pk]})
+        admin_client.post(
+            changelist,
+            {"action": "cancel_selected", "_selected_action": [granted.pk], "reason": "chargeback"},
+        )
     assert _has("u1") == (False, "revoked")
+    assert Entitlement.objects.get(pk=granted.pk).status_reason == "chargeback"
     with committed():
         admin_client.post(changelist, {"action": "reactivate_selected", "_selected_action": [granted.pk]})
     assert _has("u1") == (True, "active")

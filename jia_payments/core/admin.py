@@ -62,3 +62,32 @@ class IdempotencyKeyAdmin(ReadOnlyAdmin):
     list_display = ["caller", "key", "method", "path", "state", "response_status", "created_at"]
     list_filter = ["state", "method"]
     search_fields = ["caller", "key"]
+
+
+# --- The audit trail: every entry says who acted (admin user, API caller or system job) and why ---
+
+from auditlog import admin as auditlog_admin  # noqa: E402  (registers auditlog's LogEntryAdmin first)
+from auditlog.models import LogEntry  # noqa: E402
+
+from jia_payments.core.audit import actor_label, reason_of  # noqa: E402
+
+admin.site.unregister(LogEntry)
+
+
+@admin.register(LogEntry)
+class AuditLogEntryAdmin(auditlog_admin.LogEntryAdmin):
+    list_display = ["created", "resource_url", "action", "msg_short", "who", "why", "cid_url"]
+    search_fields = [*auditlog_admin.LogEntryAdmin.search_fields, "actor_email", "object_pk"]
+    readonly_fields = [*auditlog_admin.LogEntryAdmin.readonly_fields, "who", "why", "additional_data"]
+    fieldsets = [
+        (None, {"fields": ["created", "who", "why", "resource_url", "cid"]}),
+        ("Changes", {"fields": ["action", "msg", "additional_data"]}),
+    ]
+
+    @admin.display(description="Who")
+    def who(self, entry) -> str:
+        return actor_label(entry)
+
+    @admin.display(description="Reason")
+    def why(self, entry) -> str:
+        return reason_of(entry)

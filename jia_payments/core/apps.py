@@ -19,9 +19,14 @@ class CoreConfig(AppConfig):
         from jia_payments.core import checks  # noqa: F401  (registers the system checks)
 
         setting_changed.connect(_reload_auth_keys, dispatch_uid="core.reload_auth_keys")
+        from auditlog.models import LogEntry
+        from django.db.models.signals import pre_save
+
         from jia_payments.core import (
             metrics,
             request_logging,  # noqa: F401  (connects the log receivers)
         )
+        from jia_payments.core.audit import fill_log_entry
 
         metrics.connect_celery_signals()
+        pre_save.connect(fill_log_entry, sender=LogEntry, dispatch_uid="core.audit.fill_log_entry")

@@ -182,7 +182,7 @@ def stripe_event_type_label(event_type: str) -> str:
 
 CELERY_TASK_FAILURES = Counter(
     f"{PREFIX}_celery_task_failures",
-    "Celery task runs that raised (a retry raises too: see celery_task_retries), by task.",
+    "Celery task runs that ended in an exception (retries are counted apart), by task.",
     ["task"],
 )
 CELERY_TASK_RETRIES = Counter(f"{PREFIX}_celery_task_retries", "Celery task retries, by task.", ["task"])

@@ -39,7 +39,7 @@ def celery_worker(django_db_setup, localstripe, tmp_path_factory):
     database_url = urlparse(os.environ["DATABASE_URL"])._replace(path=f"/{test_database}").geturl()
     redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()  # no task left over from another run
     worker = CeleryWorker(
-        app="jia_payments",
+        app="testsupport.celery_app",  # the production app, see testsupport/celery_app.py
         env={
             "DATABASE_URL": database_url,
             "CELERY_TASK_ALWAYS_EAGER": "false",

@@ -80,6 +80,7 @@ class Gunicorn:
         self.metrics_dir = tmp_path / "metrics"
         self.metrics_dir.mkdir()
         (self.metrics_dir / "counter_999999.db").write_bytes(b"stale")  # a previous run's
+        (self.metrics_dir / "not-ours.txt").write_text("kept")  # the directory may be shared
         self.out = open(tmp_path / "gunicorn.out", "w+")
         self.err = open(tmp_path / "gunicorn.err", "w+")
         env = {
@@ -164,6 +165,7 @@ def _not_found_count(scrape: str) -> float:
 @pytest.mark.django_db
 def test_two_workers_counts_add_up_in_one_scrape_and_survive_a_worker_restart(gunicorn):
     assert not (gunicorn.metrics_dir / "counter_999999.db").exists()  # emptied at start
+    assert (gunicorn.metrics_dir / "not-ours.txt").exists()
     sent = 0
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _ in range(20):  # until both workers have served (the kernel picks who accepts)

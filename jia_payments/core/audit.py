@@ -1,0 +1,199 @@
+"""The audit trail (issue 7): who changed what, when, from what to what, and why.
+
+django-auditlog records every save and delete of the models listed in
+`settings.AUDITLOG_INCLUDE_TRACKING_MODELS` as a `LogEntry` (before and after of each field).
+This module adds what auditlog cannot know by itself:
+
+- who: `AuditMiddleware` keeps the request in a context variable; when an entry is written, the
+  caller is read from it: a Django staff user (admin) becomes the entry's `actor`; an API caller
+  (a `Principal` from a service or staff token, whose user id is not a Django user) is written to
+  `actor_email` and `additional_data["actor"]` as "service:<id>" / "staff:<id>". Work outside a
+  request (the expiry sweeper, Stripe webhooks) names itself with `audit_context(actor=...)`;
+- why: `audit_context(reason=...)` around a service call puts the reason (grant, revoke, refund)
+  into `additional_data["reason"]` of every entry written inside it;
+- the writes auditlog does not see: `QuerySet.update()` sends no signal, so services that move a
+  row with a conditional UPDATE (state transitions, seat counters, the expiry sweeper's batches)
+  call `record_changes()` with the before and after they know, in the same transaction.
+
+The request id of the structured logs is each entry's correlation id (`cid`), so an entry leads to
+the log lines of the request that made it.
+"""
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from django.db.models import Model
+
+_request: ContextVar = ContextVar("audit_request", default=None)
+_context: ContextVar[dict | None] = ContextVar("audit_context", default=None)
+
+SYSTEM = "system"
+
+
+class AuditMiddleware:
+    """Makes the current request (and so its caller) known to the entries written while it runs."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = _request.set(request)
+        try:
+            return self.get_response(request)
+        finally:
+            _request.reset(token)
+
+
+@contextmanager
+def audit_context(*, actor: str | None = None, reason: str | None = None, **extra: Any) -> Iterator[None]:
+    """Entries written inside carry this reason (and name `actor` when no request names one).
+
+    Nests: an inner value replaces the outer one for its duration; empty values change nothing.
+    """
+    given = {"actor": actor, "reason": reason[:500] if reason else reason, **extra}
+    token = _context.set(
+        {**(_context.get() or {}), **{k: v for k, v in given.items() if v not in (None, "")}}
+    )
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def correlation_id() -> str | None:
+    """AUDITLOG_CID_GETTER: the request id of the structured logs (X-Request-ID or generated)."""
+    import structlog
+
+    return structlog.contextvars.get_contextvars().get("request_id")
+
+
+def _django_user(request):
+    """The logged-in Django user of the request, also after DRF replaced `request.user`."""
+    from django.contrib.auth.models import AbstractBaseUser
+
+    user = getattr(request, "_cached_user", None)  # AuthenticationMiddleware's, once evaluated
+    if user is None:
+        user = getattr(request, "user", None)
+    if isinstance(user, AbstractBaseUser) and user.is_authenticated:
+        return user
+    return None
+
+
+def caller() -> dict[str, Any]:
+    """The LogEntry fields that say who is acting now: actor, actor_email, remote_addr, and the
+    `additional_data` (actor label, role, reason, request)."""
+    from jia_payments.core.auth import Principal
+
+    context = _context.get() or {}
+    request = _request.get()
+    fields: dict[str, Any] = {"actor": None, "actor_email": None, "remote_addr": None}
+    data: dict[str, Any] = {}
+    if request is not None:
+        # DRF sets the Principal on the HttpRequest; type() leaves a lazy Django user unevaluated.
+        principal = request.__dict__.get("user")
+        user = _django_user(request)
+        if type(principal) is Principal:
+            data["actor"], data["role"] = str(principal), principal.role
+        if user is not None:
+            fields["actor"] = user
+            data.setdefault("actor", user.get_username())
+            data.setdefault("role", Principal.STAFF)
+        data["request"] = f"{request.method} {request.path}"[:300]
+        fields["remote_addr"] = request.META.get("REMOTE_ADDR") or None
+    if "actor" not in data:
+        data["actor"] = context.get("actor", SYSTEM)
+    data.update({k: v for k, v in context.items() if k != "actor"})
+    user = fields["actor"]
+    fields["actor_email"] = str(getattr(user, "email", "") or data["actor"])[:254]
+    fields["additional_data"] = data
+    return fields
+
+
+def fill_log_entry(sender, instance, **kwargs) -> None:
+    """pre_save of LogEntry: every entry auditlog writes says who acted and why."""
+    if not instance._state.adding:
+        return
+    who = caller()
+    if instance.actor_id is None and who["actor"] is not None:
+        instance.actor = who["actor"]
+    if not instance.actor_email:
+        instance.actor_email = who["actor_email"]
+    if instance.remote_addr is None:
+        instance.remote_addr = who["remote_addr"]
+    instance.additional_data = {**who["additional_data"], **(instance.additional_data or {})}
+
+
+def _text(value) -> str:
+    """A value as auditlog writes it in `changes` (its text form; None as "None")."""
+    from django.utils.encoding import smart_str
+
+    return smart_str(value)
+
+
+def record_changes(
+    model: type[Model],
+    rows: Iterable[tuple[Any, str, dict[str, tuple[Any, Any]]]],
+    *,
+    action: int | None = None,
+    **additional_data: Any,
+) -> int:
+    """Audit changes made without a model save (a `QuerySet.update()`), in one INSERT.
+
+    `rows`: (primary key, the object's text, {field: (before, after)}). Fields whose before equals
+    their after are left out; a row with no change left is not recorded. Answers how many were.
+    """
+    from auditlog.cid import get_cid
+    from auditlog.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    who = caller()
+    data = {**who["additional_data"], **additional_data}
+    content_type = ContentType.objects.get_for_model(model)
+    cid = get_cid()
+    entries = []
+    for pk, text, changes in rows:
+        diff = {
+            field: [_text(before), _text(after)]
+            for field, (before, after) in changes.items()
+            if _text(before) != _text(after)
+        }
+        if not diff:
+            continue
+        entries.append(
+            LogEntry(
+                content_type=content_type,
+                object_pk=str(pk),
+                object_id=pk if isinstance(pk, int) else None,
+                object_repr=text,
+                action=LogEntry.Action.UPDATE if action is None else action,
+                changes=diff,
+                actor=who["actor"],
+                actor_email=who["actor_email"],
+                remote_addr=who["remote_addr"],
+                additional_data=data,
+                cid=cid,
+            )
+        )
+    LogEntry.objects.bulk_create(entries)
+    return len(entries)
+
+
+def entries_for(instance: Model):
+    """The audit entries of one object, newest first."""
+    from auditlog.models import LogEntry
+
+    return LogEntry.objects.get_for_object(instance).select_related("actor").order_by("-timestamp", "-pk")
+
+
+def actor_label(entry) -> str:
+    """Who made an entry, as staff read it: the admin user, the API caller, or the system job."""
+    if entry.actor_id is not None and entry.actor is not None:
+        return entry.actor.get_username()
+    data = entry.additional_data or {}
+    return str(data.get("actor") or entry.actor_email or SYSTEM)
+
+
+def reason_of(entry) -> str:
+    return str((entry.additional_data or {}).get("reason", ""))
