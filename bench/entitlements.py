@@ -6,14 +6,15 @@ What it does, in order:
 2. seeds 10,000 users with bulk inserts (`seed`, in a subprocess configured like the server):
    free, monthly, yearly and lifetime plans, add-ons, families with members, expired rows (some
    already swept, some not), revoked rows, older periods, and users with nothing;
-3. starts gunicorn as the Dockerfile does (3 sync workers) with DEBUG=false, a real-looking
+3. starts gunicorn as production does (`gunicorn -c gunicorn.conf.py`: 2 x CPUs + 1 sync workers,
+   access log, Prometheus multiprocess metrics; only worker recycling off) with DEBUG=false, a real-looking
    SECRET_KEY and Stripe key, an Ed25519 public key for tokens, and BENCH_ENDPOINTS=true (mounts
    /api/v1/_bench/constant/: the same DRF stack and auth, a constant answer: the ceiling);
 4. mints a token per user and measures, in rounds, the ceiling interleaved with each scenario
    (warm single check, batch of 20, list, cold single check) with wrk, 16 connections;
    each scenario's ratio is to the mean of the ceilings measured just before and after it;
-5. reads the cache hit/miss counters of every worker around each run (SIGUSR2, see
-   bench/gunicorn_conf.py), so the table shows that warm was warm and cold was cold.
+5. reads the cache hit/miss counters of all workers from /metrics around each run, so the table
+   shows that warm was warm and cold was cold.
 
 `python -m bench entitlements [--quick] [--write]`.
 """
@@ -38,7 +39,7 @@ USERS = 10_000
 WARM_USERS = 1_000  # the warm scenarios rotate over these (cached once, before the rounds)
 CONNECTIONS = 16
 THREADS = 2
-WORKERS = int(os.environ.get("BENCH_WORKERS", "3"))  # docker/Dockerfile runs 3 sync workers
+WORKERS = int(os.environ.get("BENCH_WORKERS", "0")) or None  # None: gunicorn.conf.py's default
 CATALOG = [
     "family_calendar",
     "shared_lists",
@@ -55,7 +56,11 @@ ADDONS = [f"bench_addon_{n:02d}" for n in range(1, 11)]  # a 2nd plan, so a batc
 BATCH = CATALOG + ADDONS
 TARGETS = {"warm": 0.80, "batch": 0.60, "cold": 0.50}
 WARM_P99_MS = 10.0
-STATS = "entitlements.cache:stats.snapshot"
+COUNTERS = {  # /metrics samples (jia_payments.core.metrics)
+    "hits": 'jia_payments_entitlement_cache_lookups_total{result="hit"}',
+    "misses": 'jia_payments_entitlement_cache_lookups_total{result="miss"}',
+    "errors": "jia_payments_entitlement_cache_errors_total",
+}
 API = "/api/v1"
 
 
@@ -264,15 +269,13 @@ class Bench:
         )
 
     def _cpu(self) -> tuple[float, list[int]]:
-        pids = self.gunicorn.worker_pids() + server.postgres_backend_pids(self.database_url)
-        return server.cpu_seconds(pids), pids
+        """CPU so far of the workers and of the database backends serving them (those pids)."""
+        backends = server.postgres_backend_pids(self.database_url)
+        return self.gunicorn.cpu_seconds() + server.cpu_seconds(backends), backends
 
     def _totals(self) -> dict[str, int]:
-        totals = {"hits": 0, "misses": 0, "errors": 0}
-        for counters in self.gunicorn.worker_stats().values():
-            for name in totals:
-                totals[name] += counters[STATS][name]
-        return totals
+        samples = self.gunicorn.metrics()
+        return {name: int(samples.get(sample, 0)) for name, sample in COUNTERS.items()}
 
     def measure(
         self, scenario: str, requests_file: Path, *, duration: float, mode: str = "cycle", lookups: int = 0
@@ -280,7 +283,7 @@ class Bench:
         """One wrk run. With `lookups`, it ends once the workers have made that many cache lookups
         (a `once` run over distinct users: every lookup a new user)."""
         before = self._totals()
-        cpu_before, pids = self._cpu()
+        cpu_before, backends = self._cpu()
 
         def done() -> bool:
             now = self._totals()
@@ -298,7 +301,7 @@ class Bench:
             stop_when=done if lookups else None,
         )
         after = self._totals()
-        cpu_after = server.cpu_seconds(pids)
+        cpu_after = self.gunicorn.cpu_seconds() + server.cpu_seconds(backends)
         load = os.getloadavg()[0]
         if result.errors.get("status"):
             raise RuntimeError(f"{scenario}: {result.errors['status']} answers were not 2xx/3xx")
@@ -381,7 +384,9 @@ def _report(rounds: list[Round], meta: dict) -> str:
         f"after {meta['load_after']} (other work on the machine makes every figure noisy: "
         "read the ratios, each taken against the ceiling measured just before and after).",
         "",
-        f"Setup: gunicorn {WORKERS} sync workers (as docker/Dockerfile), DEBUG=false, PostgreSQL "
+        f"Setup: `gunicorn -c gunicorn.conf.py` as in production ({meta['workers']} sync workers, "
+        "access log, Prometheus metrics; worker recycling off, its restarts would land on random runs), "
+        "DEBUG=false, PostgreSQL "
         f"`{meta['database']}`, Redis db {meta['redis_db']}, Ed25519 tokens, one per request from "
         f"{WARM_USERS:,} users (cold: each of the other {USERS - WARM_USERS:,} once); "
         f"wrk {THREADS} threads, {CONNECTIONS} connections, {meta['duration']:g} s per run, "
@@ -475,6 +480,9 @@ def run(args) -> str:
         public_key_pem=issuer.public_pem,
         BENCH_ENDPOINTS="true",
         DJANGO_SETTINGS_MODULE="jia_payments.settings",
+        # Production recycles a worker after ~2,000 requests; each new worker's start (a second
+        # or more of CPU) would land on whichever run is going: noise, not a property of it.
+        GUNICORN_MAX_REQUESTS="0",
     )
     load_before = server.load_average()
     log(f"entitlements bench: load average {load_before}")
@@ -525,11 +533,13 @@ def run(args) -> str:
     warmup = wrk.write_requests(workdir / "warmup.tsv", [check(u) for u in warm_users])
 
     rounds: list[Round] = []
+    workers_used = 0
     try:
         with server.ProcessGroup() as group:
-            gunicorn = server.Gunicorn(group, env, workers=WORKERS, stats=(STATS,))
+            gunicorn = server.Gunicorn(group, env, workers=WORKERS)
             try:
                 gunicorn.start()
+                workers_used = gunicorn.workers
                 log(f"gunicorn ready on {gunicorn.base_url} (workers {gunicorn.worker_pids()})")
                 bench = Bench(group, gunicorn, redis_url, database_url)
                 bench.drop_cached_entries()
@@ -589,6 +599,7 @@ def run(args) -> str:
         "database": urlsplit(database_url).path.lstrip("/"),
         "redis_db": urlsplit(redis_url).path.lstrip("/"),
         "duration": duration,
+        "workers": workers_used,
         "seed": seed_info,
         "seed_seconds": seed_seconds,
     }

@@ -8,7 +8,6 @@ on Ctrl-C and on SIGTERM.
 """
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -185,10 +184,13 @@ class ProcessGroup:
 
 
 class Gunicorn:
-    """`gunicorn jia_payments.wsgi` on 127.0.0.1:<port>, as the Dockerfile runs it (sync workers).
+    """gunicorn as production runs it: `gunicorn -c gunicorn.conf.py` (docker/entrypoint.sh `web`),
+    on 127.0.0.1:<port>, with every gunicorn.conf.py default (workers = 2 x CPUs + 1, sync,
+    worker recycling, access log, Prometheus multiprocess directory) unless `workers` is given.
 
-    Its output goes to a temporary log file, shown (its tail) if it fails to start, removed after.
-    `worker_pids()` lists the workers; `signal_workers()` pokes them (see bench/gunicorn_conf.py).
+    Its output goes to a temporary log file, shown (its tail) if it fails, removed after.
+    `metrics()` reads /metrics (all workers' counters) with the METRICS_TOKEN it sets;
+    `cpu_seconds()` is the CPU its workers used so far, recycled ones included.
     """
 
     def __init__(
@@ -196,15 +198,23 @@ class Gunicorn:
         group: ProcessGroup,
         env: dict[str, str],
         *,
-        workers: int = 3,
+        workers: int | None = None,
         port: int | None = None,
-        stats: tuple[str, ...] = (),
     ):
-        self.group, self.workers = group, workers
+        self.group = group
         self.port = port or free_port()
         self.logfile = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)
-        self.stats_dir = tempfile.mkdtemp(prefix="bench-stats-")
-        self.env = {**env, "BENCH_STATS_DIR": self.stats_dir, "BENCH_STATS": ",".join(stats)}
+        self.metrics_dir = tempfile.mkdtemp(prefix="bench-metrics-")
+        self.metrics_token = _secret(40)
+        self.env = {
+            **env,
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
+            "METRICS_TOKEN": self.metrics_token,
+        }
+        if workers:
+            self.env["WEB_CONCURRENCY"] = str(workers)
+        self.workers = int(self.env.get("WEB_CONCURRENCY") or 2 * len(os.sched_getaffinity(0)) + 1)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -212,21 +222,7 @@ class Gunicorn:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> "Gunicorn":
-        args = [
-            PYTHON,
-            "-m",
-            "gunicorn",
-            "jia_payments.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--workers",
-            str(self.workers),
-            "--backlog",
-            "2048",
-            "--config",
-            "python:bench.gunicorn_conf",
-            "--no-control-socket",  # one shared path by default: two benches would collide
-        ]
+        args = [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--backlog", "2048"]
         self.process = self.group.popen(
             args, cwd=ROOT, env=self.env, stdout=self.logfile, stderr=subprocess.STDOUT
         )
@@ -236,7 +232,7 @@ class Gunicorn:
                 raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.tail()}")
             with contextlib.suppress(OSError, urllib.error.URLError):
                 with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=1) as answer:  # noqa: S310
-                    if answer.status == 200 and len(self._ready()) == self.workers:
+                    if answer.status == 200 and len(self.worker_pids()) >= self.workers:
                         return self
             time.sleep(0.2)
         raise RuntimeError(f"gunicorn did not answer /healthz within {timeout:.0f} s:\n{self.tail()}")
@@ -248,34 +244,35 @@ class Gunicorn:
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
-            with contextlib.suppress(OSError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == self.process.pid:  # ppid
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int(_stat(int(entry.name))[1]) == self.process.pid:  # ppid
                     pids.append(int(entry.name))
         return sorted(pids)
 
-    def _ready(self) -> set[int]:
-        ready = {int(p.name.split(".")[0]) for p in Path(self.stats_dir).glob("*.ready")}
-        return ready & set(self.worker_pids())
+    def cpu_seconds(self) -> float:
+        """CPU of the workers: the live ones', plus what the master has reaped (recycled workers)."""
+        if self.process is None:
+            return 0.0
+        reaped = 0
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = _stat(self.process.pid)
+            reaped = int(fields[13]) + int(fields[14])  # cutime, cstime
+        return reaped / _CLOCK_TICKS + cpu_seconds(self.worker_pids())
 
-    def worker_stats(self, timeout: float = 10.0) -> dict[int, dict]:
-        """Each worker's BENCH_STATS counters, by pid (SIGUSR2; see bench/gunicorn_conf.py)."""
-        pids = sorted(self._ready())
-        for pid in pids:
-            (Path(self.stats_dir) / f"{pid}.json").unlink(missing_ok=True)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGUSR2)
-        found: dict[int, dict] = {}
-        deadline = time.monotonic() + timeout
-        while len(found) < len(pids) and time.monotonic() < deadline:
-            for pid in pids:
-                path = Path(self.stats_dir) / f"{pid}.json"
-                if pid not in found and path.exists():
-                    found[pid] = json.loads(path.read_text())
-            time.sleep(0.02)
-        if len(found) < len(pids):
-            raise RuntimeError(f"workers {sorted(set(pids) - set(found))} did not report their counters")
-        return found
+    def metrics(self) -> dict[str, float]:
+        """/metrics as {'name{labels}': value} (Prometheus text; all workers summed)."""
+        status, body = request(
+            f"{self.base_url}/metrics", headers={"Authorization": f"Bearer {self.metrics_token}"}
+        )
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}: {body[:200]!r}")
+        samples = {}
+        for line in body.decode().splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                with contextlib.suppress(ValueError):
+                    samples[name] = float(value)
+        return samples
 
     def tail(self, lines: int = 40) -> str:
         self.logfile.flush()
@@ -288,18 +285,23 @@ class Gunicorn:
         self.logfile.close()
         with contextlib.suppress(OSError):
             os.unlink(self.logfile.name)
-        shutil.rmtree(self.stats_dir, ignore_errors=True)
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name: [state, ppid, ...]."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def cpu_seconds(pids) -> float:
     """User + system CPU time of these processes so far (gone ones count 0)."""
     total = 0
     for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = _stat(pid)
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / _CLOCK_TICKS
 

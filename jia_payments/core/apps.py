@@ -4,9 +4,10 @@ from django.core.signals import setting_changed
 
 def _reload_auth_keys(*, setting, **kwargs):
     if setting.startswith("AUTH_"):
-        from jia_payments.core.auth import _verification_keys
+        from jia_payments.core.auth import _verification_keys, forget_verified_tokens
 
         _verification_keys.cache_clear()
+        forget_verified_tokens()
 
 
 class CoreConfig(AppConfig):

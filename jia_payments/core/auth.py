@@ -7,8 +7,10 @@ are checked when configured. Without a key, and only with DEBUG on, the raw head
 as the user id (API.md, development only).
 """
 
+import contextlib
 import functools
 import re
+import time
 from dataclasses import dataclass
 
 import jwt
@@ -96,7 +98,33 @@ def _key_for(header: dict):
     raise exceptions.AuthenticationFailed("Unknown signing key.")
 
 
+# Tokens already verified in this process, with the time they stop being valid (`exp` plus the
+# leeway). Clients send the same token for many requests; a signature check and two JWT parses
+# cost more than a cached check of the entitlement itself. Emptied when an AUTH_* setting changes
+# (core.apps), bounded in size; a token is refused once its time is up, as PyJWT would.
+_verified: dict[str, tuple[Principal, float]] = {}
+VERIFIED_TOKENS_MAX = 10_000
+
+
+def forget_verified_tokens() -> None:
+    _verified.clear()
+
+
 def verify_token(token: str) -> Principal:
+    found = _verified.get(token)
+    if found is not None:
+        if time.time() < found[1]:
+            return found[0]
+        _verified.pop(token, None)
+    principal, valid_until = _verify(token)
+    if len(_verified) >= VERIFIED_TOKENS_MAX:
+        with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+            del _verified[next(iter(_verified))]  # the oldest
+    _verified[token] = (principal, valid_until)
+    return principal
+
+
+def _verify(token: str) -> tuple[Principal, float]:
     if len(token) > MAX_TOKEN_LENGTH:
         raise exceptions.AuthenticationFailed("Malformed token.")
     try:
@@ -120,7 +148,9 @@ def verify_token(token: str) -> Principal:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 255:
         raise exceptions.AuthenticationFailed("Invalid token subject.")
-    return Principal(user_id=subject, role=_ROLE_CLAIMS.get(claims.get("role"), Principal.USER))
+    principal = Principal(user_id=subject, role=_ROLE_CLAIMS.get(claims.get("role"), Principal.USER))
+    # PyJWT refuses a token once `exp <= now - leeway`.
+    return principal, float(claims["exp"]) + settings.AUTH_JWT_LEEWAY_SECONDS
 
 
 def _token_from(request) -> str | None:

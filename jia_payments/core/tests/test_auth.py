@@ -119,6 +119,39 @@ def test_expired_token_is_401(token_issuer):
     _assert_401(_call(token_issuer.token("user_alice", ttl=-120)))
 
 
+def test_a_verified_token_is_not_verified_again_until_it_expires(token_issuer, settings, monkeypatch):
+    from jia_payments.core import auth
+
+    settings.AUTH_JWT_LEEWAY_SECONDS = 0
+    decoded = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(auth.jwt, "decode", lambda *a, **k: decoded.append(1) or real_decode(*a, **k))
+    token = token_issuer.token("user_alice", ttl=2)  # at least 1 s left
+    assert [_call(token).status_code for _ in range(3)] == [200] * 3
+    assert len(decoded) == 1
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    time.sleep(max(0.0, expires + 0.05 - time.time()))
+    _assert_401(_call(token))
+
+
+def test_a_verified_token_is_checked_again_when_the_auth_settings_change(token_issuer, settings):
+    token = token_issuer.token("user_alice")
+    assert _call(token).status_code == 200
+    settings.AUTH_JWT_ISSUER = "https://auth.jia.app"
+    _assert_401(_call(token))
+
+
+def test_the_verified_tokens_are_bounded(token_issuer, monkeypatch):
+    from jia_payments.core import auth
+
+    monkeypatch.setattr(auth, "VERIFIED_TOKENS_MAX", 3)
+    auth.forget_verified_tokens()
+    tokens = [token_issuer.token(f"user_{n}") for n in range(5)]
+    for token in tokens:
+        assert _call(token).status_code == 200
+    assert list(auth._verified) == tokens[2:]
+
+
 def test_token_without_exp_or_sub_is_401(token_issuer):
     key = token_issuer.private_key
     no_exp = jwt.encode({"sub": "user_alice"}, key, algorithm="EdDSA")
