@@ -8,6 +8,8 @@ subscription, the subscription: no more renewals charged for features no longer 
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 
 from django.conf import settings
@@ -184,20 +186,35 @@ def refunds_retry_pending(*, older_than_seconds: int = 600) -> int:
     for refund in Refund.objects.select_related("payment").filter(
         status=Refund.Status.PENDING, stripe_refund_id="", created_at__lt=cutoff
     ):
-        try:
-            stripe_refund = stripe_gateway.refund_create(
-                refund_id=refund.pk,
-                payment_intent_id=refund.payment.external_payment_id,
-                amount=refund.amount,
-                reason=refund.reason,
+        with _as_requested(refund):
+            try:
+                stripe_refund = stripe_gateway.refund_create(
+                    refund_id=refund.pk,
+                    payment_intent_id=refund.payment.external_payment_id,
+                    amount=refund.amount,
+                    reason=refund.reason,
+                )
+            except stripe_gateway.StripeUnavailable:
+                continue
+            except (stripe_gateway.CardDeclined, stripe_gateway.StripeRejected) as error:
+                _fail_pending(refund, str(error.detail))
+                continue
+            payment_refunds_sync(
+                payment_intent_id=refund.payment.external_payment_id, stripe_refunds=[stripe_refund]
             )
-        except stripe_gateway.StripeUnavailable:
-            continue
-        except (stripe_gateway.CardDeclined, stripe_gateway.StripeRejected) as error:
-            _fail_pending(refund, str(error.detail))
-            continue
-        payment_refunds_sync(
-            payment_intent_id=refund.payment.external_payment_id, stripe_refunds=[stripe_refund]
-        )
         settled += 1
     return settled
+
+
+@contextmanager
+def _as_requested(refund: Refund) -> Iterator[None]:
+    """A retry beat runs is recorded as the work of whoever asked for the refund, with their reason
+    and the request id (audit `cid`) of the request that asked, not as "system"."""
+    import structlog
+    from auditlog.models import LogEntry
+
+    asked = LogEntry.objects.get_for_object(refund).filter(action=LogEntry.Action.CREATE).first()
+    request_id = asked.cid if asked is not None and asked.cid else None
+    bound = structlog.contextvars.bound_contextvars(request_id=request_id) if request_id else nullcontext()
+    with bound, audit_context(actor=refund.requested_by, reason=refund.reason):
+        yield

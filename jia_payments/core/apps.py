@@ -20,13 +20,23 @@ class CoreConfig(AppConfig):
 
         setting_changed.connect(_reload_auth_keys, dispatch_uid="core.reload_auth_keys")
         from auditlog.models import LogEntry
+        from celery.signals import before_task_publish, task_postrun, task_prerun
         from django.db.models.signals import pre_save
 
         from jia_payments.core import (
             metrics,
             request_logging,  # noqa: F401  (connects the log receivers)
         )
-        from jia_payments.core.audit import fill_log_entry
+        from jia_payments.core.audit import (
+            fill_log_entry,
+            task_audit_end,
+            task_audit_headers,
+            task_audit_resume,
+        )
 
         metrics.connect_celery_signals()
         pre_save.connect(fill_log_entry, sender=LogEntry, dispatch_uid="core.audit.fill_log_entry")
+        # Work a caller starts and a Celery task finishes names the caller, not "system".
+        before_task_publish.connect(task_audit_headers, dispatch_uid="core.audit.task_headers")
+        task_prerun.connect(task_audit_resume, dispatch_uid="core.audit.task_resume")
+        task_postrun.connect(task_audit_end, dispatch_uid="core.audit.task_end")

@@ -17,6 +17,11 @@ This module adds what auditlog cannot know by itself:
 
 The request id of the structured logs is each entry's correlation id (`cid`), so an entry leads to
 the log lines of the request that made it.
+
+Work a caller starts and a Celery task finishes (a plan's re-sync after an admin change) keeps its
+caller: `task_audit_headers()` (before_task_publish) writes who is acting and why into the task
+message's `jia_audit` header, and `task_audit_resume()` (task_prerun) makes the worker's entries
+name them; the request id travels with them and stays the entries' `cid`.
 """
 
 from collections.abc import Iterable, Iterator
@@ -30,6 +35,9 @@ _request: ContextVar = ContextVar("audit_request", default=None)
 _context: ContextVar[dict | None] = ContextVar("audit_context", default=None)
 
 SYSTEM = "system"
+TASK_HEADER = "jia_audit"
+_USER_PK = "_user_pk"  # header key: the pk of the Django user (admin) a task acts for
+_USER = "_user"  # context key: that user, looked up once when the task starts; not written as data
 
 
 class AuditMiddleware:
@@ -104,11 +112,79 @@ def caller() -> dict[str, Any]:
         fields["remote_addr"] = request.META.get("REMOTE_ADDR") or None
     if "actor" not in data:
         data["actor"] = context.get("actor", SYSTEM)
-    data.update({k: v for k, v in context.items() if k != "actor"})
+        if request is None:
+            fields["actor"] = context.get(_USER)
+    data.update({k: v for k, v in context.items() if k not in ("actor", _USER)})
     user = fields["actor"]
     fields["actor_email"] = str(getattr(user, "email", "") or data["actor"])[:254]
     fields["additional_data"] = data
     return fields
+
+
+def _user(pk):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(pk=pk).first()
+
+
+def task_audit_headers(headers: dict | None = None, **kwargs) -> None:
+    """before_task_publish: a task enqueued by a request or inside `audit_context` carries who is
+    acting and why (JSON-safe) in its message, so the worker's audit entries name them."""
+    if headers is None or (_request.get() is None and not _context.get()):
+        return
+    who = caller()
+    data = who["additional_data"]
+    if data.get("actor") == SYSTEM and who["actor"] is None:
+        return
+    carried = {k: v for k, v in data.items() if isinstance(v, (str, int, float, bool))}
+    if who["actor"] is not None:
+        carried[_USER_PK] = who["actor"].pk
+    if correlation_id():
+        carried["request_id"] = correlation_id()
+    headers[TASK_HEADER] = carried
+
+
+def task_audit_headers_of(task) -> dict:
+    """The `jia_audit` header of the running task: a message header (a worker) or one given to
+    `apply(headers=...)`."""
+    request = task.request
+    return (
+        getattr(request, TASK_HEADER, None)
+        or (getattr(request, "headers", None) or {}).get(TASK_HEADER)
+        or {}
+    )
+
+
+_task_tokens: dict[str, Any] = {}
+
+
+def task_audit_resume(task_id=None, task=None, **kwargs) -> None:
+    """task_prerun: the entries the task writes name the caller its message carries."""
+    import structlog
+
+    carried = dict(task_audit_headers_of(task)) if task is not None else {}
+    request_id = carried.pop("request_id", None)
+    if not carried:
+        return
+    if carried.get(_USER_PK) is not None:
+        carried[_USER] = _user(carried[_USER_PK])
+    carried.pop(_USER_PK, None)
+    bound = None
+    if request_id and not correlation_id():  # django-structlog's worker step may have bound it
+        bound = structlog.contextvars.bind_contextvars(request_id=str(request_id)[:200])
+    _task_tokens[task_id] = (_context.set({**(_context.get() or {}), **carried}), bound)
+
+
+def task_audit_end(task_id=None, **kwargs) -> None:
+    """task_postrun: back to the worker's own context."""
+    import structlog
+
+    tokens = _task_tokens.pop(task_id, None)
+    if tokens is not None:
+        context_token, bound = tokens
+        _context.reset(context_token)
+        if bound:
+            structlog.contextvars.reset_contextvars(**bound)
 
 
 def fill_log_entry(sender, instance, **kwargs) -> None:

@@ -221,6 +221,31 @@ def test_a_refund_by_a_service_token_records_its_reason_on_every_change(service_
         assert entry.additional_data["reason"] == "duplicate order"
 
 
+def test_a_refund_retried_by_beat_names_who_asked_for_it(service_client, localstripe, monkeypatch):
+    payment = _completed_stripe_payment(localstripe)
+
+    def down(**kwargs):
+        raise stripe_gateway.StripeUnavailable()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(stripe_gateway, "refund_create", down)
+        response = service_client.post(
+            f"/api/v1/payments/{payment.pk}/refund/", {"reason": "duplicate order"}, format="json"
+        )
+    assert response.status_code == 503, response.json()
+    Refund.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    from payments.refunds import refunds_retry_pending
+
+    assert refunds_retry_pending() == 1  # beat's task: no request, no audit context of its own
+    refund = Refund.objects.get()
+    settled = entries(refund)[-1]
+    assert settled.changes_dict["status"] == ["pending", "succeeded"]
+    assert who(settled)[1] == "service:svc_family_app"
+    assert settled.additional_data["reason"] == "duplicate order"
+    assert settled.cid == response["X-Request-ID"]
+    assert entries(payment)[-1].additional_data["actor"] == "service:svc_family_app"
+
+
 def test_an_entitlement_check_writes_no_audit_entry(user_client):
     plan_with(["calendar"], id="premium")
     entitlement_services.entitlement_create(user_id="user_alice", feature_code="calendar", plan_id="premium")
@@ -457,3 +482,70 @@ def test_the_audit_log_list_names_api_callers(admin_client, staff_client):
     staff_client.put("/api/v1/pricing-zones/KE/", {**body, "pricing_multiplier": "0.25"}, format="json")
     page = admin_client.get(reverse("admin:auditlog_logentry_changelist")).content.decode()
     assert "staff:staff_bob" in page and "KE (D)" in page
+
+
+# --- Work a caller starts and a Celery worker finishes ----------------------------------------
+
+
+def _published(monkeypatch) -> list[dict]:
+    """Send tasks for real (not eagerly) and keep each message as a worker would receive it (JSON
+    round trip of body and headers) instead of handing it to the broker."""
+    from celery import current_app
+    from kombu import Producer
+
+    sent: list[dict] = []
+
+    def publish(self, body, **kwargs):
+        sent.append(json.loads(json.dumps({"body": body, "headers": kwargs.get("headers") or {}})))
+
+    monkeypatch.setitem(current_app.conf, "task_always_eager", False)
+    monkeypatch.setattr(Producer, "publish", publish)
+    return sent
+
+
+def _run_as_a_worker(message: dict) -> None:
+    """Execute one captured message the way a worker process does (its request built from the
+    message headers), outside any request or audit context."""
+    from celery import current_app
+    from celery.worker.request import Request
+    from kombu.message import Message
+
+    headers = message["headers"]
+    task = current_app.tasks[headers["task"]]
+    raw = Message(body=json.dumps(message["body"]), headers=headers, content_type="application/json",
+                  content_encoding="utf-8")  # fmt: skip
+    Request(raw, app=current_app, task=task, hostname="test-worker").execute()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_plan_resync_run_by_a_worker_names_the_admin_who_changed_the_plan(
+    admin_client, admin_user, monkeypatch
+):
+    plan = plan_with(["calendar"], id="premium")
+    FeatureFactory(code="chat")
+    Entitlement.objects.create(user_id="u1", feature_id="calendar", plan=plan, origin=Entitlement.Origin.PLAN)
+    sent = _published(monkeypatch)
+    form = {
+        "name": plan.name,
+        "description": "",
+        "active": "on",
+        "billing_cycle": plan.billing_cycle,
+        "price_cents": str(plan.price_cents),
+        "currency": plan.currency,
+        "features": ["calendar", "chat"],
+        "max_users": "1",
+        "usage_limits": "{}",
+        "metadata": "{}",
+        "audit_reason": "spring offer",
+    }
+    response = admin_client.post(reverse("admin:pricing_plan_change", args=[plan.pk]), form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    [message] = [m for m in sent if m["headers"]["task"] == "entitlements.sync_plan"]
+    assert not Entitlement.objects.filter(feature_id="chat").exists()  # not run in the request
+    _run_as_a_worker(message)
+    chat = Entitlement.objects.get(user_id="u1", feature_id="chat")
+    [granted] = entries(chat)
+    assert granted.action == CREATE
+    assert (granted.actor, granted.additional_data["actor"]) == (admin_user, admin_user.get_username())
+    assert granted.additional_data["reason"] == "spring offer"
+    assert granted.cid == response["X-Request-ID"]
