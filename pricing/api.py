@@ -1,11 +1,17 @@
 """REST API v1 for plans, regional prices and pricing zones (API.md "Plans and prices", "Pricing zones")."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from jia_payments.core.audit import audit_context
 from jia_payments.core.idempotency import idempotent
 from jia_payments.core.permissions import IsStaff
 from jia_payments.core.validation import CountryCodeField, MultiplierField, StrictCharField, StrictSerializer
@@ -83,8 +89,34 @@ class PricingZoneWriteSerializer(StrictSerializer):
     pricing_multiplier = MultiplierField(help_text='e.g. "0.70"')
 
 
+REASON_MAX = 500
+REASON_HELP = "Why (kept in the audit trail)"
+
+
+def _reason_field():
+    return StrictCharField(
+        max_length=REASON_MAX, required=False, allow_blank=True, default="", help_text=REASON_HELP
+    )
+
+
+class PricingZonePutSerializer(PricingZoneWriteSerializer):
+    reason = _reason_field()
+
+
 class PricingZoneBulkItemSerializer(PricingZoneWriteSerializer):
     iso_code = CountryCodeField()
+
+
+class PricingZoneBulkSerializer(StrictSerializer):
+    """The bulk body as an object: one reason for the whole request. A bare list of zones (the
+    original shape) is still accepted, without a reason."""
+
+    zones = PricingZoneBulkItemSerializer(many=True, allow_empty=False, max_length=MAX_BULK_ZONES)
+    reason = _reason_field()
+
+
+class PricingZoneDeleteSerializer(StrictSerializer):
+    reason = _reason_field()
 
 
 BULK_RESULT = inline_serializer(
@@ -169,22 +201,38 @@ class PricingZoneDetailView(GenericAPIView):
         return Response(PricingZoneSerializer(selectors.pricing_zone_get(iso_code)).data)
 
     @extend_schema(
-        request=PricingZoneWriteSerializer,
+        request=PricingZonePutSerializer,
         responses={200: PricingZoneSerializer, 201: PricingZoneSerializer},
         summary="Create (201) or update (200) a country's pricing zone (staff)",
+        description="`reason` (optional) is kept in the audit trail of the change.",
     )
     def put(self, request, iso_code):
-        data = PricingZoneWriteSerializer(data=request.data)
+        data = PricingZonePutSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        zone, created = services.pricing_zone_upsert(iso_code=iso_code, **data.validated_data)
+        values = dict(data.validated_data)
+        with audit_context(reason=values.pop("reason")):
+            zone, created = services.pricing_zone_upsert(iso_code=iso_code, **values)
         return Response(
             PricingZoneSerializer(zone).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
-    @extend_schema(responses={204: None}, summary="Delete a country's pricing zone (staff)")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("reason", str, description=f"{REASON_HELP}; at most {REASON_MAX} characters")
+        ],
+        request=PricingZoneDeleteSerializer,
+        responses={204: None},
+        summary="Delete a country's pricing zone (staff)",
+        description="The reason (optional) is given as the `reason` query parameter or in a JSON body "
+        '`{"reason": "..."}`; it is kept in the audit trail of the deletion.',
+    )
     def delete(self, request, iso_code):
-        services.pricing_zone_delete(iso_code=iso_code)
+        body = request.data if request.data else {"reason": request.query_params.get("reason", "")}
+        data = PricingZoneDeleteSerializer(data=body)
+        data.is_valid(raise_exception=True)
+        with audit_context(reason=data.validated_data["reason"]):
+            services.pricing_zone_delete(iso_code=iso_code)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -193,15 +241,29 @@ class PricingZoneBulkUpsertView(GenericAPIView):
     serializer_class = PricingZoneBulkItemSerializer
 
     @extend_schema(
-        request=PricingZoneBulkItemSerializer(many=True),
+        request=PolymorphicProxySerializer(
+            component_name="PricingZoneBulkUpsertRequest",
+            serializers=[PricingZoneBulkSerializer, PricingZoneBulkItemSerializer(many=True)],
+            resource_type_field_name=None,
+            many=False,
+        ),
         responses={200: BULK_RESULT},
         summary="Create or update many pricing zones, all or nothing (staff)",
+        description='Body: `{"zones": [...], "reason": "..."}` (the reason, optional, is kept in the '
+        "audit trail of every zone the request changes), or a bare list of zones without a reason.",
     )
     @idempotent
     def post(self, request):
-        data = PricingZoneBulkItemSerializer(
-            data=request.data, many=True, allow_empty=False, max_length=MAX_BULK_ZONES
-        )
-        data.is_valid(raise_exception=True)
-        created, updated = services.pricing_zone_bulk_upsert(zones=data.validated_data)
+        if isinstance(request.data, list):
+            data = PricingZoneBulkItemSerializer(
+                data=request.data, many=True, allow_empty=False, max_length=MAX_BULK_ZONES
+            )
+            data.is_valid(raise_exception=True)
+            zones, reason = data.validated_data, ""
+        else:
+            data = PricingZoneBulkSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            zones, reason = data.validated_data["zones"], data.validated_data["reason"]
+        with audit_context(reason=reason):
+            created, updated = services.pricing_zone_bulk_upsert(zones=zones)
         return Response({"created": created, "updated": updated})

@@ -324,7 +324,7 @@ def test_bulk_upsert_is_all_or_nothing(staff_client):
     assert zone_body(india) == before
 
 
-def test_bulk_upsert_refuses_an_empty_list_and_an_object(staff_client):
+def test_bulk_upsert_refuses_an_empty_list_and_an_empty_object(staff_client):
     assert_problem(
         staff_client.post(f"{ZONES}bulk-upsert/", [], format="json"),
         400,
@@ -335,7 +335,7 @@ def test_bulk_upsert_refuses_an_empty_list_and_an_object(staff_client):
         staff_client.post(f"{ZONES}bulk-upsert/", {"zones": []}, format="json"),
         400,
         "invalid",
-        {"non_field_errors": ['Expected a list of items but got type "dict".']},
+        {"zones.non_field_errors": ["This list may not be empty."]},
     )
 
 

@@ -67,6 +67,44 @@ def test_a_zone_deleted_by_a_staff_token_is_recorded(staff_client):
     assert (deleted.action, who(deleted)) == (DELETE, (None, "staff:staff_bob", "staff"))
 
 
+def test_a_zone_put_records_its_reason(staff_client):
+    body = {"country": "India", "zone": "C", "zone_name": "Mid-Low", "pricing_multiplier": "0.40"}
+    response = staff_client.put(
+        "/api/v1/pricing-zones/IN/", {**body, "reason": "World Bank 2026"}, format="json"
+    )
+    assert response.status_code == 201
+    assert last(PricingZone.objects.get(iso_code="IN")).additional_data["reason"] == "World Bank 2026"
+    assert "reason" not in response.json()
+
+
+def test_a_zone_delete_records_its_reason_from_the_query_or_the_body(staff_client):
+    kenya = PricingZoneFactory(iso_code="KE", country="Kenya")
+    france = PricingZoneFactory(iso_code="FR", country="France")
+    assert staff_client.delete("/api/v1/pricing-zones/KE/?reason=merged+into+zone+B").status_code == 204
+    assert (
+        staff_client.delete("/api/v1/pricing-zones/FR/", {"reason": "typo"}, format="json").status_code == 204
+    )
+    assert last(kenya).additional_data["reason"] == "merged into zone B"
+    assert last(france).additional_data["reason"] == "typo"
+    long = staff_client.delete(f"/api/v1/pricing-zones/XK/?reason={'x' * 501}")
+    assert long.status_code == 400
+
+
+def test_a_bulk_upsert_records_one_reason_for_every_zone_and_still_takes_a_bare_list(staff_client):
+    zone = {"country": "India", "zone": "C", "zone_name": "Mid-Low", "pricing_multiplier": "0.40"}
+    body = {"reason": "yearly update", "zones": [{**zone, "iso_code": "IN"}, {**zone, "iso_code": "KE"}]}
+    response = staff_client.post("/api/v1/pricing-zones/bulk-upsert/", body, format="json")
+    assert (response.status_code, response.json()) == (200, {"created": 2, "updated": 0})
+    for code in ("IN", "KE"):
+        assert last(PricingZone.objects.get(iso_code=code)).additional_data["reason"] == "yearly update"
+    bare = [{**zone, "iso_code": "IN", "pricing_multiplier": "0.45"}]
+    response = staff_client.post("/api/v1/pricing-zones/bulk-upsert/", bare, format="json")
+    assert (response.status_code, response.json()) == (200, {"created": 0, "updated": 1})
+    assert "reason" not in last(PricingZone.objects.get(iso_code="IN")).additional_data
+    per_zone = {"zones": [{**zone, "iso_code": "FR", "reason": "not here"}]}
+    assert staff_client.post("/api/v1/pricing-zones/bulk-upsert/", per_zone, format="json").status_code == 400
+
+
 def test_a_grant_by_a_service_token_records_its_reason(service_client):
     plan_with(["calendar"], id="premium")
     body = {"user_id": "u1", "feature_code": "calendar", "plan_id": "premium", "reason": "support ticket 42"}

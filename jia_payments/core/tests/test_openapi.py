@@ -103,3 +103,15 @@ def test_swagger_ui_is_served_from_the_installed_package(anon_client):
         assert finders.find(asset.removeprefix("/static/")), asset
     # Nothing is fetched from another host (a CDN): no absolute or protocol-relative URL at all.
     assert not re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", html, re.IGNORECASE)
+
+
+def test_pricing_zone_writes_document_their_reason(schema):
+    zone = schema["paths"]["/api/v1/pricing-zones/{iso_code}/"]
+    components = schema["components"]["schemas"]
+    assert "reason" in components["PricingZonePutRequest"]["properties"]
+    assert "reason" in [parameter["name"] for parameter in zone["delete"]["parameters"]]
+    bulk = schema["paths"]["/api/v1/pricing-zones/bulk-upsert/"]["post"]["requestBody"]
+    assert "reason" in components["PricingZoneBulkRequest"]["properties"]
+    body = bulk["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    shapes = str(components[body])
+    assert "PricingZoneBulkRequest" in shapes and "PricingZoneBulkItemRequest" in shapes  # or a bare list
