@@ -343,3 +343,24 @@ def test_the_rows_behind_an_answer_are_the_databases(committed):
     assert access_rows("u1") == load_access_rows("u1")
     assert access_rows("u1") == load_access_rows("u1")  # from the cache this time
     assert Entitlement.objects.count() == 1
+
+
+def test_redis_down_nothing_500s_over_http(redis_down, user_client, service_client, committed, caplog):
+    """The whole request path (rate limits, metrics, the check) with Redis gone: answers, no 500."""
+    plan = _plan()
+    with committed():
+        services.grant_plan(user_id="user_alice", plan=plan, subscription_id="s1")
+
+    with caplog.at_level(logging.WARNING):
+        single = user_client.get("/api/v1/entitlements/check/", {"feature_code": "calendar"})
+        batch = user_client.post(
+            "/api/v1/entitlements/check/", {"feature_codes": ["calendar", "vault"]}, format="json"
+        )
+        listed = service_client.get("/api/v1/entitlements/", {"user_id": "user_alice"})
+
+    assert (single.status_code, batch.status_code, listed.status_code) == (200, 200, 200)
+    assert single.json()["has_access"] is True and single.json()["reason"] == "active"
+    assert batch.json()["results"]["calendar"] == single.json()
+    assert batch.json()["results"]["vault"]["reason"] == "no_entitlement"
+    assert listed.json()["count"] == 1
+    assert any("unavailable" in r.getMessage() for r in caplog.records if r.name == "entitlements.cache")
