@@ -293,6 +293,14 @@ class BeforeMiddleware(PrometheusBeforeMiddleware):
 class AfterMiddleware(PrometheusAfterMiddleware):
     metrics_cls = RequestMetrics
 
+    def label_metric(self, metric, request, response=None, **labels):
+        # django-prometheus labels its latency-by-view-and-method histogram with the raw method:
+        # made-up methods would each add series. Every method label gets the bounded value its
+        # other by-method metrics use (a known HTTP method, or "<invalid method>").
+        if "method" in labels:
+            labels["method"] = self._method(request)
+        return super().label_metric(metric, request, response, **labels)
+
     def process_response(self, request, response):
         response = super().process_response(request, response)
         started = getattr(request, "prometheus_after_middleware_event", None)

@@ -216,3 +216,32 @@ def test_the_celery_worker_serves_its_own_metrics_under_the_same_token():
             server.server_close()
     assert response.status_code == 200
     assert "# TYPE jia_payments_celery_task_failures_total counter" in response.text
+
+
+def test_made_up_request_methods_do_not_make_new_label_values():
+    """An attacker sending random methods must not grow the series without bound: every metric
+    labelled by method (the latency histogram included) puts them under one value."""
+    client = Client()
+    bogus = [f"BOGUS{uuid.uuid4().hex[:6].upper()}" for _ in range(3)]
+    for method in bogus:
+        client.generic(method, "/api/v1/plans/")
+        client.generic(method, "/no-such-page/")
+    methods = {
+        dict(labels)["method"]
+        for (name, labels) in scrape()
+        if name.startswith("django_http_") and "method" in dict(labels)
+    }
+    assert not methods & set(bogus)
+    assert methods <= {
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "OPTIONS",
+        "TRACE",
+        "CONNECT",
+        "<invalid method>",
+    }
+    assert "<invalid method>" in methods
