@@ -1,12 +1,14 @@
 """`manage.py stripe_webhook_endpoint`: dj-stripe's endpoint row from settings, idempotently."""
 
+import json
 import uuid
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
-from djstripe.models import WebhookEndpoint
+from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 
+from payments.models import StripeEvent
 from payments.webhook_handlers import HANDLERS
 
 pytestmark = pytest.mark.django_db
@@ -54,3 +56,70 @@ def test_an_unknown_endpoint_uuid_is_404_and_stores_nothing(client):
         HTTP_STRIPE_SIGNATURE="t=1,v1=x",
     )
     assert response.status_code == 404
+
+
+# --- Stripe's calls are not rate-limited per IP, but their size is bounded (issue 7) -----------
+
+SECRET = "whsec_testsuite0123456789abcdefghijkl"
+
+
+def signed_post(client, endpoint, body: bytes, **extra):
+    from testsupport.localstripe import signature_header
+
+    return client.post(
+        f"/stripe/webhook/{endpoint.djstripe_uuid}/",
+        body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=signature_header(body, SECRET),
+        **extra,
+    )
+
+
+def stripe_event(event_id: str) -> bytes:
+    event = {
+        "id": event_id,
+        "object": "event",
+        "type": "customer.created",
+        "api_version": "2024-06-20",
+        "created": 1_700_000_000,
+        "livemode": False,
+        "data": {"object": {"id": "cus_x", "object": "customer"}},
+    }
+    return json.dumps(event).encode()
+
+
+@pytest.fixture
+def endpoint(settings):
+    settings.STRIPE_WEBHOOK_SECRET = SECRET
+    call_command("stripe_webhook_endpoint")
+    return WebhookEndpoint.objects.get()
+
+
+def test_stripe_is_not_throttled_per_ip(client, endpoint, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "2/min"},
+    }
+    statuses = [
+        signed_post(
+            client, endpoint, stripe_event(f"evt_ratelimit_{n}"), REMOTE_ADDR="54.187.174.169"
+        ).status_code
+        for n in range(6)
+    ]
+    assert statuses == [200] * 6
+    assert StripeEvent.objects.count() == 6
+
+
+def test_a_body_over_the_size_bound_is_refused_and_stores_nothing(client, endpoint, settings):
+    body = (
+        stripe_event("evt_too_big")[:-1] + b', "pad": "' + b"a" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE + b'"}'
+    )
+    response = signed_post(client, endpoint, body)
+    assert response.status_code in (400, 413)
+    assert response["Content-Type"] == "application/problem+json"
+    assert not StripeEvent.objects.exists()
+    # dj-stripe records every call it gets; this one as invalid, without the body it refused to read.
+    assert all(
+        not trigger.valid and not trigger.processed and len(trigger.body) < 1024
+        for trigger in WebhookEventTrigger.objects.all()
+    )
