@@ -2,7 +2,7 @@
 
 DRF's SimpleRateThrottle keeps a list of timestamps per caller and writes it back (read, modify,
 write), which loses counts when several gunicorn workers serve one caller at once. These throttles
-count in a fixed window with the cache's atomic `incr` instead: one round trip per request and
+count in a fixed window with an atomic increment instead: one Redis round trip per request and
 exact under concurrency. Rates come from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (environment:
 THROTTLE_ANON, THROTTLE_USER, THROTTLE_SERVICE, THROTTLE_WRITE), read on each request.
 
@@ -24,6 +24,27 @@ from jia_payments.core.permissions import principal_of
 logger = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _count_in_window(store, key: str, ttl: int) -> int:
+    """Count one request under `key` (created with a `ttl`) and return the count so far.
+
+    On Redis one round trip: `SET key 0 EX ttl NX` and `INCR key`, pipelined. Other caches (local
+    memory in development): add, then incr.
+    """
+    get_client = getattr(getattr(store, "client", None), "get_client", None)
+    if get_client is not None:
+        full_key = store.make_key(key)
+        pipe = get_client(write=True).pipeline(transaction=False)
+        pipe.set(full_key, 0, ex=ttl, nx=True)
+        pipe.incr(full_key)
+        return pipe.execute()[1]
+    store.add(key, 0, ttl)
+    try:
+        return store.incr(key)
+    except ValueError:  # the key expired between add and incr: a new window
+        store.set(key, 1, ttl)
+        return 1
 
 
 class _WindowThrottle(SimpleRateThrottle):
@@ -48,11 +69,7 @@ class _WindowThrottle(SimpleRateThrottle):
         self._wait = (window + 1) * self.duration - now
         key = f"{key}:{window}"
         try:
-            self.cache.add(key, 0, self.duration + 1)
-            count = self.cache.incr(key)
-        except ValueError:  # the key expired between add and incr: a new window
-            self.cache.set(key, 1, self.duration + 1)
-            count = 1
+            count = _count_in_window(self.cache, key, self.duration + 1)
         except Exception:
             logger.warning("rate limit not applied: cache unavailable", exc_info=True)
             return True

@@ -117,3 +117,19 @@ def test_rates_come_from_the_environment():
     assert result.stdout.strip() == (
         "{'anon': '7/min', 'user': '70/min', 'service': '700/min', 'write': '5/min'} 1"
     )
+
+
+@pytest.mark.parametrize("backend", ["redis", "locmem"])
+def test_a_window_counts_every_request_and_expires(backend):
+    from django.core.cache import cache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    from jia_payments.core.throttling import _count_in_window
+
+    store = cache if backend == "redis" else LocMemCache("throttle-test", {})
+    assert (backend == "redis") == hasattr(store, "client")
+    key = f"throttle:test:{uuid.uuid4().hex}"
+    assert [_count_in_window(store, key, 60) for _ in range(3)] == [1, 2, 3]
+    if backend == "redis":
+        assert 0 < cache.ttl(key) <= 60  # the window's key is never left without an expiry
+    assert store.get(key) == 3
