@@ -314,7 +314,9 @@ INSTALLED_APPS += ["django_structlog"]
 MIDDLEWARE.insert(0, "django_structlog.middlewares.RequestMiddleware")
 DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
 DJANGO_STRUCTLOG_USER_ID_FIELD = None  # jia_payments.core.request_logging binds the API caller
-DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = True
+# `ip` is bound by jia_payments.core.request_logging, trusting X-Forwarded-For only as far as
+# THROTTLE_NUM_PROXIES says (django-structlog's ipware would take any client-sent header).
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
 
 # --- Health checks (issue 7) ----------------------------------------------------------------

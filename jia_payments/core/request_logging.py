@@ -1,9 +1,10 @@
 """Per-request log fields on top of django-structlog's RequestMiddleware.
 
 django-structlog binds `request_id` (from `X-Request-ID` when sent) and logs request_started /
-request_finished. These receivers keep a sane request id, return it in the response header, and
-give the finished line `method`, `path`, `status`, `duration_ms` and the caller's `user_id` (the API
-caller is a `Principal`, not a Django user, so django-structlog cannot find it by itself).
+request_finished. These receivers keep a sane request id, return it in the response header, bind
+the client's `ip` as the rate limits see it, and give the finished line `method`, `path`, `status`,
+`duration_ms` and the caller's `user_id` (the API caller is a `Principal`, not a Django user, so
+django-structlog cannot find it by itself).
 """
 
 import re
@@ -14,10 +15,12 @@ import structlog
 from django.dispatch import receiver
 from django.utils.functional import SimpleLazyObject, empty
 from django_structlog import signals
+from rest_framework.throttling import BaseThrottle
 
 from jia_payments.core.auth import Principal
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_client_address = BaseThrottle()
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 
 
@@ -49,6 +52,9 @@ def _on_request_started(request, logger, log_kwargs, **kwargs):
         # An id we would not want in our logs (too long, odd characters): make our own.
         structlog.contextvars.bind_contextvars(request_id=str(uuid.uuid4()))
     request._log_started_at = time.monotonic()
+    # The peer, or the address the declared proxies (THROTTLE_NUM_PROXIES) put in X-Forwarded-For:
+    # the same client address the rate limits count, never a header the client chose.
+    structlog.contextvars.bind_contextvars(ip=_client_address.get_ident(request))
     log_kwargs.pop("request", None)
     log_kwargs.update(method=request.method, path=request.path)
 

@@ -44,6 +44,15 @@ def test_a_request_logs_one_json_line_with_the_operator_fields(api_client_for):
     assert echo["logger"] == "jia_payments.core.tests.ops_urls"
 
 
+@pytest.mark.parametrize(("num_proxies", "logged"), [(0, "203.0.113.9"), (1, "198.51.100.7")])
+def test_the_logged_ip_is_the_one_the_rate_limits_trust(anon_client, settings, num_proxies, logged):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": num_proxies}
+    with capture_logs() as logs:
+        # A client can send any X-Forwarded-For; only a declared proxy's last entry is believed.
+        anon_client.get("/echo/", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7")
+    assert _finished(logs)["ip"] == logged
+
+
 def test_without_a_request_id_one_is_generated_and_returned(anon_client):
     with capture_logs() as logs:
         response = anon_client.get("/echo/")
