@@ -23,11 +23,14 @@ $(VENV)/.installed-dev: $(VENV)/.installed-base requirements/dev.txt
 
 venv: $(VENV)/.installed-dev
 
-# Embedded defaults: SQLite in var/, local-memory cache, eager Celery, events kept in the outbox.
-run: $(VENV)/.installed-base
+# Embedded defaults: SQLite in var/, local-memory cache, eager Celery, events kept in the outbox,
+# and the fake Stripe (localstripe on 127.0.0.1:8420) running beside the server while it runs.
+run: $(VENV)/.installed-dev
 	DEBUG=true LOG_FORMAT=console $(PY) manage.py migrate --no-input
 	DEBUG=true LOG_FORMAT=console $(PY) manage.py loaddata catalog pricing_zones
 	DEBUG=true LOG_FORMAT=console $(PY) manage.py ensure_dev_staff
+	$(PY) -m testsupport.localstripe --port 8420 > var/localstripe.log 2>&1 & stripe_pid=$$!; \
+	trap 'kill $$stripe_pid 2>/dev/null' EXIT INT TERM; \
 	DEBUG=true LOG_FORMAT=console $(PY) manage.py runserver 127.0.0.1:8000
 
 # The admin browser test drives Debian's Chromium (Playwright cannot download its own browser here).
