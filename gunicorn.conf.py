@@ -10,6 +10,7 @@ Every value can be changed through the environment without editing this file:
   GUNICORN_KEEPALIVE (5)           seconds to hold an idle keep-alive connection (behind a proxy)
   GUNICORN_MAX_REQUESTS (2000)     recycle a worker after this many requests (+ up to 10% jitter);
                                    0 = never
+  GUNICORN_PRELOAD (true)          load the app once in the master; workers are forks of it
   GUNICORN_ACCESS_LOG (true)       one JSON access line per request on stdout (false: none; the
                                    app's own `request_finished` line carries the same and the caller)
   FORWARDED_ALLOW_IPS              proxies trusted for X-Forwarded-* (gunicorn reads it itself)
@@ -54,6 +55,12 @@ graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
 max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
 max_requests_jitter = max_requests // 10
+# Workers are forked from a master that has already loaded the app, so a new worker (at start, or
+# recycled after max_requests) costs a fork instead of importing Django and the app again (~1.7 s
+# of CPU measured: a fifth of a worker's CPU over 2,000 requests). Nothing opens a database, cache
+# or broker connection at import (tested), so no connection is shared across the fork. New code
+# needs a restart of the server, not a HUP.
+preload_app = _bool("GUNICORN_PRELOAD", True)
 # Heartbeat files in memory: a container's overlay filesystem can stall workers into timeouts.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 (mkstemp files)
 # gunicornc's control socket: not used here, and its default path is shared by every instance.
@@ -106,15 +113,18 @@ logger_class = JsonLogger
 # --- Prometheus multiprocess mode (jia_payments/core/metrics.py) ---------------------------------
 
 
+# Set before the app is loaded (preload_app): prometheus_client picks multiprocess mode at import.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jia-payments-metrics-")
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+
 def on_starting(server):
-    """Before any worker: a metrics directory of this server's own, emptied of a previous run's
-    files (their counts would otherwise be added to ours; only prometheus_client's *.db files are
-    removed, the directory may be shared with other things)."""
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not path:
-        path = tempfile.mkdtemp(prefix="jia-payments-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
-    os.makedirs(path, exist_ok=True)
+    """Before any worker: the metrics directory emptied of a previous run's files (their counts
+    would otherwise be added to ours; only prometheus_client's *.db files are removed, the
+    directory may be shared with other things). The preloaded master's own files go too: it
+    serves no request, and each worker writes files of its own pid."""
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     for name in os.listdir(path):
         target = os.path.join(path, name)
         if name.endswith(".db") and os.path.isfile(target):

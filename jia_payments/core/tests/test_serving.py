@@ -74,6 +74,34 @@ def test_workers_default_to_the_cpus_and_the_environment_overrides():
     assert changed == {"workers": 3, "timeout": 10, "graceful_timeout": 20, "bind": ["0.0.0.0:9000"]}
 
 
+def test_loading_the_app_opens_no_connection_a_forked_worker_could_share():
+    """gunicorn.conf.py preloads the app in the master and forks workers from it: a database,
+    cache or broker connection opened at import would be one socket shared by every worker."""
+    code = (
+        "import threading; from jia_payments.wsgi import application;"
+        "from django.db import connections; from django.core.cache import cache;"
+        "print(sorted(a for a in connections if connections[a].connection is not None),"
+        " getattr(cache, '_client', None), sorted(t.name for t in threading.enumerate()))"
+    )
+    env = {**os.environ, **PRODUCTION, "DATABASE_URL": os.environ["DATABASE_URL"]}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]", "None", "['MainThread']"]
+
+
+def test_workers_are_forked_from_a_preloaded_app_unless_told_otherwise():
+    code = "import runpy; print(runpy.run_path('gunicorn.conf.py')['preload_app'])"
+
+    def preload(**env):
+        clean = {k: v for k, v in os.environ.items() if k != "GUNICORN_PRELOAD"}
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True
+        )
+        return out.stdout.decode().strip()
+
+    assert (preload(), preload(GUNICORN_PRELOAD="false")) == ("True", "False")
+
+
 class Gunicorn:
     def __init__(self, tmp_path: Path, database_url: str):
         self.port = _free_port()
