@@ -11,7 +11,6 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from jia_payments.core.audit import audit_context
 from jia_payments.core.idempotency import idempotent
 from jia_payments.core.permissions import IsStaff
 from jia_payments.core.validation import CountryCodeField, MultiplierField, StrictCharField, StrictSerializer
@@ -209,9 +208,7 @@ class PricingZoneDetailView(GenericAPIView):
     def put(self, request, iso_code):
         data = PricingZonePutSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
-        with audit_context(reason=values.pop("reason")):
-            zone, created = services.pricing_zone_upsert(iso_code=iso_code, **values)
+        zone, created = services.pricing_zone_upsert(iso_code=iso_code, **data.validated_data)
         return Response(
             PricingZoneSerializer(zone).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -231,8 +228,7 @@ class PricingZoneDetailView(GenericAPIView):
         body = request.data if request.data else {"reason": request.query_params.get("reason", "")}
         data = PricingZoneDeleteSerializer(data=body)
         data.is_valid(raise_exception=True)
-        with audit_context(reason=data.validated_data["reason"]):
-            services.pricing_zone_delete(iso_code=iso_code)
+        services.pricing_zone_delete(iso_code=iso_code, reason=data.validated_data["reason"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -264,6 +260,5 @@ class PricingZoneBulkUpsertView(GenericAPIView):
             data = PricingZoneBulkSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             zones, reason = data.validated_data["zones"], data.validated_data["reason"]
-        with audit_context(reason=reason):
-            created, updated = services.pricing_zone_bulk_upsert(zones=zones)
+        created, updated = services.pricing_zone_bulk_upsert(zones=zones, reason=reason)
         return Response({"created": created, "updated": updated})

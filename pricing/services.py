@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from jia_payments.core.audit import audit_context
 from jia_payments.core.errors import NotFound
 from jia_payments.core.validation import is_country_code
 from pricing.income_groups import ZONE_ID_NAMESPACE
@@ -53,8 +54,10 @@ def pricing_zone_upsert(
     pricing_multiplier: Decimal,
     world_bank_classification: str = "",
     gni_per_capita_threshold: str = "",
+    reason: str = "",
 ) -> tuple[PricingZone, bool]:
-    """Create or update the zone of one country; returns (zone, created)."""
+    """Create or update the zone of one country; returns (zone, created). `reason`: for the audit
+    trail."""
     iso_code, values = _validated(
         iso_code,
         {
@@ -66,7 +69,7 @@ def pricing_zone_upsert(
             "pricing_multiplier": pricing_multiplier,
         },
     )
-    with transaction.atomic():
+    with audit_context(reason=reason), transaction.atomic():
         # get_or_create retries the read when a concurrent insert of the same code wins the race.
         pricing_zone, created = PricingZone.objects.select_for_update().get_or_create(
             iso_code=iso_code, defaults={"id": uuid.uuid5(ZONE_ID_NAMESPACE, iso_code), **values}
@@ -78,8 +81,9 @@ def pricing_zone_upsert(
     return pricing_zone, created
 
 
-def pricing_zone_bulk_upsert(*, zones: list[dict]) -> tuple[int, int]:
-    """Upsert many zones, all or nothing; returns (created, updated).
+def pricing_zone_bulk_upsert(*, zones: list[dict], reason: str = "") -> tuple[int, int]:
+    """Upsert many zones, all or nothing; returns (created, updated). `reason`: for the audit trail
+    of every zone it changes.
 
     Every zone is checked before anything is written; the errors name the zone by its index.
     """
@@ -98,7 +102,7 @@ def pricing_zone_bulk_upsert(*, zones: list[dict]) -> tuple[int, int]:
     if errors:
         raise ValidationError(errors)
     created_count = updated_count = 0
-    with transaction.atomic():
+    with audit_context(reason=reason), transaction.atomic():
         for zone in zones:
             _, created = pricing_zone_upsert(**zone)
             created_count += created
@@ -106,7 +110,8 @@ def pricing_zone_bulk_upsert(*, zones: list[dict]) -> tuple[int, int]:
     return created_count, updated_count
 
 
-def pricing_zone_delete(*, iso_code: str) -> None:
-    deleted, _ = PricingZone.objects.filter(iso_code=iso_code.upper()).delete()
+def pricing_zone_delete(*, iso_code: str, reason: str = "") -> None:
+    with audit_context(reason=reason):
+        deleted, _ = PricingZone.objects.filter(iso_code=iso_code.upper()).delete()
     if not deleted:
         raise NotFound("No pricing zone for this country.")
