@@ -3,7 +3,6 @@ the rules live in services.py (writes) and selectors.py (reads)."""
 
 import re
 import uuid
-from datetime import UTC
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -20,6 +19,7 @@ from jia_payments.core.idempotency import idempotent
 from jia_payments.core.openapi import problem_response
 from jia_payments.core.permissions import IsServiceOrStaff, principal_of
 from jia_payments.core.throttling import WriteRateThrottle
+from jia_payments.core.timestamps import iso_utc
 from jia_payments.core.validation import JSONObjectField, StrictCharField, StrictSerializer
 
 FEATURE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -173,15 +173,9 @@ def _subject(request, user_id: str | None) -> str:
 # --- output --------------------------------------------------------------------------------
 
 
-def _iso(value) -> str:
-    """DRF's DateTimeField output for the UTC datetimes of a check, without the field machinery."""
-    text = value.astimezone(UTC).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
 def _rendered(answer: dict) -> dict:
     expires_at = answer["expires_at"]
-    return {**answer, "expires_at": None if expires_at is None else _iso(expires_at)}
+    return {**answer, "expires_at": None if expires_at is None else iso_utc(expires_at)}
 
 
 class SourceOut(serializers.Serializer):

@@ -10,6 +10,7 @@ from jia_payments.core import metrics
 from jia_payments.core.audit import record_changes
 from jia_payments.core.errors import DomainError, InvalidTransition, NotFound
 from jia_payments.core.events import record_event
+from jia_payments.core.timestamps import iso_utc
 from jia_payments.core.validation import is_currency_code
 from payments.models import MAX_AMOUNT, Payment
 
@@ -36,7 +37,7 @@ def payment_data(payment: Payment) -> dict[str, Any]:
     data = {field: getattr(payment, field) for field in PAYMENT_FIELDS}
     data["id"] = str(payment.id)
     for field in ("created_at", "updated_at"):
-        data[field] = data[field].isoformat().replace("+00:00", "Z")
+        data[field] = iso_utc(data[field])
     return data
 
 

@@ -250,10 +250,16 @@ def test_the_fast_batch_body_reads_like_the_serializer(body):
 def test_check_dates_render_as_drf_renders_them():
     from rest_framework import serializers as drf
 
-    from entitlements.api import _iso
+    from jia_payments.core.timestamps import iso_utc
 
-    for value in (END, END.replace(microsecond=120), datetime(2030, 1, 1, 23, 0, 0, 5, tzinfo=UTC)):
-        assert _iso(value) == drf.DateTimeField().to_representation(value)
+    plus_two = timezone.get_fixed_timezone(120)
+    for value in (
+        END,
+        END.replace(microsecond=120),
+        datetime(2030, 1, 1, 23, 0, 0, 5, tzinfo=UTC),
+        datetime(2030, 1, 1, 1, 0, tzinfo=plus_two),
+    ):
+        assert iso_utc(value) == drf.DateTimeField().to_representation(value)
 
 
 def test_a_batch_of_one_hundred_is_fine(user_client):

@@ -17,6 +17,7 @@ from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
 from jia_payments.core.models import OutboxEvent
+from jia_payments.core.timestamps import iso_utc
 
 logger = logging.getLogger("jia_payments.events")
 
@@ -90,21 +91,17 @@ def build_envelope(type: str, subject: str, data: dict, *, at=None) -> tuple[uui
         "source": settings.EVENTS_SOURCE,
         "type": type,
         "subject": subject,
-        "time": _iso(at or timezone.now()),
+        "time": iso_utc(at or timezone.now()),
         "datacontenttype": "application/json",
         "data": data,
     }
     return event_id, json.dumps(envelope, cls=EventJSONEncoder, separators=(",", ":"))
 
 
-def _iso(value: datetime.datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
 class EventJSONEncoder(DjangoJSONEncoder):
     def default(self, o):
         if isinstance(o, datetime.datetime):
-            return _iso(o)
+            return iso_utc(o)
         return super().default(o)
 
 
