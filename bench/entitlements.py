@@ -56,7 +56,7 @@ ADDONS = [f"bench_addon_{n:02d}" for n in range(1, 11)]  # a 2nd plan, so a batc
 BATCH = CATALOG + ADDONS
 TARGETS = {"warm": 0.80, "batch": 0.60, "cold": 0.50}
 WARM_P99_MS = 10.0
-COUNTERS = {  # /metrics samples (jia_payments.core.metrics)
+COUNTERS = {  # /metrics samples (jia_payments.core.ops.metrics)
     "hits": 'jia_payments_entitlement_cache_lookups_total{result="hit"}',
     "misses": 'jia_payments_entitlement_cache_lookups_total{result="miss"}',
     "errors": "jia_payments_entitlement_cache_errors_total",

@@ -325,8 +325,8 @@ def child_fill(count: int) -> dict:
     setup_django()
     from django.db import connection
 
-    from jia_payments.core.events import build_envelope
     from jia_payments.core.models import OutboxEvent
+    from jia_payments.core.outbox.events import build_envelope
     from payments.models import Payment
     from payments.services import payment_data
 

@@ -14,13 +14,13 @@ from rest_framework.views import APIView
 from entitlements import selectors, services
 from entitlements.models import Entitlement
 from entitlements.serializers import EntitlementSerializer, FamilyMemberSerializer
-from jia_payments.core.errors import NotFound
-from jia_payments.core.idempotency import idempotent
-from jia_payments.core.openapi import problem_response
-from jia_payments.core.permissions import IsServiceOrStaff, principal_of
-from jia_payments.core.throttling import WriteRateThrottle
-from jia_payments.core.timestamps import iso_utc
-from jia_payments.core.validation import JSONObjectField, StrictCharField, StrictSerializer
+from jia_payments.core.api.errors import NotFound
+from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.openapi import problem_response
+from jia_payments.core.api.permissions import IsServiceOrStaff, principal_of
+from jia_payments.core.api.throttling import WriteRateThrottle
+from jia_payments.core.api.timestamps import iso_utc
+from jia_payments.core.api.validation import JSONObjectField, StrictCharField, StrictSerializer
 
 FEATURE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 MAX_BATCH = 100

@@ -27,7 +27,7 @@ from django.core.cache import caches
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
-from jia_payments.core import metrics
+from jia_payments.core.ops import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from entitlements import cache
 from entitlements.models import Entitlement, Family, FamilyMember
-from jia_payments.core import metrics
+from jia_payments.core.ops import metrics
 
 ACTIVE, CANCELLED = Entitlement.Status.ACTIVE.value, Entitlement.Status.CANCELLED.value
 

@@ -10,10 +10,10 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from jia_payments.core.idempotency import idempotent
-from jia_payments.core.openapi import problem_response
-from jia_payments.core.permissions import IsServiceOrStaff
-from jia_payments.core.validation import (
+from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.openapi import problem_response
+from jia_payments.core.api.permissions import IsServiceOrStaff
+from jia_payments.core.api.validation import (
     CurrencyField,
     JSONObjectField,
     StrictCharField,

@@ -6,10 +6,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jia_payments.core.errors import NotFound
-from jia_payments.core.idempotency import idempotent
-from jia_payments.core.permissions import IsServiceOrStaff, principal_of
-from jia_payments.core.validation import (
+from jia_payments.core.api.errors import NotFound
+from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.permissions import IsServiceOrStaff, principal_of
+from jia_payments.core.api.validation import (
     CountryCodeField,
     StrictCharField,
     StrictIntegerField,

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.utils.html import format_html_join
 
 from entitlements.services import plan_entitlements_sync_later
-from jia_payments.core.audit_admin import AuditedAdmin
+from jia_payments.core.audit.admin import AuditedAdmin
 from pricing.models import Feature, Plan, PricingZone
 from pricing.money import format_major_units
 from pricing.selectors import zone_price_cents

@@ -6,9 +6,9 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from jia_payments.core.audit import audit_context
-from jia_payments.core.errors import NotFound
-from jia_payments.core.validation import is_country_code
+from jia_payments.core.api.errors import NotFound
+from jia_payments.core.api.validation import is_country_code
+from jia_payments.core.audit.trail import audit_context
 from pricing.income_groups import ZONE_ID_NAMESPACE
 from pricing.models import PricingZone
 

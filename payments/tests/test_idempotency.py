@@ -5,7 +5,7 @@ import threading
 import pytest
 from django.db import connection
 
-from jia_payments.core.errors import InvalidTransition
+from jia_payments.core.api.errors import InvalidTransition
 from jia_payments.core.models import OutboxEvent
 from jia_payments.core.tests.test_errors import assert_problem
 from jia_payments.core.tests.test_idempotency import _concurrent_posts

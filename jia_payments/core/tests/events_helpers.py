@@ -6,8 +6,8 @@ from datetime import datetime
 
 from django.db import transaction
 
-from jia_payments.core.events import record_event
 from jia_payments.core.models import OutboxEvent
+from jia_payments.core.outbox.events import record_event
 
 ENVELOPE_KEYS = {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"}
 

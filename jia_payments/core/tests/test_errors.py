@@ -75,7 +75,7 @@ def test_json_nested_too_deep_is_400_not_500(user_client, depth):
 
 
 def test_json_nested_exactly_to_the_bound_is_accepted(user_client):
-    from jia_payments.core.parsers import MAX_DEPTH
+    from jia_payments.core.api.parsers import MAX_DEPTH
 
     lists = MAX_DEPTH - 2  # the body and its metadata object are the first two levels
     body = b'{"code": "x", "metadata": {"k": ' + b"[" * lists + b"]" * lists + b"}}"
@@ -84,7 +84,7 @@ def test_json_nested_exactly_to_the_bound_is_accepted(user_client):
 
 
 def test_nesting_depth_counts_containers():
-    from jia_payments.core.parsers import nesting_depth
+    from jia_payments.core.api.parsers import nesting_depth
 
     assert nesting_depth(7) == 0
     assert nesting_depth({"x": [], "y": 1}) == 2

@@ -6,8 +6,8 @@ import uuid
 import pytest
 from django.db import transaction
 
-from jia_payments.core.events import record_event
 from jia_payments.core.models import OutboxEvent
+from jia_payments.core.outbox.events import record_event
 from jia_payments.core.outbox.services import outbox_relay
 from jia_payments.core.tests.events_helpers import assert_cloudevent, record
 
@@ -96,8 +96,7 @@ def test_a_burst_of_commits_enqueues_one_relay_run(settings, django_capture_on_c
     before that run starts share it. Once it starts (and clears the request), a commit asks again."""
     from django.core.cache import cache
 
-    from jia_payments.core import events
-    from jia_payments.core.outbox import tasks
+    from jia_payments.core.outbox import events, tasks
 
     settings.EVENTS_PROVIDER = "log"
     settings.EVENTS_RELAY_DELAY_SECONDS = 0.5

@@ -156,7 +156,7 @@ def _fingerprint_of(client, body) -> str:
     from rest_framework.parsers import JSONParser
     from rest_framework.request import Request
 
-    from jia_payments.core.idempotency import request_fingerprint
+    from jia_payments.core.api.idempotency import request_fingerprint
 
     raw = RequestFactory().post(SLOW, json.dumps(body), content_type="application/json")
     return request_fingerprint(Request(raw, parsers=[JSONParser()]))

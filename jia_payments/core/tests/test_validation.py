@@ -2,8 +2,8 @@
 
 import pytest
 
+from jia_payments.core.api.validation import COUNTRY_CODES, CURRENCY_CODES
 from jia_payments.core.tests.test_errors import assert_problem
-from jia_payments.core.validation import COUNTRY_CODES, CURRENCY_CODES
 from pricing.models import Feature
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("jia_payments.core.tests.urls")]

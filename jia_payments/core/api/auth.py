@@ -2,7 +2,7 @@
 
 Tokens are verified with PyJWT against `AUTH_PUBLIC_KEY_PEM` or the JWKS file `AUTH_JWKS_PATH`,
 with the algorithms of `AUTH_JWT_ALGORITHMS` (asymmetric only: an HMAC or `none` algorithm is a
-configuration error, see `jia_payments.core.checks`). `exp` and `sub` are required; `iss`/`aud`
+configuration error, see `jia_payments.core.ops.checks`). `exp` and `sub` are required; `iss`/`aud`
 are checked when configured. Without a key, and only with DEBUG on, the raw header value is taken
 as the user id (API.md, development only).
 """

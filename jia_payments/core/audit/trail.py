@@ -92,7 +92,7 @@ def _django_user(request):
 def caller() -> dict[str, Any]:
     """The LogEntry fields that say who is acting now: actor, actor_email, remote_addr, and the
     `additional_data` (actor label, role, reason, request)."""
-    from jia_payments.core.auth import Principal
+    from jia_payments.core.api.auth import Principal
 
     context = _context.get() or {}
     request = _request.get()

@@ -16,8 +16,8 @@ from django.utils import timezone
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
+from jia_payments.core.api.timestamps import iso_utc
 from jia_payments.core.models import OutboxEvent
-from jia_payments.core.timestamps import iso_utc
 
 logger = logging.getLogger("jia_payments.events")
 

@@ -13,8 +13,8 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
-from jia_payments.core.errors import PROBLEM_CONTENT_TYPE, problem
-from jia_payments.core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from jia_payments.core.api.errors import PROBLEM_CONTENT_TYPE, problem
+from jia_payments.core.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -160,7 +160,7 @@ class AutoSchema(SpectacularAutoSchema):
 
 
 class BetterAuthTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "jia_payments.core.auth.BetterAuthTokenAuthentication"
+    target_class = "jia_payments.core.api.auth.BetterAuthTokenAuthentication"
     name = ["betterAuthToken", "bearerAuth"]
 
     def get_security_requirement(self, auto_schema):
@@ -180,7 +180,7 @@ class BetterAuthTokenScheme(OpenApiAuthenticationExtension):
 
 
 class StaffSessionScheme(OpenApiAuthenticationExtension):
-    target_class = "jia_payments.core.auth.StaffSessionAuthentication"
+    target_class = "jia_payments.core.api.auth.StaffSessionAuthentication"
     name = "staffSession"
 
     def get_security_definition(self, auto_schema):
