@@ -14,6 +14,7 @@ from jia_payments.core.api.validation import (
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
+    UserIdField,
 )
 from payments.api import PaymentSerializer
 from payments.checkout import checkout_country, checkout_data, checkout_session_create
@@ -27,7 +28,7 @@ class CheckoutSessionCreateSerializer(StrictSerializer):
     cancel_url = serializers.URLField(max_length=2000)
     country = CountryCodeField(required=False, help_text="ISO 3166-1 alpha-2; see how it is used in the docs")
     family_id = serializers.UUIDField(required=False, allow_null=True)
-    user_id = StrictCharField(max_length=255, required=False, help_text="Services and staff: the buyer")
+    user_id = UserIdField(required=False, help_text="Services and staff: the buyer")
 
 
 class CheckoutSessionSerializer(serializers.Serializer):

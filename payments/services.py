@@ -10,8 +10,8 @@ from jia_payments.core.api.errors import DomainError, InvalidTransition, NotFoun
 from jia_payments.core.api.timestamps import iso_utc
 from jia_payments.core.api.validation import is_currency_code
 from jia_payments.core.audit.trail import record_changes
-from jia_payments.core.ops import metrics
 from jia_payments.core.outbox.events import record_event
+from payments import metrics
 from payments.models import MAX_AMOUNT, Payment
 
 # The payment as the API shows it (and as events carry it, API.md "Events").

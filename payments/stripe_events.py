@@ -18,8 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jia_payments.core.audit.trail import audit_context
-from jia_payments.core.ops import metrics
-from payments import stripe_gateway
+from payments import metrics, stripe_gateway
 from payments.models import StripeEvent
 from payments.webhook_handlers import HANDLERS
 

@@ -45,6 +45,22 @@ def test_an_unknown_type_is_refused():
     assert not OutboxEvent.objects.exists()
 
 
+def test_the_apps_register_the_event_types_they_record():
+    from jia_payments.core.outbox.events import registered_event_types
+
+    assert registered_event_types() == {
+        "payment.created",
+        "payment.status.updated",
+        "payment.completed",
+        "payment.refunded",
+        "entitlement.created",
+        "entitlement.updated",
+        "entitlement.expired",
+        "checkout.session.created",
+        "checkout.session.completed",
+    }
+
+
 def test_embedded_default_keeps_events_in_the_outbox(settings, django_capture_on_commit_callbacks):
     settings.EVENTS_PROVIDER = "outbox"
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
