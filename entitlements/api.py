@@ -11,9 +11,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from entitlements import selectors, services
+from entitlements.errors import EntitlementExists, OwnerCannotLeave, PlanFull
 from entitlements.models import Entitlement
 from entitlements.serializers import EntitlementSerializer, FamilyMemberSerializer
-from jia_payments.core.api.errors import NotFound
+from jia_payments.core.api.errors import InvalidTransition, NotFound
 from jia_payments.core.api.idempotency import idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import IsServiceOrStaff, principal_of
@@ -173,19 +174,10 @@ class CheckOut(serializers.Serializer):
 BATCH_OUT = inline_serializer(
     "BatchCheckOut", {"user_id": serializers.CharField(), "results": serializers.DictField(child=CheckOut())}
 )
-PLAN_FULL = problem_response(409, "plan_full", "The family plan has no free seat", "Every seat is taken.")
-EXISTS = problem_response(
-    409, "entitlement_exists", "An active entitlement like this one already exists", "Already granted."
-)
-TRANSITION = problem_response(
-    409,
-    "invalid_transition",
-    "Invalid status transition",
-    "An entitlement cannot move from cancelled to expired.",
-)
-OWNER_STAYS = problem_response(
-    409, "owner_cannot_leave", "The family owner cannot be removed", "The owner holds the family plan."
-)
+PLAN_FULL = problem_response(PlanFull, "Every seat is taken.")
+EXISTS = problem_response(EntitlementExists, "Already granted.")
+TRANSITION = problem_response(InvalidTransition, "An entitlement cannot move from cancelled to expired.")
+OWNER_STAYS = problem_response(OwnerCannotLeave, "The owner holds the family plan.")
 
 
 # --- entitlements --------------------------------------------------------------------------
