@@ -10,7 +10,7 @@ from entitlements import services
 from entitlements.models import Entitlement, Family, FamilyMember
 from entitlements.tests.factories import plan_with
 from jia_payments.core.models import OutboxEvent
-from jia_payments.core.tests.test_errors import assert_problem
+from testsupport.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""The audit trail (issue 7): each kind of change staff (admin) and the API's service/staff callers
+"""The audit trail: each kind of change staff (admin) and the API's service/staff callers
 make is recorded with who made it, before and after, and the reason they gave."""
 
 import json

@@ -1,35 +1,16 @@
 """Every error an API client can meet is RFC 9457 problem details: no HTML, no stack trace."""
 
-import json
-
 import pytest
 from django.core.cache import cache
 from django.test import override_settings
 from rest_framework.test import APIClient
 
 from pricing.models import Feature
+from testsupport.problems import assert_problem
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("jia_payments.core.tests.urls")]
 
 THINGS = "/api/test/things/"
-
-
-def assert_problem(response, status: int, code: str, errors: dict | None = None) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = json.loads(response.content)
-    expected_keys = {"type", "title", "status", "detail", "code"} | (
-        {"errors"} if errors is not None else set()
-    )
-    assert set(body) == expected_keys
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["type"] == f"https://docs.jia.app/problems/{code}"
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    if errors is not None:
-        assert body["errors"] == errors
-    return body
 
 
 def test_unknown_api_path_is_a_problem_404(user_client):

@@ -9,7 +9,7 @@ from django.db import transaction
 from jia_payments.core.models import OutboxEvent
 from jia_payments.core.outbox.events import record_event
 from jia_payments.core.outbox.services import outbox_relay
-from jia_payments.core.tests.events_helpers import assert_cloudevent, record
+from testsupport.events import assert_cloudevent, record
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,8 @@
 import pytest
 
 from jia_payments.core.api.validation import COUNTRY_CODES, CURRENCY_CODES
-from jia_payments.core.tests.test_errors import assert_problem
 from pricing.models import Feature
+from testsupport.problems import assert_problem
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("jia_payments.core.tests.urls")]
 
