@@ -1,4 +1,4 @@
-"""Issue 4's benchmark: access checks under gunicorn (production settings) driven by wrk.
+"""The entitlements benchmark: access checks under gunicorn (production settings) driven by wrk.
 
 What it does, in order:
 1. its own PostgreSQL database (`<DATABASE_URL's db>_bench`, created and migrated if missing,
@@ -376,7 +376,7 @@ def _report(rounds: list[Round], meta: dict) -> str:
         "list": "list (`GET /api/v1/entitlements/`)",
     }
     lines = [
-        "## Entitlements (issue 4): access checks under gunicorn + wrk",
+        "## Entitlements: access checks under gunicorn + wrk",
         "",
         f"Command: `{meta['command']}` · {meta['when']} · commit `{meta['commit']}`",
         "",

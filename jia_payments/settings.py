@@ -298,7 +298,7 @@ if _proxy_ssl_header:
     # e.g. "HTTP_X_FORWARDED_PROTO,https" behind a TLS-terminating proxy
     SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header.split(",", 1))
 
-# --- Logging (issue 7: structured logs) -------------------------------------------------------
+# --- Logging (structured) ---------------------------------------------------------------------
 # JSON lines by default (LOG_FORMAT=json); LOG_FORMAT=console for people (`make run` sets it).
 # request_id comes from X-Request-ID (or is generated), is returned in the response and travels
 # with the Celery tasks a request enqueues (django-structlog).
@@ -319,7 +319,7 @@ DJANGO_STRUCTLOG_USER_ID_FIELD = None  # jia_payments.core.api.request_logging b
 DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
 
-# --- Health checks (issue 7) ----------------------------------------------------------------
+# --- Health checks --------------------------------------------------------------------------
 # /healthz: the process answers. /readyz: database, Redis, Celery broker, Kafka when configured;
 # each probe gives up after READINESS_TIMEOUT seconds, the answer comes within that + 1 s.
 # Both are answered before host validation and the HTTPS redirect (probes use the pod address).
@@ -332,7 +332,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
 
-# --- API rate limits (issue 7) --------------------------------------------------------------
+# --- API rate limits ------------------------------------------------------------------------
 # Counted in the default cache (Redis in production) by jia_payments.core.api.throttling. Rates are
 # "N/s", "N/min", "N/hour" or "N/day"; THROTTLE_NUM_PROXIES = how many proxies add X-Forwarded-For.
 
@@ -403,7 +403,7 @@ CELERY_BEAT_SCHEDULE["payments.reconcile-stripe-events"] = {
 # The trusted edge header carrying an end user's country (e.g. CF-IPCountry); unset: none.
 CHECKOUT_COUNTRY_HEADER = env.str("CHECKOUT_COUNTRY_HEADER", default="")
 
-# --- Metrics (issue 7): GET /metrics, Prometheus text --------------------------------------------
+# --- Metrics: GET /metrics, Prometheus text ------------------------------------------------------
 # django-prometheus (requests by view and status, DB queries, cache gets) and the business metrics
 # of jia_payments.core.ops.metrics. Under gunicorn every worker counts into PROMETHEUS_MULTIPROC_DIR
 # (gunicorn.conf.py sets and cleans it) and any worker's scrape sums them all.
@@ -438,7 +438,7 @@ DATABASES["default"]["ENGINE"] = _INSTRUMENTED_DB.get(
 if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
     CACHES["default"]["BACKEND"] = "django_prometheus.cache.backends.redis.RedisCache"
 
-# --- Audit trail (issue 7) -------------------------------------------------------------------
+# --- Audit trail -----------------------------------------------------------------------------
 # django-auditlog records who changed what (before -> after) and why; jia_payments.core.audit.trail
 # names the caller (admin user, or the API's service/staff token) and the reason given.
 

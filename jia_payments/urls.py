@@ -21,7 +21,7 @@ urlpatterns = [
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
 ]
 
-# Operations (issue 7): probes are answered by jia_payments.core.ops.health.ProbeMiddleware before
+# Operations: probes are answered by jia_payments.core.ops.health.ProbeMiddleware before
 # these routes; the routes keep them reversible and visible in one place.
 urlpatterns += [
     path("healthz", health.liveness, name="healthz"),

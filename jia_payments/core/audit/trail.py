@@ -1,4 +1,4 @@
-"""The audit trail (issue 7): who changed what, when, from what to what, and why.
+"""The audit trail: who changed what, when, from what to what, and why.
 
 django-auditlog records every save and delete of the models listed in
 `settings.AUDITLOG_INCLUDE_TRACKING_MODELS` as a `LogEntry` (before and after of each field).
