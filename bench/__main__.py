@@ -13,7 +13,7 @@ from pathlib import Path
 
 SUITES = {
     "api": "bench.api",  # the HTTP API under gunicorn + wrk: floor, ceiling, checks, creates, webhooks
-    "events": "bench.events",  # issue 6: outbox relay throughput and create overhead
+    "events": "bench.events",  # outbox relay throughput and create overhead
     "profile": "bench.profile",  # py-spy on the workers under load (asked for by name only)
     "stack": "bench.stack",  # CPU per request of the Django stack in one process (by name only)
 }
