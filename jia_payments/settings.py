@@ -318,6 +318,9 @@ DJANGO_STRUCTLOG_USER_ID_FIELD = None  # jia_payments.core.api.request_logging b
 # THROTTLE_NUM_PROXIES says (django-structlog's ipware would take any client-sent header).
 DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
+# One line per request: `request_finished` (with the caller, status and duration); the line at
+# the start only at DEBUG. gunicorn's access line is off by default for the same reason.
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = 10  # logging.DEBUG
 
 # --- Health checks --------------------------------------------------------------------------
 # /healthz: the process answers. /readyz: database, Redis, Celery broker, Kafka when configured;
