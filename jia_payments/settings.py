@@ -432,7 +432,8 @@ _BUCKETS = "0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5 10 30 inf"  # seconds, th
 PROMETHEUS_LATENCY_BUCKETS = tuple(float(b) for b in _BUCKETS.split())
 # Database and cache backends that count their calls (the same drivers underneath).
 _INSTRUMENTED_DB = {
-    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    # django-prometheus' backend; its check before reusing a connection polls the socket, no SELECT 1
+    "django.db.backends.postgresql": "jia_payments.core.ops.postgresql",
     "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
 }
 DATABASES["default"]["ENGINE"] = _INSTRUMENTED_DB.get(
