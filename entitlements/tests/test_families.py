@@ -9,14 +9,14 @@ from django.db import connection
 from entitlements import services
 from entitlements.errors import AlreadyMember, OwnerCannotLeave, PlanFull
 from entitlements.models import Family, FamilyMember
-from entitlements.services import grant_plan
+from entitlements.services import entitlements_grant_plan
 from entitlements.tests.factories import plan_with
 from jia_payments.core.errors import NotFound
 
 
 def _family(max_users: int) -> Family:
     plan = plan_with(["calendar"], max_users=max_users)
-    grant_plan(user_id="owner", plan=plan, subscription_id=f"sub_{uuid.uuid4().hex}")
+    entitlements_grant_plan(user_id="owner", plan=plan, subscription_id=f"sub_{uuid.uuid4().hex}")
     return Family.objects.get(owner_user_id="owner", plan=plan)
 
 
