@@ -12,9 +12,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from entitlements import selectors, services
+from entitlements.errors import EntitlementExists, OwnerCannotLeave, PlanFull
 from entitlements.models import Entitlement
 from entitlements.serializers import EntitlementSerializer, FamilyMemberSerializer
-from jia_payments.core.errors import NotFound
+from jia_payments.core.errors import DomainError, InvalidTransition, NotFound
 from jia_payments.core.idempotency import idempotent
 from jia_payments.core.openapi import problem_response
 from jia_payments.core.permissions import IsServiceOrStaff, principal_of
@@ -197,19 +198,17 @@ class CheckOut(serializers.Serializer):
 BATCH_OUT = inline_serializer(
     "BatchCheckOut", {"user_id": serializers.CharField(), "results": serializers.DictField(child=CheckOut())}
 )
-PLAN_FULL = problem_response(409, "plan_full", "The family plan has no free seat", "Every seat is taken.")
-EXISTS = problem_response(
-    409, "entitlement_exists", "An active entitlement like this one already exists", "Already granted."
-)
-TRANSITION = problem_response(
-    409,
-    "invalid_transition",
-    "Invalid status transition",
-    "An entitlement cannot move from cancelled to expired.",
-)
-OWNER_STAYS = problem_response(
-    409, "owner_cannot_leave", "The family owner cannot be removed", "The owner holds the family plan."
-)
+
+
+def _documented(error: type[DomainError], example_detail: str):
+    """The OpenAPI response of an error, with the status, code and title its class defines."""
+    return problem_response(error.status, error.code, error.title, example_detail)
+
+
+PLAN_FULL = _documented(PlanFull, "Every seat is taken.")
+EXISTS = _documented(EntitlementExists, "Already granted.")
+TRANSITION = _documented(InvalidTransition, "An entitlement cannot move from cancelled to expired.")
+OWNER_STAYS = _documented(OwnerCannotLeave, "The owner holds the family plan.")
 
 
 # --- entitlements --------------------------------------------------------------------------
