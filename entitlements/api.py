@@ -1,5 +1,6 @@
 """REST endpoints of API.md "Entitlements" and "Families": input checks and permissions only;
-the rules live in services.py (writes) and selectors.py (reads)."""
+the rules live in `entitlements.services` (writes) and `entitlements.selectors` (reads), the
+family visibility policy included."""
 
 import re
 import uuid
