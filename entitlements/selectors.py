@@ -14,11 +14,10 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from entitlements import cache
+from entitlements import cache, metrics
 from entitlements.errors import NotFamilyOwner
 from entitlements.models import Entitlement, Family, FamilyMember
-from jia_payments.core import metrics
-from jia_payments.core.errors import NotFound
+from jia_payments.core.api.errors import NotFound
 
 ACTIVE, CANCELLED = Entitlement.Status.ACTIVE.value, Entitlement.Status.CANCELLED.value
 

@@ -11,7 +11,7 @@ from entitlements.errors import InvalidEntitlementInput
 from entitlements.models import Entitlement
 from entitlements.selectors import family_user_ids
 from entitlements.serializers import entitlement_data
-from jia_payments.core.events import record_event
+from jia_payments.core.outbox.events import record_event
 from pricing import selectors as pricing_selectors
 from pricing.models import Plan
 

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from entitlements.models import Entitlement
 from entitlements.services._shared import ACTIVE, EXPIRED, emit, invalidate_rows
-from jia_payments.core.audit import audit_context, record_changes
+from jia_payments.core.audit.trail import audit_context, record_changes
 
 EXPIRY_SWEEPER = "system:expiry-sweeper"
 

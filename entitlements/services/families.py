@@ -7,8 +7,8 @@ from django.utils import timezone
 from entitlements.errors import AlreadyMember, OwnerCannotLeave, PlanFull
 from entitlements.models import Family, FamilyMember
 from entitlements.services._shared import invalidate_after_commit
-from jia_payments.core.audit import record_changes
-from jia_payments.core.errors import NotFound
+from jia_payments.core.api.errors import NotFound
+from jia_payments.core.audit.trail import record_changes
 from pricing import selectors as pricing_selectors
 
 

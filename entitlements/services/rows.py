@@ -16,8 +16,8 @@ from entitlements.services._shared import (
     invalidate_rows,
     plan_of,
 )
-from jia_payments.core.audit import audit_context, record_changes
-from jia_payments.core.errors import InvalidTransition, NotFound
+from jia_payments.core.api.errors import InvalidTransition, NotFound
+from jia_payments.core.audit.trail import audit_context, record_changes
 from pricing import selectors as pricing_selectors
 
 # The moves `entitlement_set_status` allows (same status = no change).

@@ -11,7 +11,7 @@ from entitlements.errors import AlreadyMember, NotFamilyOwner, OwnerCannotLeave,
 from entitlements.models import Family, FamilyMember
 from entitlements.services import entitlements_grant_plan
 from entitlements.tests.factories import FamilyMemberFactory, OwnedFamilyFactory, plan_with
-from jia_payments.core.errors import NotFound
+from jia_payments.core.api.errors import NotFound
 
 
 def _family(max_users: int) -> Family:
