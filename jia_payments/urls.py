@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from jia_payments.core import health, metrics
-from payments.webhooks import StripeWebhookView
+from payments.stripe.webhooks import StripeWebhookView
 
 api_v1 = [
     path("", include("pricing.urls")),

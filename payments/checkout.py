@@ -16,9 +16,9 @@ from entitlements import services as entitlement_services
 from jia_payments.core.errors import NotFound, Unprocessable
 from jia_payments.core.events import record_event
 from jia_payments.core.validation import is_country_code
-from payments import stripe_gateway
 from payments.models import CheckoutSession, Payment
 from payments.services import payment_create, payment_reach_status
+from payments.stripe import gateway
 from pricing.selectors import active_plan, plan_prices
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def checkout_session_create(
         if plan.is_free:  # never reaches Stripe: granted at once
             return _complete(session, payment=None, subscription_id="", expires_at=None)
     try:
-        stripe_session = stripe_gateway.checkout_session_create(
+        stripe_session = gateway.checkout_session_create(
             checkout_session_id=session.pk,
             billing_cycle=plan.billing_cycle,
             amount=session.amount,

@@ -11,9 +11,9 @@ import uuid
 
 from django.conf import settings
 
-from payments import stripe_gateway
 from payments.models import Payment
 from payments.services import payment_create
+from payments.stripe import gateway
 
 
 def is_stripe_method(payment_method: str) -> bool:
@@ -32,7 +32,7 @@ def payment_create_with_intent(
 ) -> tuple[Payment, str]:
     """A pending payment and its PaymentIntent; answers (payment, the intent's client_secret)."""
     payment_id = uuid.uuid4()
-    intent = stripe_gateway.payment_intent_create(
+    intent = gateway.payment_intent_create(
         payment_id=payment_id,
         amount=amount,
         currency=currency,

@@ -20,9 +20,9 @@ from django.utils import timezone
 from entitlements import services as entitlement_services
 from jia_payments.core.audit import audit_context, record_changes
 from jia_payments.core.errors import DomainError, InvalidTransition, NotFound, Unprocessable
-from payments import stripe_gateway
 from payments.models import Payment, Refund
 from payments.services import payment_reach_status
+from payments.stripe import gateway
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +49,13 @@ def _refund(*, payment_id, amount: int | None, reason: str, requested_by: str) -
     refund = _reserve(payment_id=payment_id, amount=amount, reason=reason, requested_by=requested_by)
     payment = refund.payment
     try:
-        stripe_refund = stripe_gateway.refund_create(
+        stripe_refund = gateway.refund_create(
             refund_id=refund.pk,
             payment_intent_id=payment.external_payment_id,
             amount=refund.amount,
             reason=reason,
         )
-    except (stripe_gateway.CardDeclined, stripe_gateway.StripeRejected) as error:
+    except (gateway.CardDeclined, gateway.StripeRejected) as error:
         _fail_pending(refund, str(error.detail))
         raise
     # StripeUnavailable leaves the refund pending: Stripe may have done it. Its webhook, or
@@ -169,10 +169,10 @@ def _audit_refunded_amount(payment: Payment, before_offset: int, **what) -> None
 
 def _cancel_subscription(subscription_id: str) -> None:
     try:
-        stripe_gateway.subscription_cancel(subscription_id)
-    except stripe_gateway.StripeRejected as error:  # e.g. already canceled
+        gateway.subscription_cancel(subscription_id)
+    except gateway.StripeRejected as error:  # e.g. already canceled
         logger.info("subscription %s not canceled: %s", subscription_id, error.detail)
-    except stripe_gateway.StripeUnavailable:
+    except gateway.StripeUnavailable:
         logger.error(
             "refunded subscription %s could not be canceled at Stripe; cancel it there", subscription_id
         )
@@ -188,15 +188,15 @@ def refunds_retry_pending(*, older_than_seconds: int = 600) -> int:
     ):
         with _as_requested(refund):
             try:
-                stripe_refund = stripe_gateway.refund_create(
+                stripe_refund = gateway.refund_create(
                     refund_id=refund.pk,
                     payment_intent_id=refund.payment.external_payment_id,
                     amount=refund.amount,
                     reason=refund.reason,
                 )
-            except stripe_gateway.StripeUnavailable:
+            except gateway.StripeUnavailable:
                 continue
-            except (stripe_gateway.CardDeclined, stripe_gateway.StripeRejected) as error:
+            except (gateway.CardDeclined, gateway.StripeRejected) as error:
                 _fail_pending(refund, str(error.detail))
                 continue
             payment_refunds_sync(

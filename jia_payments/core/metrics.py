@@ -173,7 +173,7 @@ STRIPE_EVENT_LAG = Histogram(
 
 
 def stripe_event_type_label(event_type: str) -> str:
-    from payments.webhook_handlers import HANDLERS
+    from payments.stripe.handlers import HANDLERS
 
     return event_type if event_type in HANDLERS else "unhandled"
 

@@ -13,7 +13,7 @@ from django.core.management import call_command
 
 from jia_payments.celery import app as celery_app
 from payments.models import StripeEvent
-from payments.webhook_endpoint import webhook_endpoint_ensure
+from payments.stripe.endpoint import webhook_endpoint_ensure
 from testsupport.celery_worker import CeleryWorker
 from testsupport.localstripe import API_KEY, WEBHOOK_SECRET
 

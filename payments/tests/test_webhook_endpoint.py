@@ -9,7 +9,7 @@ from django.test import override_settings
 from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 
 from payments.models import StripeEvent
-from payments.webhook_handlers import HANDLERS
+from payments.stripe.handlers import HANDLERS
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""REST: `POST/GET /api/v1/checkout/sessions/` and `POST /api/v1/payments/{id}/refund/`."""
+"""REST: `POST /api/v1/checkout/sessions/` and `GET /api/v1/checkout/sessions/{id}/`."""
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
@@ -8,16 +8,13 @@ from rest_framework.views import APIView
 
 from jia_payments.core.errors import NotFound
 from jia_payments.core.idempotency import idempotent
-from jia_payments.core.permissions import IsServiceOrStaff, principal_of
+from jia_payments.core.permissions import principal_of
 from jia_payments.core.validation import (
     CountryCodeField,
     StrictCharField,
-    StrictIntegerField,
     StrictSerializer,
 )
-from payments.api import PaymentSerializer
 from payments.checkout import checkout_country, checkout_data, checkout_session_create
-from payments.refunds import payment_refund
 from payments.selectors import checkout_session_get
 
 
@@ -89,27 +86,3 @@ class CheckoutSessionDetailView(APIView):
         if session is None or not principal_of(request).may_act_for(session.user_id):
             raise NotFound("No such checkout session.")
         return Response(CheckoutSessionSerializer(checkout_data(session)).data)
-
-
-class RefundSerializer(StrictSerializer):
-    amount = StrictIntegerField(
-        min_value=1, required=False, allow_null=True, help_text="Default: all that is left"
-    )
-    reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
-
-
-class PaymentRefundView(APIView):
-    permission_classes = [IsServiceOrStaff]
-
-    @extend_schema(request=RefundSerializer, responses={200: PaymentSerializer})
-    @idempotent(atomic=False)
-    def post(self, request, payment_id):
-        body = RefundSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        payment = payment_refund(
-            payment_id=payment_id,
-            amount=body.validated_data.get("amount"),
-            reason=body.validated_data["reason"],
-            requested_by=str(principal_of(request)),
-        )
-        return Response(PaymentSerializer(payment).data)
