@@ -21,7 +21,7 @@ from entitlements import services as entitlement_services
 from jia_payments.core.audit import audit_context, record_changes
 from jia_payments.core.errors import DomainError, InvalidTransition, NotFound, Unprocessable
 from payments.models import Payment, Refund
-from payments.services import payment_reach_status
+from payments.services import payment_ensure_status
 from payments.stripe import gateway
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def payment_refunds_sync(*, payment_intent_id: str, stripe_refunds: list[dict]) 
             _sync_one(payment, stripe_refund)
         payment.refresh_from_db()
         if payment.refunded_amount >= payment.amount and payment.status == Payment.Status.COMPLETED:
-            payment, _ = payment_reach_status(payment_id=payment.pk, status=Payment.Status.REFUNDED)
+            payment, _ = payment_ensure_status(payment_id=payment.pk, status=Payment.Status.REFUNDED)
             entitlement_services.entitlements_cancel_for_payment(payment_id=payment.pk, reason="refunded")
             if payment.metadata.get("stripe_subscription_id"):
                 entitlement_services.entitlements_cancel_for_subscription(

@@ -6,7 +6,6 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jia_payments.core.errors import NotFound
 from jia_payments.core.idempotency import idempotent
 from jia_payments.core.permissions import principal_of
 from jia_payments.core.validation import (
@@ -14,7 +13,7 @@ from jia_payments.core.validation import (
     StrictCharField,
     StrictSerializer,
 )
-from payments.checkout import checkout_country, checkout_data, checkout_session_create
+from payments.checkout import checkout_data, checkout_session_create
 from payments.selectors import checkout_session_get
 
 
@@ -50,29 +49,13 @@ class CheckoutSessionListView(APIView):
     @extend_schema(request=CheckoutSessionCreateSerializer, responses={201: CheckoutSessionSerializer})
     @idempotent(atomic=False)  # it calls Stripe: no transaction may stay open
     def post(self, request):
-        principal = principal_of(request)
         body = CheckoutSessionCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        data = body.validated_data
-        user_id = data.get("user_id") or principal.user_id
-        if not principal.may_act_for(user_id):
-            raise NotFound("No such user.")  # never reveal other users (API.md)
-        if principal.is_privileged and not data.get("user_id"):
-            raise serializers.ValidationError({"user_id": ["A service or staff must name the buyer."]})
         header = settings.CHECKOUT_COUNTRY_HEADER
-        country, source = checkout_country(
-            requested=data.get("country"),
-            edge_value=request.headers.get(header) if header else None,
-            trust_edge=not principal.is_privileged,
-        )
         session = checkout_session_create(
-            user_id=user_id,
-            plan_id=data["plan_id"],
-            success_url=data["success_url"],
-            cancel_url=data["cancel_url"],
-            country=country,
-            country_source=source,
-            family_id=data.get("family_id"),
+            principal=principal_of(request),
+            edge_country=request.headers.get(header) if header else None,
+            **body.validated_data,
         )
         return Response(
             CheckoutSessionSerializer(checkout_data(session)).data, status=status.HTTP_201_CREATED
@@ -82,7 +65,5 @@ class CheckoutSessionListView(APIView):
 class CheckoutSessionDetailView(APIView):
     @extend_schema(responses={200: CheckoutSessionSerializer})
     def get(self, request, pk):
-        session = checkout_session_get(pk)
-        if session is None or not principal_of(request).may_act_for(session.user_id):
-            raise NotFound("No such checkout session.")
+        session = checkout_session_get(principal=principal_of(request), checkout_session_id=pk)
         return Response(CheckoutSessionSerializer(checkout_data(session)).data)
