@@ -10,6 +10,7 @@ from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 
 from payments.models import StripeEvent
 from payments.stripe.handlers import HANDLERS
+from payments.tests.factories import StripeEventPayloadFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +59,7 @@ def test_an_unknown_endpoint_uuid_is_404_and_stores_nothing(client):
     assert response.status_code == 404
 
 
-# --- Stripe's calls are not rate-limited per IP, but their size is bounded (issue 7) -----------
+# --- Stripe's calls are not rate-limited per IP, but their size is bounded -----------------------
 
 SECRET = "whsec_testsuite0123456789abcdefghijkl"
 
@@ -76,16 +77,7 @@ def signed_post(client, endpoint, body: bytes, **extra):
 
 
 def stripe_event(event_id: str) -> bytes:
-    event = {
-        "id": event_id,
-        "object": "event",
-        "type": "customer.created",
-        "api_version": "2024-06-20",
-        "created": 1_700_000_000,
-        "livemode": False,
-        "data": {"object": {"id": "cus_x", "object": "customer"}},
-    }
-    return json.dumps(event).encode()
+    return json.dumps(StripeEventPayloadFactory(id=event_id)).encode()
 
 
 @pytest.fixture
