@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
@@ -21,21 +20,20 @@ from entitlements import services as entitlement_services
 from jia_payments.core.audit import audit_context, record_changes
 from jia_payments.core.errors import DomainError, InvalidTransition, NotFound, Unprocessable
 from payments.models import Payment, Refund
-from payments.services import payment_ensure_status
+from payments.services import is_stripe_method, payment_ensure_status
 from payments.stripe import gateway
 
 logger = logging.getLogger(__name__)
-
-STRIPE_METHODS_BESIDES_SETTINGS = {Payment.Method.STRIPE_CHECKOUT}
-
 
 class RefundTooLarge(DomainError):
     status, code, title = 422, "refund_too_large", "More than is left to refund"
 
 
 def is_stripe_payment(payment: Payment) -> bool:
-    methods = set(settings.STRIPE_PAYMENT_METHODS) | STRIPE_METHODS_BESIDES_SETTINGS
-    return payment.payment_method in methods and bool(payment.external_payment_id)
+    """Charged through Stripe: a PaymentIntent we made (`is_stripe_method`) or a Checkout's."""
+    method = payment.payment_method
+    by_stripe = is_stripe_method(method) or method == Payment.Method.STRIPE_CHECKOUT
+    return by_stripe and bool(payment.external_payment_id)
 
 
 def payment_refund(*, payment_id, amount: int | None, reason: str, requested_by: str) -> Payment:
