@@ -65,7 +65,7 @@ def test_an_end_user_may_create_a_payment_only_for_themself():
     assert not OutboxEvent.objects.exists()
 
 
-def test_update_status_of_a_missing_payment_is_not_found():
+def test_moving_a_missing_payment_is_not_found():
     import uuid
 
     with pytest.raises(NotFound):
