@@ -15,10 +15,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from entitlements import services as entitlement_services
-from jia_payments.core.auth import Principal
-from jia_payments.core.errors import DomainError, NotFound, Unprocessable
-from jia_payments.core.events import record_event
-from jia_payments.core.validation import is_country_code
+from jia_payments.core.api.auth import Principal
+from jia_payments.core.api.errors import DomainError, NotFound, Unprocessable
+from jia_payments.core.api.validation import is_country_code
+from jia_payments.core.outbox.events import record_event
 from payments.models import CheckoutSession, Payment
 from payments.services import payment_ensure_status, payment_record
 from payments.stripe import gateway

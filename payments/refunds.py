@@ -17,13 +17,14 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from entitlements import services as entitlement_services
-from jia_payments.core.audit import audit_context, record_changes
-from jia_payments.core.errors import DomainError, InvalidTransition, NotFound, Unprocessable
+from jia_payments.core.api.errors import DomainError, InvalidTransition, NotFound, Unprocessable
+from jia_payments.core.audit.trail import audit_context, record_changes
 from payments.models import Payment, Refund
 from payments.services import is_stripe_method, payment_ensure_status
 from payments.stripe import gateway
 
 logger = logging.getLogger(__name__)
+
 
 class RefundTooLarge(DomainError):
     status, code, title = 422, "refund_too_large", "More than is left to refund"

@@ -6,12 +6,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jia_payments.core.idempotency import idempotent
-from jia_payments.core.permissions import principal_of
-from jia_payments.core.validation import (
+from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.permissions import principal_of
+from jia_payments.core.api.validation import (
     CountryCodeField,
     StrictCharField,
     StrictSerializer,
+    UserIdField,
 )
 from payments.checkout import checkout_data, checkout_session_create
 from payments.selectors import checkout_session_get
@@ -23,7 +24,7 @@ class CheckoutSessionCreateSerializer(StrictSerializer):
     cancel_url = serializers.URLField(max_length=2000)
     country = CountryCodeField(required=False, help_text="ISO 3166-1 alpha-2; see how it is used in the docs")
     family_id = serializers.UUIDField(required=False, allow_null=True)
-    user_id = StrictCharField(max_length=255, required=False, help_text="Services and staff: the buyer")
+    user_id = UserIdField(required=False, help_text="Services and staff: the buyer")
 
 
 class CheckoutSessionSerializer(serializers.Serializer):

@@ -4,9 +4,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jia_payments.core.idempotency import idempotent
-from jia_payments.core.permissions import IsServiceOrStaff, principal_of
-from jia_payments.core.validation import StrictCharField, StrictIntegerField, StrictSerializer
+from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.permissions import IsServiceOrStaff, principal_of
+from jia_payments.core.api.validation import StrictCharField, StrictIntegerField, StrictSerializer
 from payments.api.payments import PaymentSerializer
 from payments.refunds import payment_refund
 

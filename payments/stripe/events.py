@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jia_payments.core import metrics
-from jia_payments.core.audit import audit_context
+from jia_payments.core.audit.trail import audit_context
+from payments import metrics
 from payments.models import StripeEvent
 from payments.stripe import gateway
 from payments.stripe.handlers import HANDLERS

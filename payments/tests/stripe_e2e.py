@@ -1,32 +1,19 @@
 """What an end-to-end test drives (`stripe_e2e` fixture, conftest.py): the live server's API,
 localstripe, the webhook URL, and the few steps many of those tests take."""
 
-import time
 from datetime import UTC, datetime
 
 import requests
 import stripe
 
-from jia_payments.core.auth import Principal
+from jia_payments.core.api.auth import Principal
 from payments.checkout import checkout_session_create
 from payments.models import CheckoutSession, Payment, StripeEvent
 from testsupport.localstripe import API_KEY
+from testsupport.waiting import wait_for
 
-WAIT_SECONDS = 300  # a bound on waiting for other processes (a busy 2-core machine), not a speed assertion
 BODY = {"success_url": "https://app.example/ok", "cancel_url": "https://app.example/cancel"}
 PREMIUM_FEATURES = 9  # the features premium_monthly and lifetime have in fixtures/catalog
-
-
-def wait_for(condition, *, timeout: float = WAIT_SECONDS, what: str = "condition"):
-    """Poll `condition` until it answers something truthy; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def stamp(unix_time: int) -> datetime:

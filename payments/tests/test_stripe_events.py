@@ -13,8 +13,9 @@ from entitlements.models import Entitlement
 from jia_payments.core.models import OutboxEvent
 from payments.models import CheckoutSession, Payment, StripeEvent
 from payments.tasks import reconcile_stripe_events
-from payments.tests.stripe_e2e import PREMIUM_FEATURES, wait_for
+from payments.tests.stripe_e2e import PREMIUM_FEATURES
 from testsupport.localstripe import WEBHOOK_SECRET, signature_header
+from testsupport.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -6,8 +6,8 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from entitlements.tests.factories import EntitlementFactory, FamilyMemberFactory
-from jia_payments.core.events import record_event
 from jia_payments.core.models import IdempotencyKey
+from jia_payments.core.outbox.events import record_event
 from payments.models import Payment
 from payments.tests.factories import CheckoutSessionFactory, PaymentFactory, StripeEventFactory
 from pricing.models import Plan
