@@ -15,7 +15,7 @@ from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 from djstripe.views import ProcessWebhookView
 
 from payments.models import StripeEvent
-from payments.stripe_events import stripe_event_receive
+from payments.stripe.events import stripe_event_receive
 
 logger = logging.getLogger(__name__)
 
