@@ -29,7 +29,7 @@ def fixed_clock(monkeypatch):
 def user(django_capture_on_commit_callbacks):
     user_id = f"user_{uuid.uuid4().hex}"
     with django_capture_on_commit_callbacks(execute=True):
-        services.grant_plan(
+        services.entitlements_grant_plan(
             user_id=user_id,
             plan=plan_with(["calendar"]),
             subscription_id="s1",
