@@ -418,9 +418,6 @@ if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
     # prometheus_client writes there from the first metric defined: a missing directory would
     # stop every process (a manage.py command included) at start-up.
     Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
-from jia_payments.core.ops.prometheus_values import install as _fork_aware_metric_values  # noqa: E402
-
-_fork_aware_metric_values()
 INSTALLED_APPS += ["django_prometheus"]
 MIDDLEWARE.insert(
     MIDDLEWARE.index("jia_payments.core.ops.health.ProbeMiddleware") + 1,
