@@ -1,9 +1,9 @@
 """`python -m bench [SUITE ...]`: run the benchmark suites (api and events by default).
 
-`profile` and `stack` run only when named. Each suite is a module of this package with a `run(args) -> str`
-function that measures, prints its progress, and returns a Markdown section for bench/RESULTS.md.
-The sections of the suites run are printed at the end; `--write` also replaces those sections in
-bench/RESULTS.md.
+`profile`, `stack` and `components` run only when named. Each suite is a module of this package
+with a `run(args) -> str` function that measures, prints its progress, and returns a Markdown
+section for bench/RESULTS.md. The sections of the suites run are printed at the end; `--write`
+also replaces those sections in bench/RESULTS.md.
 """
 
 import argparse
@@ -16,6 +16,7 @@ SUITES = {
     "events": "bench.events",  # outbox relay throughput and create overhead
     "profile": "bench.profile",  # py-spy on the workers under load (asked for by name only)
     "stack": "bench.stack",  # CPU per request of the Django stack in one process (by name only)
+    "components": "bench.components",  # what each change to the stack saves (by name only)
 }
 DEFAULT = ("api", "events")
 RESULTS = Path(__file__).with_name("RESULTS.md")
