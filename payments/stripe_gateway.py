@@ -252,3 +252,36 @@ def events_since(*, created_gte: int, types: list[str]) -> Iterator[dict]:
     with _translated_errors("events list"):
         for event in _client().v1.events.list(params=params).auto_paging_iter():
             yield _plain(event)
+
+
+# --- the local fake Stripe (development) ---------------------------------------------------
+
+
+def local_webhook_register(*, name: str, url: str, secret: str, wait_seconds: float = 20.0) -> None:
+    """Development only: have the local fake Stripe at STRIPE_API_BASE (localstripe) send every
+    event to `url`, signed with `secret`, as an endpoint set up in Stripe's dashboard would
+    (localstripe's `POST /_config/webhooks/<name>`). Waits up to `wait_seconds` for the fake to
+    start answering (`make run` starts it a moment before)."""
+    import time
+
+    import requests
+
+    if settings.STRIPE_LIVE_MODE or not settings.STRIPE_API_BASE:
+        raise StripeRejected("Webhooks are registered this way only with a local fake Stripe.")
+    target = f"{settings.STRIPE_API_BASE.rstrip('/')}/_config/webhooks/{name}"
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            response = requests.post(
+                target,
+                json={"url": url, "secret": secret},
+                auth=(settings.STRIPE_SECRET, ""),
+                timeout=settings.STRIPE_TIMEOUT_SECONDS,
+            )
+            break
+        except requests.ConnectionError as error:
+            if time.monotonic() > deadline:
+                raise StripeUnavailable(f"No fake Stripe answers at {settings.STRIPE_API_BASE}.") from error
+            time.sleep(0.1)
+    if response.status_code >= 400:
+        raise StripeRejected(f"The fake Stripe refused the webhook ({response.status_code}).")
