@@ -312,6 +312,32 @@ def entitlements_extend_subscription(
     return rows
 
 
+def entitlements_set_subscription_end(
+    *, subscription_id: str, expires_at: datetime, reason: str
+) -> list[Entitlement]:
+    """Access to the subscription's rows ends exactly at `expires_at` (earlier or later than now
+    set): a past_due subscription's grace. Expired rows whose new end is ahead are active again;
+    cancelled rows stay cancelled."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Entitlement.objects.select_for_update().filter(
+                subscription_id=subscription_id, status__in=[ACTIVE, EXPIRED]
+            )
+        )
+        changed = []
+        for row in rows:
+            status = ACTIVE if expires_at > now else row.status
+            if row.expires_at == expires_at and row.status == status:
+                continue
+            row.expires_at, row.status, row.status_reason = expires_at, status, reason[:255]
+            row.save(update_fields=["expires_at", "status", "status_reason", "updated_at"])
+            _emit("updated", row)
+            changed.append(row)
+        _invalidate_rows(changed)
+    return rows
+
+
 # --- single entitlements (API, admin) ---------------------------------------------------------
 
 

@@ -408,6 +408,8 @@ CELERY_BEAT_SCHEDULE["payments.reconcile-stripe-events"] = {
 }
 # The trusted edge header carrying an end user's country (e.g. CF-IPCountry); unset: none.
 CHECKOUT_COUNTRY_HEADER = env.str("CHECKOUT_COUNTRY_HEADER", default="")
+# A past_due subscription keeps access this many days after its last paid period's end.
+SUBSCRIPTION_GRACE_DAYS = env.int("SUBSCRIPTION_GRACE_DAYS", default=3)
 
 # --- Metrics (issue 7): GET /metrics, Prometheus text --------------------------------------------
 # django-prometheus (requests by view and status, DB queries, cache gets) and the business metrics

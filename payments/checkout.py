@@ -19,6 +19,7 @@ from jia_payments.core.validation import is_country_code
 from payments import stripe_gateway
 from payments.models import CheckoutSession, Payment
 from payments.services import payment_create, payment_reach_status
+from payments.subscriptions import subscription_refuse_second
 from pricing.selectors import active_plan, plan_prices
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def checkout_session_create(
     family_id: uuid.UUID | None = None,
 ) -> CheckoutSession:
     plan = active_plan(plan_id)
+    subscription_refuse_second(user_id=user_id, plan=plan)
     if family_id is not None and not plan.is_family:
         raise Unprocessable("Only a family plan has a family.", errors={"family_id": ["Not a family plan."]})
     if plan.is_family and family_id is None:

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 
 from jia_payments.core.auth import Principal
 from jia_payments.core.errors import NotFound
-from payments.models import CheckoutSession, Payment
+from payments.models import CheckoutSession, Payment, Subscription
 
 
 def payments_visible_to(principal: Principal) -> QuerySet[Payment]:
@@ -57,3 +57,24 @@ def payment_for_intent(payment_intent_id: str) -> Payment | None:
 def checkout_session_get(checkout_session_id) -> CheckoutSession | None:
     key = _uuid(checkout_session_id)
     return CheckoutSession.objects.select_related("plan").filter(pk=key).first() if key else None
+
+
+def subscriptions_visible_to(principal: Principal) -> QuerySet[Subscription]:
+    """Service and staff see every subscription; an end user only those they pay for."""
+    subscriptions = Subscription.objects.all()
+    return subscriptions if principal.is_privileged else subscriptions.filter(user_id=principal.user_id)
+
+
+def subscription_get(*, principal: Principal, subscription_id) -> Subscription:
+    subscription = subscriptions_visible_to(principal).filter(pk=_uuid(subscription_id)).first()
+    if subscription is None:
+        raise NotFound("No such subscription.")
+    return subscription
+
+
+def subscription_list(*, principal: Principal, user_id: str | None = None) -> QuerySet[Subscription]:
+    """Newest first (ties broken by id, so pages are stable)."""
+    subscriptions = subscriptions_visible_to(principal)
+    if user_id is not None:
+        subscriptions = subscriptions.filter(user_id=user_id)
+    return subscriptions.order_by("-created_at", "-id")

@@ -220,6 +220,57 @@ def subscription_cancel(subscription_id: str) -> dict:
         return _plain(_client().v1.subscriptions.cancel(subscription_id))
 
 
+def subscription_set_cancel_at_period_end(subscription_id: str, at_period_end: bool) -> dict:
+    with _translated_errors("subscription update"):
+        return _plain(
+            _client().v1.subscriptions.update(subscription_id, params={"cancel_at_period_end": at_period_end})
+        )
+
+
+def subscription_change_price(
+    *,
+    subscription_id: str,
+    item_id: str,
+    change_key: str,
+    amount: int,
+    currency: str,
+    billing_cycle: str,
+    product_name: str,
+    plan_id: str,
+    proration: str,
+    metadata: dict[str, str],
+) -> dict:
+    """Move the subscription's one item to a new price (a Price made for it: a subscription
+    item's inline `price_data` needs an existing product). `change_key` (our row id and change
+    number) keys both calls, so a retried change makes one price and one update."""
+    price_params = {
+        "currency": currency.lower(),
+        "unit_amount": amount,
+        "recurring": {"interval": INTERVALS[billing_cycle]},
+        "product_data": {"name": product_name, "metadata": {"plan_id": plan_id}},
+        "metadata": {"plan_id": plan_id},
+    }
+    with _translated_errors("subscription change"):
+        price = _client().v1.prices.create(params=price_params, options=_key("price", change_key))
+        params = {
+            "items": [{"id": item_id, "price": price.id}],
+            "proration_behavior": proration,
+            "metadata": metadata,
+        }
+        subscription = _client().v1.subscriptions.update(
+            subscription_id, params=params, options=_key("subscription-change", change_key)
+        )
+    return _plain(subscription)
+
+
+def billing_portal_session_create(*, customer_id: str, return_url: str) -> dict:
+    with _translated_errors("billing portal session create"):
+        session = _client().v1.billing_portal.sessions.create(
+            params={"customer": customer_id, "return_url": return_url}
+        )
+    return _plain(session)
+
+
 def invoice_retrieve(invoice_id: str) -> dict:
     with _translated_errors("invoice retrieve"):
         return _plain(_client().v1.invoices.retrieve(invoice_id, params={"expand": ["payments"]}))

@@ -10,17 +10,15 @@ Handlers only read from Stripe; every change they make is ours, through services
 import logging
 from datetime import UTC, datetime
 
-from entitlements import services as entitlement_services
 from payments import stripe_gateway
 from payments.checkout import checkout_session_complete, checkout_session_expire
 from payments.models import Payment
 from payments.refunds import payment_refunds_sync
 from payments.selectors import checkout_session_for_subscription, checkout_session_get, payment_for_intent
 from payments.services import payment_create, payment_reach_status
+from payments.subscriptions import subscription_sync
 
 logger = logging.getLogger(__name__)
-
-LIVE_SUBSCRIPTION_STATUSES = {"active", "trialing"}
 
 
 def _datetime(unix_time: int | None) -> datetime | None:
@@ -54,6 +52,8 @@ def on_checkout_session_completed(obj: dict) -> None:
         subscription_id=subscription_id,
         expires_at=expires_at,
     )
+    if subscription_id:  # later events may have been applied first: follow Stripe's state now
+        subscription_sync(stripe_subscription=subscription)
 
 
 def on_checkout_session_expired(obj: dict) -> None:
@@ -93,46 +93,28 @@ def on_charge_refunded(obj: dict) -> None:
 
 
 def on_subscription_changed(obj: dict) -> None:
-    """`customer.subscription.created|updated`: access lasts to the current period's end."""
-    subscription = stripe_gateway.subscription_retrieve(obj["id"])
-    if subscription["status"] in LIVE_SUBSCRIPTION_STATUSES:
-        _extend(subscription)
-    elif subscription["status"] == "canceled":
-        _cancel_at_period_end(subscription)
+    """`customer.subscription.created|updated|deleted` and `invoice.payment_failed`: our
+    subscription, and the access it grants, follow Stripe's subscription as it is now."""
+    subscription_id = obj["id"] if obj.get("object") == "subscription" else _invoice_subscription_id(obj)
+    if subscription_id:
+        subscription_sync(stripe_subscription=stripe_gateway.subscription_retrieve(subscription_id))
 
 
 def on_invoice_paid(obj: dict) -> None:
-    """A paid renewal: record its payment and extend access to the new period's end."""
+    """A paid renewal (or a recovered past_due invoice): record its payment; access follows."""
     invoice = stripe_gateway.invoice_retrieve(obj["id"])
-    subscription_id = invoice.get("subscription") or (
-        ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
-    )
+    subscription_id = _invoice_subscription_id(invoice)
     if not subscription_id:
         return
     subscription = stripe_gateway.subscription_retrieve(subscription_id)
     if invoice.get("billing_reason") != "subscription_create":  # the first is the checkout's payment
         _record_renewal_payment(invoice, subscription)
-    if subscription["status"] in LIVE_SUBSCRIPTION_STATUSES:
-        _extend(subscription)
+    subscription_sync(stripe_subscription=subscription)
 
 
-def on_subscription_deleted(obj: dict) -> None:
-    _cancel_at_period_end(stripe_gateway.subscription_retrieve(obj["id"]))
-
-
-def _extend(subscription: dict) -> None:
-    expires_at = _datetime(stripe_gateway.subscription_period_end(subscription))
-    if expires_at is not None:
-        entitlement_services.entitlements_extend_subscription(
-            subscription_id=subscription["id"], expires_at=expires_at
-        )
-
-
-def _cancel_at_period_end(subscription: dict) -> None:
-    """Paid time is kept: access ends at the end of the period that was paid for."""
-    at = _datetime(stripe_gateway.subscription_period_end(subscription) or subscription.get("ended_at"))
-    entitlement_services.entitlements_cancel_for_subscription(
-        subscription_id=subscription["id"], reason="subscription_canceled", at=at
+def _invoice_subscription_id(invoice: dict) -> str:
+    return invoice.get("subscription") or (
+        ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
     )
 
 
@@ -171,6 +153,7 @@ HANDLERS = {
     "charge.refunded": on_charge_refunded,
     "customer.subscription.created": on_subscription_changed,
     "customer.subscription.updated": on_subscription_changed,
-    "customer.subscription.deleted": on_subscription_deleted,
+    "customer.subscription.deleted": on_subscription_changed,
     "invoice.paid": on_invoice_paid,
+    "invoice.payment_failed": on_subscription_changed,
 }

@@ -147,7 +147,7 @@ class LocalStripe:
                              payment_method: str | None = None) -> dict:  # fmt: skip
         """The current period ends (at `ended_at`, default now): canceled if set to cancel at the
         period's end, else the next period is invoiced (`past_due` if `payment_method` declines,
-        e.g. `pm_card_visa_chargeDeclined`)."""
+        e.g. `pm_card_chargeCustomerFail`)."""
         body = {k: v for k, v in {"ended_at": ended_at, "payment_method": payment_method}.items() if v}
         return self.post(f"/v1/test_helpers/subscriptions/{subscription_id}/advance", body)
 

@@ -32,6 +32,9 @@ EVENT_TYPES = frozenset(
         "entitlement.expired",
         "checkout.session.created",
         "checkout.session.completed",
+        "subscription.updated",
+        "subscription.payment_failed",
+        "subscription.canceled",
     }
 )
 
