@@ -20,8 +20,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from entitlements import services as entitlement_services
-from jia_payments.core.errors import Conflict, InvalidTransition, NotFound, Unprocessable
-from jia_payments.core.events import record_event
+from jia_payments.core.api.errors import Conflict, InvalidTransition, NotFound, Unprocessable
+from jia_payments.core.outbox.events import record_event
 from payments import stripe_gateway
 from payments.models import CheckoutSession, Subscription
 from payments.selectors import checkout_session_for_subscription

@@ -8,11 +8,11 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jia_payments.core.errors import NotFound
-from jia_payments.core.idempotency import idempotent
-from jia_payments.core.openapi import problem_response
-from jia_payments.core.permissions import principal_of
-from jia_payments.core.validation import StrictCharField, StrictSerializer
+from jia_payments.core.api.errors import InvalidTransition, NotFound
+from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.openapi import problem_response
+from jia_payments.core.api.permissions import principal_of
+from jia_payments.core.api.validation import StrictCharField, StrictSerializer
 from payments import selectors
 from payments.subscriptions import (
     PRORATIONS,
@@ -67,9 +67,7 @@ class PortalAnswer(serializers.Serializer):
     url = serializers.URLField()
 
 
-NOT_LIVE = problem_response(
-    409, "invalid_transition", "Invalid status transition", "Subscription ... is canceled.", "Not live"
-)
+NOT_LIVE = problem_response(InvalidTransition, "Subscription ... is canceled.", "The subscription has ended")
 
 
 class SubscriptionListView(GenericAPIView):

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from jia_payments.core.dev_tokens import dev_token
+from jia_payments.core.api.dev_tokens import dev_token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("jia_payments.core.tests.urls")]
 

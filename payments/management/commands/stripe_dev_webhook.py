@@ -11,7 +11,7 @@ Refused when DEBUG is false: a real Stripe's endpoint is set up in its dashboard
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from jia_payments.core.errors import DomainError
+from jia_payments.core.api.errors import DomainError
 from payments import stripe_gateway
 from payments.webhook_endpoint import webhook_endpoint_ensure
 

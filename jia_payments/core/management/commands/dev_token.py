@@ -6,7 +6,7 @@ manage.py dev_token --all                                    # what `make run` p
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jia_payments.core.dev_tokens import DEFAULT_TTL_SECONDS, ROLE_CLAIMS, DevKeysRefused, dev_token
+from jia_payments.core.api.dev_tokens import DEFAULT_TTL_SECONDS, ROLE_CLAIMS, DevKeysRefused, dev_token
 
 # The callers `make run` prints a token for: (role, sub, what it may do).
 READY_CALLERS = (

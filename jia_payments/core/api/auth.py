@@ -2,15 +2,14 @@
 
 Tokens are verified with PyJWT against `AUTH_PUBLIC_KEY_PEM` or the JWKS file `AUTH_JWKS_PATH`,
 with the algorithms of `AUTH_JWT_ALGORITHMS` (asymmetric only: an HMAC or `none` algorithm is a
-configuration error, see `jia_payments.core.checks`). `exp` and `sub` are required; `iss`/`aud`
+configuration error, see `jia_payments.core.ops.checks`). `exp` and `sub` are required; `iss`/`aud`
 are checked when configured. Without a key, and only with DEBUG on, a JWT is verified with the
-development key pair (`core.dev_tokens`) and any other value is taken as the user id (API.md,
+development key pair (`core.api.dev_tokens`) and any other value is taken as the user id (API.md,
 development only): a value shaped like a JWT is never taken as a user id.
 """
 
 import contextlib
 import functools
-import re
 import time
 from dataclasses import dataclass
 
@@ -18,6 +17,8 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
 from rest_framework import authentication, exceptions
+
+from jia_payments.core.api.validation import USER_ID_MAX_LENGTH, is_plain_user_id
 
 # Signature algorithms a public key can verify. HS*/none never verify a Better Auth token.
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -62,12 +63,11 @@ class Principal:
 
 
 _ROLE_CLAIMS = {"service": Principal.SERVICE, "admin": Principal.STAFF}
-_DEV_USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,255}$")
-_JWT_SHAPE = re.compile(r"^[^.]*\.[^.]*\.[^.]*$")  # three dot-separated parts
 
 
 def looks_like_jwt(token: str) -> bool:
-    return bool(_JWT_SHAPE.match(token))
+    """Three dot-separated parts: always verified, never taken as a development user id."""
+    return token.count(".") == 2
 
 
 def allowed_algorithms() -> list[str]:
@@ -152,7 +152,7 @@ def _verify(token: str, key=None) -> tuple[Principal, float]:
     except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise exceptions.AuthenticationFailed("Invalid or expired token.") from error
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject or len(subject) > 255:
+    if not isinstance(subject, str) or not subject or len(subject) > USER_ID_MAX_LENGTH:
         raise exceptions.AuthenticationFailed("Invalid token subject.")
     principal = Principal(user_id=subject, role=_ROLE_CLAIMS.get(claims.get("role"), Principal.USER))
     # PyJWT refuses a token once `exp <= now - leeway`.
@@ -178,7 +178,7 @@ class BetterAuthTokenAuthentication(authentication.BaseAuthentication):
             return verify_token(token), token
         if settings.DEBUG and looks_like_jwt(token):
             return _verify_with_dev_key(token), token
-        if settings.DEBUG and _DEV_USER_ID.match(token):
+        if settings.DEBUG and is_plain_user_id(token):
             # Development only: the raw header value is the user id (API.md).
             return Principal(user_id=token, role=Principal.USER), token
         raise exceptions.AuthenticationFailed("Token verification is not configured.")
@@ -190,7 +190,7 @@ class BetterAuthTokenAuthentication(authentication.BaseAuthentication):
 def _verify_with_dev_key(token: str) -> Principal:
     """Development only: verified against the key pair `make run` keeps in var/ (not cached, so a
     token is never accepted once DEBUG is off)."""
-    from jia_payments.core.dev_tokens import dev_public_key
+    from jia_payments.core.api.dev_tokens import dev_public_key
 
     key = dev_public_key()
     if key is None:
