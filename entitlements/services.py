@@ -5,6 +5,7 @@ invalidates the cache of exactly the users whose answer may change, after commit
 rows fan out to all its members).
 """
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
@@ -129,6 +130,8 @@ def grant_plan(
     payment_id=None,
     starts_at: datetime | None = None,
     expires_at: datetime | None = None,
+    grant_id=None,
+    lifetime: bool = False,
 ) -> list[Entitlement]:
     """Grant one entitlement per feature of `plan`; returns the plan's rows.
 
@@ -142,17 +145,20 @@ def grant_plan(
     plan = _plan(plan)
     now = timezone.now()
     starts_at = starts_at or now
-    if expires_at is None:
+    if expires_at is None and not lifetime:
         expires_at = period_end(starts_at, plan.billing_cycle)
     features = list(plan.features.values_list("code", flat=True))
 
-    if subscription_id:
+    if grant_id:
+        key, existing_q = f"grant:{grant_id}", {"grant_id": grant_id}
+    elif subscription_id:
         key, existing_q = f"sub:{subscription_id}", {"subscription_id": subscription_id}
     elif payment_id:
         key, existing_q = f"pay:{payment_id}", {"payment_id": payment_id}
     else:
         key = f"user:{user_id}:{plan.pk}:{family_id or ''}"
-        existing_q = {"user_id": user_id, "subscription_id": "", "payment_id": None, "status": ACTIVE}
+        existing_q = {"user_id": user_id, "subscription_id": "", "payment_id": None, "grant_id": None}
+        existing_q["status"] = ACTIVE
         existing_q.update({"family_id": family_id} if family_id else {"plan": plan})
 
     with transaction.atomic():
@@ -168,6 +174,7 @@ def grant_plan(
                     plan=plan,
                     subscription_id=subscription_id,
                     payment_id=payment_id,
+                    grant_id=grant_id,
                     origin=Entitlement.Origin.PLAN,
                     granted_at=starts_at,
                     expires_at=expires_at,
@@ -250,6 +257,43 @@ def _renew(existing, plan, features, family, payment_id, expires_at, now) -> lis
         _emit("updated", row)
     _invalidate_rows([*created, *changed, *existing])
     return rows
+
+
+# --- plan grants without a checkout (promotions, support, migrations) ------------------------
+
+DEFAULT_EXPIRY = object()  # the plan's period from now
+
+
+def plan_grant_create(
+    *, user_id: str, plan_id: str, family_id=None, expires_at=DEFAULT_EXPIRY, reason: str = ""
+) -> tuple[uuid.UUID, list[Entitlement]]:
+    """Every feature of the plan at once, as a purchase grants it (a family plan's family is
+    created, owned by `user_id`, unless `family_id` names one of theirs). `expires_at`: None is
+    lifetime; by default the plan's period from now. Answers (grant id, the rows)."""
+    plan = _plan(plan_id)
+    if family_id is not None and not plan.is_family:
+        raise InvalidEntitlementInput(
+            "Only a family plan has a family.", errors={"family_id": ["Not a family plan."]}
+        )
+    grant_id = uuid.uuid4()
+    with audit_context(reason=reason):
+        rows = grant_plan(
+            user_id=user_id,
+            plan=plan,
+            family_id=family_id,
+            grant_id=grant_id,
+            expires_at=None if expires_at is DEFAULT_EXPIRY else expires_at,
+            lifetime=expires_at is None,
+        )
+    return grant_id, rows
+
+
+def plan_grant_revoke(*, grant_id, reason: str = "") -> list[Entitlement]:
+    """Cancel every entitlement of the grant (those already cancelled stay as they are)."""
+    if not Entitlement.objects.filter(grant_id=grant_id).exists():
+        raise NotFound("No such grant.")
+    with audit_context(reason=reason):
+        return _cancel_rows(Entitlement.objects.filter(grant_id=grant_id), reason or "grant revoked")
 
 
 # --- cancellations and renewals by subscription / payment ------------------------------------
