@@ -73,7 +73,12 @@ NOT_LIVE = problem_response(InvalidTransition, "Subscription ... is canceled.", 
 class SubscriptionListView(GenericAPIView):
     serializer_class = SubscriptionSerializer
 
-    @extend_schema(parameters=[SubscriptionListQuery], summary="Subscriptions, newest first")
+    @extend_schema(
+        operation_id="subscriptions_list",
+        parameters=[SubscriptionListQuery],
+        responses=SubscriptionSerializer(many=True),
+        summary="Subscriptions, newest first (an end user sees only their own)",
+    )
     def get(self, request):
         query = SubscriptionListQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -83,7 +88,11 @@ class SubscriptionListView(GenericAPIView):
 
 
 class SubscriptionDetailView(APIView):
-    @extend_schema(responses={200: SubscriptionSerializer}, summary="One subscription")
+    @extend_schema(
+        operation_id="subscriptions_retrieve",
+        responses={200: SubscriptionSerializer},
+        summary="One subscription",
+    )
     def get(self, request, subscription_id):
         subscription = selectors.subscription_get(
             principal=principal_of(request), subscription_id=subscription_id
@@ -93,6 +102,7 @@ class SubscriptionDetailView(APIView):
 
 class SubscriptionChangeView(APIView):
     @extend_schema(
+        operation_id="subscriptions_change",
         request=ChangeSerializer,
         responses={200: SubscriptionSerializer, 409: NOT_LIVE},
         summary="Change plan (the new plan's zone price for the buyer's country)",
@@ -109,6 +119,7 @@ class SubscriptionChangeView(APIView):
 
 class SubscriptionCancelView(APIView):
     @extend_schema(
+        operation_id="subscriptions_cancel",
         request=CancelSerializer,
         responses={200: SubscriptionSerializer, 409: NOT_LIVE},
         summary="Cancel at the period's end (default) or now",
@@ -126,6 +137,7 @@ class SubscriptionCancelView(APIView):
 
 class SubscriptionResumeView(APIView):
     @extend_schema(
+        operation_id="subscriptions_resume",
         request=None,
         responses={200: SubscriptionSerializer, 409: NOT_LIVE},
         summary="Undo a cancel at the period's end",
@@ -138,6 +150,7 @@ class SubscriptionResumeView(APIView):
 
 class BillingPortalSessionView(APIView):
     @extend_schema(
+        operation_id="billing_portal_sessions_create",
         request=PortalSerializer,
         responses={201: PortalAnswer},
         summary="A Stripe Billing Portal session for the caller's Stripe customer",
