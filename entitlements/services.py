@@ -202,12 +202,36 @@ def _grant_family(plan: Plan, user_id: str, family_id, existing: list[Entitlemen
             if family.plan_id != plan.pk:
                 family.plan = plan
                 family.save(update_fields=["plan", "updated_at"])
+                _fit_seats(family, plan.max_users)
             return family
     family = Family.objects.create(
         **({"id": family_id} if family_id else {}), owner_user_id=user_id, plan=plan, member_count=1
     )
     FamilyMember.objects.create(family=family, user_id=user_id, role=FamilyMember.Role.OWNER)
     return family
+
+
+def _fit_seats(family: Family, max_users: int) -> None:
+    """A family moved to a plan with fewer seats: the newest members beyond them leave (and lose
+    the family's features at once); the owner never does."""
+    excess = family.member_count - max_users
+    if excess <= 0:
+        return
+    leaving = list(
+        FamilyMember.objects.filter(family=family, role=FamilyMember.Role.MEMBER).order_by(
+            "-added_at", "-id"
+        )[:excess]
+    )
+    if not leaving:
+        return
+    FamilyMember.objects.filter(pk__in=[m.pk for m in leaving]).delete()
+    Family.objects.filter(pk=family.pk).update(
+        member_count=F("member_count") - len(leaving), updated_at=timezone.now()
+    )
+    family.refresh_from_db(fields=["member_count"])
+    user_ids = sorted(m.user_id for m in leaving)
+    _audit_seats(family.pk, +len(leaving), members_removed=",".join(user_ids), reason="plan has fewer seats")
+    _invalidate_after_commit(user_ids=user_ids)
 
 
 def _renew(existing, plan, features, family, payment_id, expires_at, now) -> list[Entitlement]:

@@ -130,3 +130,21 @@ def test_refusals_change_nothing(user_client, service_client):
     assert service_client.delete(f"{GRANTS}{uuid.uuid4()}/").status_code == 404
     assert service_client.delete(f"{GRANTS}not-a-uuid/").status_code == 404
     assert user_client.delete(f"{GRANTS}{uuid.uuid4()}/").status_code == 403
+
+
+def test_a_move_to_a_plan_with_fewer_seats_lets_the_newest_members_go(django_capture_on_commit_callbacks):
+    from entitlements.selectors import family_user_ids
+    from entitlements.services import family_member_add, grant_plan
+    from entitlements.tests.factories import plan_with
+
+    big = plan_with(["calendar", "vault"], max_users=4, billing_cycle="monthly")
+    small = plan_with(["calendar"], max_users=2, billing_cycle="monthly")
+    end = timezone.now() + timedelta(days=20)
+    [row, _] = grant_plan(user_id="owner_s", plan=big, subscription_id="sub_seats", expires_at=end)
+    for kid in ("kid_a", "kid_b", "kid_c"):
+        family_member_add(family_id=row.family_id, user_id=kid)
+    with django_capture_on_commit_callbacks(execute=True):
+        grant_plan(user_id="owner_s", plan=small, subscription_id="sub_seats", expires_at=end)
+    family = Family.objects.get(pk=row.family_id)
+    assert (family.plan_id, family.member_count) == (small.pk, 2)
+    assert family_user_ids({family.pk}) == {"owner_s", "kid_a"}
