@@ -128,6 +128,9 @@ def subscription_sync(*, stripe_subscription: dict) -> Subscription | None:
     state = _stripe_state(stripe_subscription)
     plan_id = metadata.get("plan_id") or session.plan_id
     with transaction.atomic():
+        # The checkout's row first, as its completion locks it: events of one subscription
+        # processed at once wait here in turn instead of deadlocking on the rows below.
+        session = CheckoutSession.objects.select_for_update().get(pk=session.pk)
         subscription = _locked_or_created(stripe_subscription, session, state, plan_id)
         before = subscription_data(subscription)
         status_before = subscription.status
