@@ -14,7 +14,7 @@ Each change of the row records one event: `subscription.payment_failed` (into pa
 
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -22,9 +22,9 @@ from django.db import IntegrityError, transaction
 from entitlements import services as entitlement_services
 from jia_payments.core.api.errors import Conflict, InvalidTransition, NotFound, Unprocessable
 from jia_payments.core.outbox.events import record_event
-from payments import stripe_gateway
 from payments.models import CheckoutSession, Subscription
-from payments.selectors import checkout_session_for_subscription
+from payments.selectors import checkout_session_find_for_subscription
+from payments.stripe import gateway
 from pricing.models import Plan
 from pricing.selectors import active_plan, plan_prices
 
@@ -54,10 +54,6 @@ def _record(subscription: Subscription, event_type: str) -> None:
         subject=f"subscriptions/{subscription.pk}",
         data=subscription_data(subscription),
     )
-
-
-def _datetime(unix_time: int | None) -> datetime | None:
-    return datetime.fromtimestamp(unix_time, tz=UTC) if unix_time else None
 
 
 def _grace() -> timedelta:
@@ -95,8 +91,10 @@ def _stripe_state(stripe_subscription: dict) -> dict:
     item = items[0]
     price = item.get("price") or {}
     status = stripe_subscription["status"]
-    start = _datetime(item.get("current_period_start") or stripe_subscription.get("current_period_start"))
-    end = _datetime(stripe_gateway.subscription_period_end(stripe_subscription))
+    start = gateway.stripe_datetime(
+        item.get("current_period_start") or stripe_subscription.get("current_period_start")
+    )
+    end = gateway.stripe_datetime(gateway.subscription_period_end(stripe_subscription))
     if status in (S.ACTIVE, S.TRIALING):
         paid_through = end
     elif status in (S.PAST_DUE, S.UNPAID, S.INCOMPLETE):
@@ -109,8 +107,8 @@ def _stripe_state(stripe_subscription: dict) -> dict:
         "current_period_end": end,
         "paid_through": paid_through,
         "cancel_at_period_end": bool(stripe_subscription.get("cancel_at_period_end")),
-        "canceled_at": _datetime(stripe_subscription.get("canceled_at")),
-        "ended_at": _datetime(stripe_subscription.get("ended_at")),
+        "canceled_at": gateway.stripe_datetime(stripe_subscription.get("canceled_at")),
+        "ended_at": gateway.stripe_datetime(stripe_subscription.get("ended_at")),
         "amount": (price.get("unit_amount") or 0) * (item.get("quantity") or 1),
         "stripe_customer_id": stripe_subscription.get("customer") or "",
         "stripe_item_id": item.get("id") or "",
@@ -121,7 +119,9 @@ def subscription_sync(*, stripe_subscription: dict) -> Subscription | None:
     """Make our row (and the access it grants) follow Stripe's subscription as it is now.
     None: not a subscription bought through our checkout."""
     metadata = stripe_subscription.get("metadata") or {}
-    session = checkout_session_for_subscription(stripe_subscription["id"], metadata)
+    session = checkout_session_find_for_subscription(
+        subscription_id=stripe_subscription["id"], metadata=metadata
+    )
     if session is None:
         logger.warning("subscription %s is not one of ours; ignored", stripe_subscription["id"])
         return None
@@ -190,7 +190,7 @@ def _event_type(status_before: str, status: str) -> str:
 def _follow_with_access(subscription: Subscription) -> None:
     sub_id = subscription.stripe_subscription_id
     if subscription.status in (S.ACTIVE, S.TRIALING):
-        entitlement_services.grant_plan(
+        entitlement_services.entitlements_grant_plan(
             user_id=subscription.user_id,
             plan=subscription.plan,
             subscription_id=sub_id,
@@ -256,7 +256,7 @@ def subscription_change_plan(
     metadata = {"plan_id": plan.pk, "zone": locked.zone}
     if plan.is_family:
         metadata["family_id"] = str(locked.family_id)
-    stripe_subscription = stripe_gateway.subscription_change_price(
+    stripe_subscription = gateway.subscription_change_price(
         subscription_id=locked.stripe_subscription_id,
         item_id=locked.stripe_item_id,
         change_key=f"{locked.pk}:{locked.changes}",
@@ -275,11 +275,11 @@ def subscription_cancel(*, subscription_id, at_period_end: bool = True, reason: 
     """At the period's end: access lasts until then. Now: access ends now (nothing is refunded)."""
     subscription = _live(subscription_id)
     if at_period_end:
-        stripe_subscription = stripe_gateway.subscription_set_cancel_at_period_end(
+        stripe_subscription = gateway.subscription_set_cancel_at_period_end(
             subscription.stripe_subscription_id, True
         )
         return subscription_sync(stripe_subscription=stripe_subscription)
-    stripe_subscription = stripe_gateway.subscription_cancel(subscription.stripe_subscription_id)
+    stripe_subscription = gateway.subscription_cancel(subscription.stripe_subscription_id)
     with transaction.atomic():
         synced = subscription_sync(stripe_subscription=stripe_subscription)
         entitlement_services.entitlements_cancel_for_subscription(
@@ -293,7 +293,7 @@ def subscription_resume(*, subscription_id) -> Subscription:
     subscription = _live(subscription_id)
     if not subscription.cancel_at_period_end:
         raise InvalidTransition(f"Subscription {subscription.pk} is not set to cancel.")
-    stripe_subscription = stripe_gateway.subscription_set_cancel_at_period_end(
+    stripe_subscription = gateway.subscription_set_cancel_at_period_end(
         subscription.stripe_subscription_id, False
     )
     return subscription_sync(stripe_subscription=stripe_subscription)
@@ -309,6 +309,6 @@ def billing_portal_session_create(*, user_id: str, return_url: str) -> str:
     )
     if subscription is None:
         raise NotFound("This user has no Stripe customer yet (no subscription).")
-    return stripe_gateway.billing_portal_session_create(
+    return gateway.billing_portal_session_create(
         customer_id=subscription.stripe_customer_id, return_url=return_url
     )["url"]

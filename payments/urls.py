@@ -1,44 +1,42 @@
 from django.urls import path
 
-from payments import api, checkout_api, subscriptions_api
+from payments.api import checkout, payments, refunds, subscriptions
 
 urlpatterns = [
-    path("payments/", api.PaymentListCreateView.as_view(), name="payment-list"),
-    path("payments/<uuid:payment_id>/", api.PaymentDetailView.as_view(), name="payment-detail"),
-    path("payments/<uuid:payment_id>/status/", api.PaymentStatusView.as_view(), name="payment-status"),
-    path(
-        "payments/<uuid:payment_id>/refund/", checkout_api.PaymentRefundView.as_view(), name="payment-refund"
-    ),
-    path("checkout/sessions/", checkout_api.CheckoutSessionListView.as_view(), name="checkout-session-list"),
+    path("payments/", payments.PaymentListCreateView.as_view(), name="payment-list"),
+    path("payments/<uuid:payment_id>/", payments.PaymentDetailView.as_view(), name="payment-detail"),
+    path("payments/<uuid:payment_id>/status/", payments.PaymentStatusView.as_view(), name="payment-status"),
+    path("payments/<uuid:payment_id>/refund/", refunds.PaymentRefundView.as_view(), name="payment-refund"),
+    path("checkout/sessions/", checkout.CheckoutSessionListView.as_view(), name="checkout-session-list"),
     path(
         "checkout/sessions/<uuid:pk>/",
-        checkout_api.CheckoutSessionDetailView.as_view(),
+        checkout.CheckoutSessionDetailView.as_view(),
         name="checkout-session-detail",
     ),
-    path("subscriptions/", subscriptions_api.SubscriptionListView.as_view(), name="subscription-list"),
+    path("subscriptions/", subscriptions.SubscriptionListView.as_view(), name="subscription-list"),
     path(
         "subscriptions/<str:subscription_id>/",
-        subscriptions_api.SubscriptionDetailView.as_view(),
+        subscriptions.SubscriptionDetailView.as_view(),
         name="subscription-detail",
     ),
     path(
         "subscriptions/<str:subscription_id>/change/",
-        subscriptions_api.SubscriptionChangeView.as_view(),
+        subscriptions.SubscriptionChangeView.as_view(),
         name="subscription-change",
     ),
     path(
         "subscriptions/<str:subscription_id>/cancel/",
-        subscriptions_api.SubscriptionCancelView.as_view(),
+        subscriptions.SubscriptionCancelView.as_view(),
         name="subscription-cancel",
     ),
     path(
         "subscriptions/<str:subscription_id>/resume/",
-        subscriptions_api.SubscriptionResumeView.as_view(),
+        subscriptions.SubscriptionResumeView.as_view(),
         name="subscription-resume",
     ),
     path(
         "billing-portal/sessions/",
-        subscriptions_api.BillingPortalSessionView.as_view(),
+        subscriptions.BillingPortalSessionView.as_view(),
         name="billing-portal",
     ),
 ]

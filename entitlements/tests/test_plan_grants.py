@@ -134,7 +134,8 @@ def test_refusals_change_nothing(user_client, service_client):
 
 def test_a_move_to_a_plan_with_fewer_seats_lets_the_newest_members_go(django_capture_on_commit_callbacks):
     from entitlements.selectors import family_user_ids
-    from entitlements.services import family_member_add, grant_plan
+    from entitlements.services import entitlements_grant_plan as grant_plan
+    from entitlements.services import family_member_add
     from entitlements.tests.factories import plan_with
 
     big = plan_with(["calendar", "vault"], max_users=4, billing_cycle="monthly")

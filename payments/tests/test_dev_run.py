@@ -10,8 +10,8 @@ import pytest
 import requests
 from django.core.management import call_command
 
-from payments.tests.conftest import wait_for
 from testsupport.localstripe import WEBHOOK_SECRET
+from testsupport.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

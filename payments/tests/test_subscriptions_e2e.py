@@ -11,8 +11,8 @@ import stripe
 from entitlements.models import Entitlement, Family
 from jia_payments.core.models import OutboxEvent
 from payments.models import Payment, Subscription
-from payments.tests.conftest import wait_for
 from testsupport.localstripe import API_KEY
+from testsupport.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

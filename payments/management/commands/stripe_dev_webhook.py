@@ -12,8 +12,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from jia_payments.core.api.errors import DomainError
-from payments import stripe_gateway
-from payments.webhook_endpoint import webhook_endpoint_ensure
+from payments.stripe import gateway
+from payments.stripe.endpoint import webhook_endpoint_ensure
 
 NAME = "jia-payments"
 
@@ -29,9 +29,7 @@ class Command(BaseCommand):
             raise CommandError("stripe_dev_webhook is for development only (DEBUG=true).")
         try:
             endpoint, _ = webhook_endpoint_ensure(base_url=base_url)
-            stripe_gateway.local_webhook_register(
-                name=NAME, url=endpoint.url, secret=settings.STRIPE_WEBHOOK_SECRET
-            )
+            gateway.local_webhook_register(name=NAME, url=endpoint.url, secret=settings.STRIPE_WEBHOOK_SECRET)
         except (ValueError, DomainError) as error:
             raise CommandError(str(error)) from error
         self.stdout.write(
