@@ -148,4 +148,4 @@ def test_a_move_to_a_plan_with_fewer_seats_lets_the_newest_members_go(django_cap
         grant_plan(user_id="owner_s", plan=small, subscription_id="sub_seats", expires_at=end)
     family = Family.objects.get(pk=row.family_id)
     assert (family.plan_id, family.member_count) == (small.pk, 2)
-    assert family_user_ids({family.pk}) == {"owner_s", "kid_a"}
+    assert family_user_ids(family_ids={family.pk}) == {"owner_s", "kid_a"}
