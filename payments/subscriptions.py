@@ -25,8 +25,7 @@ from jia_payments.core.outbox.events import record_event
 from payments.models import CheckoutSession, Subscription
 from payments.selectors import checkout_session_find_for_subscription
 from payments.stripe import gateway
-from pricing.models import Plan
-from pricing.selectors import active_plan, plan_prices
+from pricing.selectors import active_plan, plan_find, plan_prices
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +70,9 @@ def subscription_live_for_buyer(user_id: str) -> Subscription | None:
     )
 
 
-def subscription_refuse_second(*, user_id: str, plan: Plan) -> None:
+def subscription_refuse_second(*, user_id: str, plan) -> None:
     """A checkout for a recurring plan while the buyer has a live subscription is 409."""
-    if plan.billing_cycle == Plan.BillingCycle.ONE_TIME:
+    if plan.billing_cycle == plan.BillingCycle.ONE_TIME:
         return
     live = subscription_live_for_buyer(user_id)
     if live is not None:
@@ -132,24 +131,29 @@ def subscription_sync(*, stripe_subscription: dict) -> Subscription | None:
         # processed at once wait here in turn instead of deadlocking on the rows below.
         session = CheckoutSession.objects.select_for_update().get(pk=session.pk)
         subscription = _locked_or_created(stripe_subscription, session, state, plan_id)
-        before = subscription_data(subscription)
+        before = _comparable(subscription)
         status_before = subscription.status
         for field, value in state.items():
             if field == "paid_through" and value is None:
                 continue
             setattr(subscription, field, value)
-        if plan_id != subscription.plan_id and Plan.objects.filter(pk=plan_id).exists():
+        if plan_id != subscription.plan_id and plan_find(plan_id=plan_id) is not None:
             subscription.plan_id = plan_id
         if metadata.get("family_id"):
             subscription.family_id = uuid.UUID(metadata["family_id"])
         if subscription.pending_plan_id == subscription.plan_id:
             subscription.pending_plan = None
-        subscription.save()
-        if subscription_data(subscription) != before or subscription.status != status_before:
+        if _comparable(subscription) != before:  # a repeated or stale event changes nothing
+            subscription.save()
             _record(subscription, _event_type(status_before, subscription.status))
         if session.status == CheckoutSession.Status.COMPLETE:  # else its completion grants
             _follow_with_access(subscription)
     return subscription
+
+
+def _comparable(subscription: Subscription) -> dict:
+    fields = [f.attname for f in Subscription._meta.concrete_fields if f.attname != "updated_at"]
+    return {name: getattr(subscription, name) for name in fields}
 
 
 def _locked_or_created(stripe_subscription, session, state, plan_id) -> Subscription:
@@ -166,7 +170,7 @@ def _locked_or_created(stripe_subscription, session, state, plan_id) -> Subscrip
             return Subscription.objects.create(
                 user_id=session.user_id,
                 family_id=session.family_id,
-                plan_id=plan_id if Plan.objects.filter(pk=plan_id).exists() else session.plan_id,
+                plan_id=plan_id if plan_find(plan_id=plan_id) is not None else session.plan_id,
                 status=S.INCOMPLETE,
                 country=session.country,
                 zone=session.zone,

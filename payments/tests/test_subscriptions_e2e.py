@@ -315,3 +315,26 @@ def test_every_event_twice_and_newest_first_gives_the_same_end_state(stripe_e2e)
     assert {(r.plan_id, r.expires_at) for r in rows} == {("family_monthly", period_end)}
     assert rows.count() == 10
     assert Payment.objects.filter(customer_id="user_storm", status="completed").count() == 2
+
+
+def test_a_cancel_at_the_period_end_and_its_end_delivered_twice_newest_first(stripe_e2e):
+    e2e = stripe_e2e
+    subscription = _subscribe(e2e, "user_storm_end")
+    sub_id = subscription["stripe_subscription_id"]
+    before = {e["id"] for e in e2e.localstripe.events()}
+    e2e.localstripe.set_delivery(paused=True)
+    _client(e2e).v1.subscriptions.update(sub_id, params={"cancel_at_period_end": True})  # e.g. the portal
+    e2e.localstripe.advance_subscription(sub_id)
+    held = [e for e in e2e.localstripe.events() if e["id"] not in before]
+    assert [e["type"] for e in held] == ["customer.subscription.deleted", "customer.subscription.updated"]
+    for event in held:
+        for _ in range(2):
+            e2e.localstripe.deliver_event(event["id"])
+    e2e.localstripe.set_delivery(paused=False)
+    e2e.wait_settled()
+
+    ours = Subscription.objects.get(stripe_subscription_id=sub_id)
+    assert (ours.status, ours.cancel_at_period_end) == ("canceled", True)
+    assert not Entitlement.objects.filter(subscription_id=sub_id, status="active").exists()
+    assert _access(e2e, "user_storm_end")["has_access"] is False
+    assert _events(subscription["id"]) == ["subscription.updated", "subscription.canceled"]  # one per change
