@@ -1,6 +1,8 @@
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from dateutil.relativedelta import relativedelta
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from jia_payments.core.api.errors import NotFound
@@ -84,6 +86,15 @@ def plan_prices(*, country: str, plan_id: str | None = None) -> list[PriceQuote]
         )
         for plan in plans
     ]
+
+
+def plan_period_end(*, billing_cycle: str, starts_at: datetime) -> datetime | None:
+    """Calendar-correct end of one billing period: 31 Jan + 1 month = end of February."""
+    if billing_cycle == Plan.BillingCycle.MONTHLY:
+        return starts_at + relativedelta(months=1)
+    if billing_cycle == Plan.BillingCycle.YEARLY:
+        return starts_at + relativedelta(years=1)
+    return None
 
 
 def plan_find(*, plan_id: str) -> Plan | None:
