@@ -21,7 +21,7 @@ def zone_price_cents(*, base_price_cents: int, multiplier: Decimal, currency: st
     return max(price, stripe_minimum_charge(currency))
 
 
-def zone_for_country(iso_code: str) -> PricingZone | None:
+def zone_for_country(*, iso_code: str) -> PricingZone | None:
     return PricingZone.objects.filter(iso_code=iso_code.upper()).first()
 
 
@@ -29,7 +29,7 @@ def active_plans() -> QuerySet[Plan]:
     return Plan.objects.filter(active=True).prefetch_related("features").order_by("price_cents", "id")
 
 
-def active_plan(plan_id: str) -> Plan:
+def active_plan(*, plan_id: str) -> Plan:
     plan = active_plans().filter(pk=plan_id).first()
     if plan is None:
         raise NotFound("No such plan.")
@@ -47,8 +47,8 @@ def pricing_zones(*, zone: str | None = None, country: str | None = None, iso_co
     return zones
 
 
-def pricing_zone_get(iso_code: str) -> PricingZone:
-    zone = zone_for_country(iso_code)
+def pricing_zone_get(*, iso_code: str) -> PricingZone:
+    zone = zone_for_country(iso_code=iso_code)
     if zone is None:
         raise NotFound("No pricing zone for this country.")
     return zone
@@ -68,8 +68,8 @@ class PriceQuote:
 
 def plan_prices(*, country: str, plan_id: str | None = None) -> list[PriceQuote]:
     """Each active plan's price in `country`; a country without a zone pays the zone-A price."""
-    plans = [active_plan(plan_id)] if plan_id is not None else list(active_plans())
-    zone = zone_for_country(country)
+    plans = [active_plan(plan_id=plan_id)] if plan_id is not None else list(active_plans())
+    zone = zone_for_country(iso_code=country)
     multiplier = zone.pricing_multiplier if zone else ZONE_A_MULTIPLIER
     return [
         PriceQuote(
