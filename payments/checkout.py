@@ -106,7 +106,7 @@ def checkout_session_create(
     country, country_source = checkout_country(
         principal=principal, requested=country, edge_value=edge_country
     )
-    plan = active_plan(plan_id)
+    plan = active_plan(plan_id=plan_id)
     subscription_refuse_second(user_id=buyer, plan=plan)
     if family_id is not None and not plan.is_family:
         raise Unprocessable("Only a family plan has a family.", errors={"family_id": ["Not a family plan."]})

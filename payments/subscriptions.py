@@ -235,7 +235,7 @@ def subscription_change_plan(
     if proration not in PRORATIONS:
         raise Unprocessable("Unknown proration.", errors={"proration": [f"One of {', '.join(PRORATIONS)}."]})
     subscription = _live(subscription_id)
-    plan = active_plan(plan_id)
+    plan = active_plan(plan_id=plan_id)
     if plan.pk == subscription.plan_id:
         raise Unprocessable(
             "The subscription is already on this plan.", errors={"plan_id": ["The current plan."]}

@@ -8,7 +8,7 @@ subscription or payment), `plan_grants` (grants without a checkout), `rows` (sin
 hand), `expiry` (the sweeper), `plan_sync` (plan changes made in admin), `families` (seats).
 """
 
-from entitlements.services._shared import REASON_FEATURE_REMOVED, REASON_PLAN_CHANGED, period_end
+from entitlements.services._shared import REASON_FEATURE_REMOVED, REASON_PLAN_CHANGED
 from entitlements.services.expiry import EXPIRY_SWEEPER, entitlements_expire_due
 from entitlements.services.families import family_member_add, family_member_remove, family_seats_fit
 from entitlements.services.grants import (
@@ -51,7 +51,6 @@ __all__ = [
     "family_member_add",
     "family_member_remove",
     "family_seats_fit",
-    "period_end",
     "plan_entitlements_sync",
     "plan_entitlements_sync_later",
     "plan_grant_create",

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from entitlements.models import Entitlement, Family, FamilyMember
-from entitlements.services import period_end
+from pricing.selectors import plan_period_end
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,11 @@ def test_a_service_grants_every_feature_of_a_plan_for_its_period(service_client,
     rows = Entitlement.objects.filter(grant_id=body["grant_id"])
     assert rows.count() == len(body["entitlements"]) == 9
     [expires_at] = {row.expires_at for row in rows}
-    assert period_end(before, "monthly") <= expires_at <= period_end(timezone.now(), "monthly")
+    assert (
+        plan_period_end(billing_cycle="monthly", starts_at=before)
+        <= expires_at
+        <= plan_period_end(billing_cycle="monthly", starts_at=timezone.now())
+    )
     assert {(r.status, r.origin, r.subscription_id, r.payment_id) for r in rows} == {
         ("active", "plan", "", None)
     }
