@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip -q --disable-pip-version-check
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/jia_payments
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test venv lint format bench migrate clean localstripe
+.PHONY: run test venv lint format bench migrate clean localstripe proto proto-release
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,14 @@ venv: $(VENV)/.installed-dev
 
 # Embedded defaults: SQLite in var/, local-memory cache, eager Celery, events kept in the outbox,
 # and the fake Stripe (localstripe on 127.0.0.1:8420) running beside the server while it runs.
+# The gRPC API is served beside HTTP on GRPC_ADDRESS (127.0.0.1:8081).
 run: $(VENV)/.installed-dev
 	DEBUG=true LOG_FORMAT=console $(PY) manage.py migrate --no-input
 	DEBUG=true LOG_FORMAT=console $(PY) manage.py loaddata catalog pricing_zones
 	DEBUG=true LOG_FORMAT=console $(PY) manage.py ensure_dev_staff
 	$(PY) -m testsupport.localstripe --port 8420 > var/localstripe.log 2>&1 & stripe_pid=$$!; \
-	trap 'kill $$stripe_pid 2>/dev/null' EXIT INT TERM; \
+	DEBUG=true LOG_FORMAT=console $(PY) manage.py grpcserver & grpc_pid=$$!; \
+	trap 'kill $$stripe_pid $$grpc_pid 2>/dev/null' EXIT INT TERM; \
 	DEBUG=true LOG_FORMAT=console $(PY) manage.py runserver 127.0.0.1:8000
 
 # The admin browser test drives Debian's Chromium (Playwright cannot download its own browser here).
@@ -63,3 +65,12 @@ clean:
 # The fake Stripe `make run` points at by default (STRIPE_API_BASE=http://127.0.0.1:8420).
 localstripe: $(VENV)/.installed-dev
 	$(PY) -m testsupport.localstripe --port 8420
+
+# The gRPC contract: regenerate the checked-in Python code after editing proto/ (a test fails
+# while it is stale), and record a released contract (buf breaking then guards it).
+proto: $(VENV)/.installed-dev
+	$(VENV)/bin/buf lint
+	$(PY) proto/generate.py
+
+proto-release: proto
+	$(VENV)/bin/buf build -o proto/released.binpb
