@@ -225,6 +225,31 @@ def seed(users: int = USERS, random_seed: int = 4) -> dict:
     }
 
 
+def seed_in_subprocess(env: dict[str, str]) -> tuple[dict, float]:
+    """`seed()` in a process configured like the server; (its counts, seconds it took)."""
+    started = time.monotonic()
+    seeded = subprocess.run(
+        [
+            server.PYTHON,
+            "-c",
+            "import django, json; django.setup(); from bench.entitlements import seed; "
+            "print('SEED ' + json.dumps(seed()))",
+        ],
+        cwd=server.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seed_line = next((x for x in seeded.stdout.splitlines() if x.startswith("SEED ")), None)
+    if seeded.returncode != 0 or seed_line is None:
+        raise RuntimeError(f"seeding failed:\n{seeded.stderr[-3000:]}")
+    seed_info = json.loads(seed_line.removeprefix("SEED "))
+    seconds = time.monotonic() - started
+    log(f"seeded {seed_info['entitlements']:,} entitlements for {USERS:,} users in {seconds:.1f} s")
+    return seed_info, seconds
+
+
 # --- measuring ----------------------------------------------------------------------------------
 
 
@@ -488,26 +513,7 @@ def run(args) -> str:
     log(f"entitlements bench: load average {load_before}")
     server.ensure_database(database_url, env)
 
-    seed_started = time.monotonic()
-    seeded = subprocess.run(
-        [
-            server.PYTHON,
-            "-c",
-            "import django, json; django.setup(); from bench.entitlements import seed; "
-            "print('SEED ' + json.dumps(seed()))",
-        ],
-        cwd=server.ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seed_line = next((x for x in seeded.stdout.splitlines() if x.startswith("SEED ")), None)
-    if seeded.returncode != 0 or seed_line is None:
-        raise RuntimeError(f"seeding failed:\n{seeded.stderr[-3000:]}")
-    seed_info = json.loads(seed_line.removeprefix("SEED "))
-    seed_seconds = time.monotonic() - seed_started
-    log(f"seeded {seed_info['entitlements']:,} entitlements for {USERS:,} users in {seed_seconds:.1f} s")
+    seed_info, seed_seconds = seed_in_subprocess(env)
 
     rng = random.Random(7)
     everyone = [user_id(n) for n in range(USERS)]

@@ -1,5 +1,6 @@
 """`manage.py grpcserver` as a real process on the test database, for grpcurl and the client tests."""
 
+import json
 import os
 import signal
 import socket
@@ -62,8 +63,6 @@ class GrpcServerProcess:
         raise RuntimeError(f"grpcserver did not listen: {self.log_path.read_text()}")
 
     def grpcurl(self, *args: str, token: str | None = None, data: dict | str | None = None):
-        import json
-
         command = [GRPCURL, "-plaintext"]
         if token:
             command += ["-H", f"better-auth-token: {token}"]
@@ -71,6 +70,13 @@ class GrpcServerProcess:
             command += ["-d", data if isinstance(data, str) else json.dumps(data)]
         command += [self.address, *args]
         return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+    def health(self, service: str = "") -> str:
+        """The health service's status for `service` ("" = overall), through grpcurl."""
+        answer = self.grpcurl("grpc.health.v1.Health/Check", data={"service": service})
+        if answer.returncode != 0:
+            raise RuntimeError(answer.stderr)
+        return json.loads(answer.stdout)["status"]
 
     def terminate(self, timeout: float = 30) -> int:
         self.process.send_signal(signal.SIGTERM)

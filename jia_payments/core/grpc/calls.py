@@ -14,8 +14,8 @@ from rest_framework import exceptions
 from rest_framework.permissions import AllowAny
 from rest_framework.settings import api_settings
 
-from jia_payments.core.auth import BetterAuthTokenAuthentication
-from jia_payments.core.permissions import IsAuthenticatedCaller
+from jia_payments.core.api.auth import BetterAuthTokenAuthentication
+from jia_payments.core.api.permissions import IsAuthenticatedCaller
 
 _current: ContextVar["CallRequest | None"] = ContextVar("grpc_call", default=None)
 _authentication = BetterAuthTokenAuthentication()

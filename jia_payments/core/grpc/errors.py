@@ -13,20 +13,25 @@
 | 422 (other)                                  | FAILED_PRECONDITION |
 | 429                                          | RESOURCE_EXHAUSTED, `google.rpc.RetryInfo` |
 | 502, 503, 504 (Stripe or a dependency down)  | UNAVAILABLE         |
+| the database unreachable (OperationalError)  | UNAVAILABLE (logged) |
 | anything else                                | INTERNAL, no trace (logged) |
 
 Every status carries `google.rpc.ErrorInfo` with `reason` = the problem's `code` (REST's stable
 machine-readable code) and domain `jia.app`.
 """
 
+import logging
+
 import grpc
+from django.db import InterfaceError, OperationalError
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from jia_payments.core.errors import problem_for
+from jia_payments.core.api.errors import ServiceUnavailable, problem_for
 
 DOMAIN = "jia.app"
+logger = logging.getLogger(__name__)
 
 _BY_STATUS = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -63,8 +68,12 @@ def _packed(message) -> any_pb2.Any:
     return packed
 
 
-def status_for(exc: BaseException, headers: dict | None = None) -> status_pb2.Status:
+def status_for(exc: BaseException) -> status_pb2.Status:
     """The google.rpc.Status of an exception (a problem REST would answer)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        # A client can retry this one: the database did not answer.
+        logger.error("database unavailable during a gRPC call", exc_info=exc)
+        exc = ServiceUnavailable("A dependency is unavailable; try again later.")
     body, problem_headers = problem_for(exc)
     code = grpc_code(body["status"], body["code"])
     details = [_packed(error_details_pb2.ErrorInfo(reason=body["code"], domain=DOMAIN))]

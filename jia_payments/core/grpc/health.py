@@ -16,7 +16,7 @@ from grpc_health.v1 import health, health_pb2
 from health_check.checks import Database
 from health_check.contrib.redis import Redis
 
-from jia_payments.core.health import readiness_checks
+from jia_payments.core.ops.health import readiness_checks
 
 logger = logging.getLogger(__name__)
 

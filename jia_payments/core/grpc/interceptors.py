@@ -18,7 +18,7 @@ import grpc
 import structlog
 from django.core import signals
 
-from jia_payments.core.audit import AuditMiddleware
+from jia_payments.core.audit.trail import AuditMiddleware
 from jia_payments.core.grpc import calls, errors, metrics
 
 logger = structlog.get_logger("jia_payments.grpc")

@@ -6,10 +6,13 @@ dicts, Timestamps ISO 8601 text. Answers are the REST serializers' data, parsed 
 message: the same names, values and formats as REST by construction.
 """
 
+import uuid
+
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 
-from jia_payments.core.pagination import LimitOffsetPagination
+from jia_payments.core.api.errors import NotFound
+from jia_payments.core.api.pagination import LimitOffsetPagination
 
 
 def _value(field: FieldDescriptor, value):
@@ -62,3 +65,11 @@ def page(items, *, limit: int, offset: int) -> tuple[list, int]:
     paginator = LimitOffsetPagination()
     results = paginator.paginate_queryset(items, _PageQuery(limit, offset))
     return list(results), paginator.count
+
+
+def uuid_or_not_found(value: str) -> uuid.UUID:
+    """An id from a request message: one that is not a UUID names nothing (REST's URLs 404 it)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound("No such resource.") from None

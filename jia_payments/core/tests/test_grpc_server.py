@@ -10,12 +10,14 @@ from pathlib import Path
 import grpc
 import pytest
 from django.conf import settings
+from django.core import signals
+from django.db import OperationalError
 from django.test import override_settings
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 from rest_framework import exceptions
 
-from jia_payments.core import errors as domain
+from jia_payments.core.api import errors as domain
 from jia_payments.core.grpc import interceptors
 from jia_payments.core.grpc.errors import status_for
 from jia_payments.protos.pricing.v1 import pricing_pb2 as pb
@@ -241,6 +243,7 @@ class EntitlementExists(domain.Conflict):
         (exceptions.PermissionDenied(), grpc.StatusCode.PERMISSION_DENIED, "permission_denied"),
         (exceptions.Throttled(3), grpc.StatusCode.RESOURCE_EXHAUSTED, "throttled"),
         (domain.ServiceUnavailable(), grpc.StatusCode.UNAVAILABLE, "service_unavailable"),
+        (OperationalError("connection refused"), grpc.StatusCode.UNAVAILABLE, "service_unavailable"),
         (ZeroDivisionError(), grpc.StatusCode.INTERNAL, "server_error"),
     ],
 )
@@ -266,3 +269,24 @@ def test_validation_errors_are_bad_request_field_violations():
         ("amount", "Must be positive."),
         ("items[0].x", "No."),
     ]
+
+
+def test_each_call_runs_django_s_request_hooks_that_close_old_connections(grpc_channel):
+    seen = []
+
+    def started(**kwargs):
+        seen.append("started")
+
+    def finished(**kwargs):
+        seen.append("finished")
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        for _ in range(2):
+            with pytest.raises(grpc.RpcError):
+                PricingServiceStub(grpc_channel).GetPricingZone(ZONE)
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+    assert seen == ["started", "finished"] * 2

@@ -28,7 +28,7 @@ class Command(BaseCommand):
             health_interval=settings.GRPC_HEALTH_INTERVAL,
         )
         if settings.GRPC_METRICS_PORT:
-            from jia_payments.core.metrics import serve_worker_metrics
+            from jia_payments.core.ops.metrics import serve_worker_metrics
 
             serve_worker_metrics(settings.GRPC_METRICS_PORT)
         stopping = threading.Event()
