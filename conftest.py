@@ -195,13 +195,18 @@ def grpc_server(transactional_db):
 
 
 @pytest.fixture
-def grpcserver_process(transactional_db, token_issuer, tmp_path):
-    """`manage.py grpcserver` in its own process on the test database (tokens of this session)."""
+def grpcserver_process(transactional_db, token_issuer, localstripe, tmp_path):
+    """`manage.py grpcserver` in its own process on the test database (tokens of this session,
+    Stripe played by the session's localstripe)."""
     from testsupport.grpcserver import GrpcServerProcess
+    from testsupport.localstripe import API_KEY
 
-    server = GrpcServerProcess(
-        env={"AUTH_PUBLIC_KEY_PEM": token_issuer.public_pem}, log_path=tmp_path / "grpc.log"
-    )
+    env = {
+        "AUTH_PUBLIC_KEY_PEM": token_issuer.public_pem,
+        "STRIPE_SECRET": API_KEY,
+        "STRIPE_API_BASE": localstripe.url,
+    }
+    server = GrpcServerProcess(env=env, log_path=tmp_path / "grpc.log")
     try:
         yield server.start()
     finally:

@@ -31,3 +31,9 @@ class NotFamilyOwner(DomainError):
     """A member may see the family, only its owner may change it (403, like any refused permission)."""
 
     status, code, title = 403, "permission_denied", "Permission denied"
+
+
+class NotYourself(DomainError):
+    """An end user asked about someone else's access (403: the user exists or not, it is not theirs)."""
+
+    status, code, title = 403, "permission_denied", "Permission denied"

@@ -42,7 +42,20 @@ def to_dict(message, *, exclude: tuple[str, ...] = ()) -> dict:
 
 
 def to_message(message_class, data):
-    return json_format.ParseDict(data, message_class(), ignore_unknown_fields=True)
+    return _keep_empty_objects(json_format.ParseDict(data, message_class(), ignore_unknown_fields=True), data)
+
+
+def _keep_empty_objects(message, data: dict):
+    """An empty object (`"metadata": {}`) stays a set, empty Struct: REST's `{}`, not a missing field."""
+    for name, value in data.items():
+        field = message.DESCRIPTOR.fields_by_name.get(name)
+        if field is None or field.message_type is None or field.is_repeated or not isinstance(value, dict):
+            continue
+        if not value:
+            getattr(message, name).SetInParent()
+        elif field.message_type.full_name != "google.protobuf.Struct":
+            _keep_empty_objects(getattr(message, name), value)
+    return message
 
 
 def to_messages(message_class, items) -> list:

@@ -54,8 +54,10 @@ def test_reflection_lists_every_service_for_grpcurl(grpc_server):
     )
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split() == [
+        "entitlement.v1.EntitlementService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
+        "payment.v1.PaymentService",
         "pricing.v1.PricingService",
     ]
     described = subprocess.run(
@@ -81,12 +83,13 @@ def test_health_serves_overall_database_and_cache(grpc_server):
 
 def test_a_dependency_down_is_not_serving_and_so_is_the_whole(grpc_server):
     server, channel = grpc_server
-    with override_settings(REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0", READINESS_TIMEOUT=1):
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0", READINESS_TIMEOUT=5):
         assert server.health.update() == {"database": True, "cache": False}
     assert health_of(channel, "cache") == health_pb2.HealthCheckResponse.NOT_SERVING
     assert health_of(channel, "") == health_pb2.HealthCheckResponse.NOT_SERVING
     assert health_of(channel, "database") == health_pb2.HealthCheckResponse.SERVING
-    assert server.health.update() == {"database": True, "cache": True}
+    with override_settings(READINESS_TIMEOUT=5):  # a loaded test machine is slow, not down
+        assert server.health.update() == {"database": True, "cache": True}
     assert health_of(channel, "") == health_pb2.HealthCheckResponse.SERVING
 
 
