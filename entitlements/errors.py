@@ -1,6 +1,6 @@
 """The entitlement engine's domain errors (rendered as problem details with these codes)."""
 
-from jia_payments.core.api.errors import Conflict, DomainError
+from jia_payments.core.api.errors import Conflict, DomainError, Forbidden
 
 
 class InvalidEntitlementInput(DomainError):
@@ -27,13 +27,9 @@ class FamilyOwnerMismatch(Conflict):
     code, title = "family_owner_mismatch", "The family belongs to another user"
 
 
-class NotFamilyOwner(DomainError):
+class NotFamilyOwner(Forbidden):
     """A member may see the family, only its owner may change it (403, like any refused permission)."""
 
-    status, code, title = 403, "permission_denied", "Permission denied"
 
-
-class NotYourself(DomainError):
-    """An end user asked about someone else's access (403: the user exists or not, it is not theirs)."""
-
-    status, code, title = 403, "permission_denied", "Permission denied"
+class NotYourself(Forbidden):
+    """An end user asked about someone else's access (403, like any refused permission)."""

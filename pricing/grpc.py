@@ -31,7 +31,7 @@ class PricingServicer(pricing_pb2_grpc.PricingServiceServicer):
 
     @rpc(permission=PUBLIC)
     def GetPricingZone(self, request, call):
-        zone = selectors.pricing_zone_get(request.iso_code)
+        zone = selectors.pricing_zone_get(iso_code=request.iso_code)
         return pb.GetPricingZoneResponse(zone=to_message(pb.PricingZone, PricingZoneSerializer(zone).data))
 
     @rpc(permission=PUBLIC)
