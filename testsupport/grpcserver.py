@@ -22,7 +22,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_database_url() -> str:
+def testing_database_url() -> str:
     """DATABASE_URL naming the test database this session built (and Django's connection uses)."""
     url = urlparse(os.environ["DATABASE_URL"])
     return urlunparse(url._replace(path="/" + settings.DATABASES["default"]["NAME"]))
@@ -35,7 +35,7 @@ class GrpcServerProcess:
         self.log_path = log_path
         self.env = {
             **os.environ,
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": testing_database_url(),
             "GRPC_ADDRESS": self.address,
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "INFO",

@@ -94,13 +94,20 @@ def _run(behavior, message, context):
         errors.abort_with(context, exc)
 
 
+# Probes, like REST's /healthz and /readyz: answered without a log line or a count (an
+# orchestrator asks every few seconds).
+UNOBSERVED_PREFIX = "/grpc.health.v1.Health/"
+
+
 class ObservingInterceptor(grpc.ServerInterceptor):
-    """Applies `observed` to every unary-unary method (health's Check included); streaming calls
-    (health's Watch, reflection) pass through."""
+    """Applies `observed` to every unary-unary method but the health probes; streaming calls
+    (reflection, health's Watch) pass through."""
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
+            return handler
+        if handler_call_details.method.startswith(UNOBSERVED_PREFIX):
             return handler
         return grpc.unary_unary_rpc_method_handler(
             observed(handler.unary_unary, handler_call_details.method),

@@ -293,3 +293,16 @@ def test_each_call_runs_django_s_request_hooks_that_close_old_connections(grpc_c
         signals.request_started.disconnect(started)
         signals.request_finished.disconnect(finished)
     assert seen == ["started", "finished"] * 2
+
+
+def test_health_probes_are_not_logged_or_counted_like_rest_s_probes(grpc_channel):
+    with capture_logs() as logs:
+        assert health_of(grpc_channel) == health_pb2.HealthCheckResponse.SERVING
+    assert logs.events("grpc_call") == []
+    labels = {
+        "grpc_type": "unary",
+        "grpc_service": "grpc.health.v1.Health",
+        "grpc_method": "Check",
+        "grpc_code": "OK",
+    }
+    assert REGISTRY.get_sample_value("grpc_server_handled_total", labels) is None
