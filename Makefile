@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip -q --disable-pip-version-check
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/jia_payments
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test venv lint format bench migrate clean localstripe
+.PHONY: run test venv lint format bench migrate clean localstripe proto proto-release
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,7 @@ venv: $(VENV)/.installed-dev
 # Embedded defaults: SQLite in var/, local-memory cache, eager Celery, events kept in the outbox,
 # and the fake Stripe (localstripe on 127.0.0.1:8420) running beside the server while it runs,
 # sending its webhooks to the server (signed with a development secret), as a Stripe account would.
+# The gRPC API is served beside HTTP on GRPC_ADDRESS (127.0.0.1:8081).
 RUN_PORT ?= 8000
 LOCALSTRIPE_PORT ?= 8420
 RUN_ENV := DEBUG=true LOG_FORMAT=console STRIPE_API_BASE=http://127.0.0.1:$(LOCALSTRIPE_PORT)
@@ -36,7 +37,8 @@ run: $(VENV)/.installed-dev
 	$(RUN_ENV) $(PY) manage.py ensure_dev_staff
 	$(RUN_ENV) $(PY) manage.py dev_token --all
 	$(PY) -m testsupport.localstripe --port $(LOCALSTRIPE_PORT) > var/localstripe.log 2>&1 & stripe_pid=$$!; \
-	trap 'kill $$stripe_pid 2>/dev/null' EXIT INT TERM; \
+	$(RUN_ENV) $(PY) manage.py grpcserver & grpc_pid=$$!; \
+	trap 'kill $$stripe_pid $$grpc_pid 2>/dev/null' EXIT INT TERM; \
 	$(RUN_ENV) $(PY) manage.py stripe_dev_webhook --base-url http://127.0.0.1:$(RUN_PORT) && \
 	$(RUN_ENV) $(PY) manage.py runserver 127.0.0.1:$(RUN_PORT)
 
@@ -70,3 +72,12 @@ clean:
 # The fake Stripe `make run` points at by default (STRIPE_API_BASE=http://127.0.0.1:8420).
 localstripe: $(VENV)/.installed-dev
 	$(PY) -m testsupport.localstripe --port 8420
+
+# The gRPC contract: regenerate the checked-in Python code after editing proto/ (a test fails
+# while it is stale), and record a released contract (buf breaking then guards it).
+proto: $(VENV)/.installed-dev
+	$(VENV)/bin/buf lint
+	$(PY) proto/generate.py
+
+proto-release: proto
+	$(VENV)/bin/buf build -o proto/released.binpb

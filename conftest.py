@@ -171,3 +171,43 @@ def _fresh_rate_limits():
 
     if hasattr(cache, "delete_pattern"):  # django-redis (locmem is per process and fresh anyway)
         cache.delete_pattern("throttle:*")
+
+
+# --- gRPC --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def grpc_channel(db):
+    """A channel to the app's gRPC server in this process; its calls run in the test's transaction."""
+    from testsupport.grpc import serving
+
+    with serving(share_connection=True) as (_, channel):
+        yield channel
+
+
+@pytest.fixture
+def grpc_server(transactional_db):
+    """The app's gRPC server in this process, calls in parallel on their own connections."""
+    from testsupport.grpc import serving
+
+    with serving() as served:
+        yield served
+
+
+@pytest.fixture
+def grpcserver_process(transactional_db, token_issuer, localstripe, tmp_path):
+    """`manage.py grpcserver` in its own process on the test database (tokens of this session,
+    Stripe played by the session's localstripe)."""
+    from testsupport.grpcserver import GrpcServerProcess
+    from testsupport.localstripe import API_KEY
+
+    env = {
+        "AUTH_PUBLIC_KEY_PEM": token_issuer.public_pem,
+        "STRIPE_SECRET": API_KEY,
+        "STRIPE_API_BASE": localstripe.url,
+    }
+    server = GrpcServerProcess(env=env, log_path=tmp_path / "grpc.log")
+    try:
+        yield server.start()
+    finally:
+        server.stop()

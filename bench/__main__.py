@@ -17,8 +17,9 @@ SUITES = {
     "profile": "bench.profile",  # py-spy on the workers under load (asked for by name only)
     "stack": "bench.stack",  # CPU per request of the Django stack in one process (by name only)
     "components": "bench.components",  # what each change to the stack saves (by name only)
+    "grpc": "bench.grpc",  # the warm entitlement check through gRPC beside REST
 }
-DEFAULT = ("api", "events")
+DEFAULT = ("api", "events", "grpc")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

@@ -621,7 +621,7 @@ def _report(rounds: list[Round], memory: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
     found = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=server.ROOT, capture_output=True, text=True, check=False
     )
@@ -635,7 +635,8 @@ def _git_commit() -> str:
     return found.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
-def _seed(env: dict) -> tuple[dict, float]:
+def seed_in_subprocess(env: dict) -> tuple[dict, float]:
+    """`seed()` in a process configured like the server; (its counts, seconds it took)."""
     started = time.monotonic()
     seeded = subprocess.run(
         [
@@ -727,7 +728,7 @@ def run(args) -> str:
         log(f"api bench: load average {load_before}")
         server.ensure_database(database_url, env)
         _manage(env, "stripe_webhook_endpoint")
-        seed_info, seed_seconds = _seed(env)
+        seed_info, seed_seconds = seed_in_subprocess(env)
         log(f"seeded {seed_info['entitlements']:,} entitlements for {USERS:,} users in {seed_seconds:.1f} s")
         intents = stripe_objects(stripe_fake, 20)
         rounds, memory, workers_used = _measure(
@@ -744,7 +745,7 @@ def run(args) -> str:
     meta = {
         "command": command,
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "cores": os.cpu_count(),
         "load_before": load_before,
         "load_after": server.load_average(),

@@ -61,7 +61,7 @@ def run(args) -> str:
         "## Components: what each change saves per request (one process, before and after alternately)",
         "",
         f"`python -m bench components` · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · commit "
-        f"`{api._git_commit()}` · load average before {load_before}, after {server.load_average()}. "
+        f"`{api.git_commit()}` · load average before {load_before}, after {server.load_average()}. "
         f"Median of {ROUNDS} rounds of `process_time`, per request.",
         "",
         "| change | before, CPU ms/request | after | saved |",

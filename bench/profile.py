@@ -119,7 +119,7 @@ def run(args) -> str:
         )
         server.ensure_database(database_url, env)
         api._manage(env, "stripe_webhook_endpoint")
-        api._seed(env)
+        api.seed_in_subprocess(env)
         intents = api.stripe_objects(stripe_fake, 5)
         users = [api.user_id(n) for n in range(api.WARM_USERS)]
         tokens = [issuer.token(u, ttl=3600) for u in users]
@@ -198,7 +198,7 @@ def _report(results: dict, load_before: str, seconds: float) -> str:
         "## Profile: where a request's CPU goes (py-spy on every gunicorn worker under wrk)",
         "",
         f"`python -m bench profile` · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · commit "
-        f"`{api._git_commit()}` · load average before {load_before}, after {server.load_average()}. "
+        f"`{api.git_commit()}` · load average before {load_before}, after {server.load_average()}. "
         f"The product as the api suite serves it; {seconds:g} s of wrk ({api.CONNECTIONS} connections) "
         "per scenario, py-spy at 100 samples/s per busy worker. Shares are of all samples of the "
         "scenario (only samples holding the GIL: CPU, not waits); `total` counts a function with "

@@ -45,7 +45,7 @@ def run(args) -> str:
     load_before = server.load_average()
     server.ensure_database(database_url, env)
     api._manage(env, "stripe_webhook_endpoint")
-    api._seed(env)
+    api.seed_in_subprocess(env)
     rounds = 3 if quick else ROUNDS
     try:
         child = subprocess.run(
@@ -74,7 +74,7 @@ def _report(figures: dict, load_before: str) -> str:
         "## Stack: CPU per request in one process (no server, no network)",
         "",
         f"`python -m bench stack` · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · commit "
-        f"`{api._git_commit()}` · load average before {load_before}, after {server.load_average()}. "
+        f"`{api.git_commit()}` · load average before {load_before}, after {server.load_average()}. "
         f"{figures['requests']} requests per scenario and round, {figures['rounds_count']} rounds; "
         "median of the rounds' CPU ms/request (`time.process_time` of the process calling the WSGI app).",
         "",

@@ -6,6 +6,8 @@
 #   worker         wait for the database and its migrations, then the Celery worker
 #                  (CELERY_METRICS_PORT set: it serves its metrics there)
 #   beat           wait for the database, then Celery beat (schedule state in /tmp)
+#   grpc           wait for the database and its migrations, then manage.py grpcserver on
+#                  GRPC_ADDRESS ([::]:8081 in the image; GRPC_METRICS_PORT set: its metrics there)
 #   collectstatic  static files with the production storage (hashed names + manifest, compressed),
 #                  as the image build runs it; needs no secret and no database
 #   anything else  run as a command (e.g. `python manage.py createsuperuser`)
@@ -52,6 +54,11 @@ case "$role" in
         wait_for_db
         exec celery -A jia_payments beat --loglevel "${LOG_LEVEL:-INFO}" \
             --schedule /tmp/celerybeat-schedule "$@"
+        ;;
+    grpc)
+        wait_for_db --migrations
+        metrics_dir
+        exec python manage.py grpcserver "$@"
         ;;
     collectstatic)
         # DEBUG=true only spares the build the production secrets; STATIC_MANIFEST=true is what a

@@ -6,7 +6,7 @@ import uuid
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -137,15 +137,10 @@ def _uuid_or_404(value: str) -> uuid.UUID:
 
 
 def _subject(request, user_id: str | None) -> str:
-    """The user a read is about: yourself, or (service, staff) the `user_id` given."""
     principal = principal_of(request)
-    if user_id is None:
-        if principal.is_privileged:
-            raise exceptions.ValidationError({"user_id": ["Required for service and staff callers."]})
-        return principal.user_id
-    if not principal.may_act_for(user_id):
-        raise exceptions.PermissionDenied("You may only ask about yourself.")
-    return user_id
+    return selectors.entitlement_subject(
+        user_id=user_id, caller_id=principal.user_id, privileged=principal.is_privileged
+    )
 
 
 # --- output --------------------------------------------------------------------------------

@@ -29,3 +29,7 @@ class FamilyOwnerMismatch(Conflict):
 
 class NotFamilyOwner(Forbidden):
     """A member may see the family, only its owner may change it (403, like any refused permission)."""
+
+
+class NotYourself(Forbidden):
+    """An end user asked about someone else's access (403, like any refused permission)."""

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from entitlements import cache, metrics
-from entitlements.errors import NotFamilyOwner
+from entitlements.errors import InvalidEntitlementInput, NotFamilyOwner, NotYourself
 from entitlements.models import Entitlement, Family, FamilyMember
 from jia_payments.core.api.errors import NotFound
 
@@ -184,6 +184,21 @@ def entitlement_list(*, user_id: str, status: str | None = None):
     if status:
         queryset = queryset.filter(status=status)
     return queryset.order_by("-granted_at", "-id")
+
+
+def entitlement_subject(*, user_id: str | None, caller_id: str, privileged: bool) -> str:
+    """The user a read of access is about: the caller themself, or (service and staff callers,
+    `privileged`) the `user_id` they must name. An end user naming someone else is NotYourself."""
+    if user_id is None:
+        if privileged:
+            raise InvalidEntitlementInput(
+                "The request has invalid fields.",
+                errors={"user_id": ["Required for service and staff callers."]},
+            )
+        return caller_id
+    if not privileged and user_id != caller_id:
+        raise NotYourself("You may only ask about yourself.")
+    return user_id
 
 
 def family_find(*, family_id) -> Family | None:

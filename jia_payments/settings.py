@@ -470,3 +470,14 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     {"model": "payments.Payment", "exclude_fields": ["updated_at"]},
     {"model": "payments.Refund", "exclude_fields": ["updated_at"]},
 )
+
+# --- gRPC (manage.py grpcserver) ---------------------------------------------------------------
+# The original service's contract (proto/) beside the REST API. The image listens on [::]:8081.
+GRPC_ADDRESS = env.str("GRPC_ADDRESS", default="127.0.0.1:8081")
+GRPC_MAX_WORKERS = env.int("GRPC_MAX_WORKERS", default=16)
+# SIGTERM: health goes NOT_SERVING at once; calls in flight get this long to finish.
+GRPC_GRACE_SECONDS = env.float("GRPC_GRACE_SECONDS", default=10.0)
+# How often the health service probes the database and the cache.
+GRPC_HEALTH_INTERVAL = env.float("GRPC_HEALTH_INTERVAL", default=5.0)
+# Set: the server's Prometheus metrics on this port (same access rule as /metrics: METRICS_TOKEN).
+GRPC_METRICS_PORT = env.int("GRPC_METRICS_PORT", default=0)
