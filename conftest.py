@@ -171,3 +171,16 @@ def _fresh_rate_limits():
 
     if hasattr(cache, "delete_pattern"):  # django-redis (locmem is per process and fresh anyway)
         cache.delete_pattern("throttle:*")
+
+
+# --- Traces: OpenTelemetry with the SDK's in-memory exporter, for one test --------------------
+
+
+@pytest.fixture
+def traces():
+    """Tracing on in this process for the test (testsupport/tracing.py `traced`): the exporter,
+    `traces.get_finished_spans()`. Use django_db(transaction=True): connections are reopened."""
+    from testsupport.tracing import traced
+
+    with traced() as exporter:
+        yield exporter
