@@ -96,7 +96,7 @@ def test_a_signed_webhook_the_worker_task_and_the_grant_are_one_trace(
     call_command("loaddata", "catalog", "pricing_zones", verbosity=0)
     localstripe.flush()
     endpoint, _ = webhook_endpoint_ensure(base_url="http://testserver")
-    _session_id, event = _completed_checkout_event(localstripe)
+    session_id, event = _completed_checkout_event(localstripe)
     traces.clear()
 
     body = json.dumps(event).encode()
@@ -145,7 +145,7 @@ def test_a_signed_webhook_the_worker_task_and_the_grant_are_one_trace(
     grants = [s for s in there if s.name == "outbox.record entitlement.created"]
     assert len(grants) == 9
     assert any(
-        s.attributes.get("http.url", "").endswith("/v1/checkout/sessions/" + _session_id) for s in there
+        s.attributes.get("http.url", "").endswith("/v1/checkout/sessions/" + session_id) for s in there
     )
     statements = [s.attributes.get("db.statement", "") for s in there]
     assert any(st.startswith('INSERT INTO "entitlements_entitlement"') for st in statements)
