@@ -13,6 +13,7 @@ from pathlib import Path
 SUITES = {
     "entitlements": "bench.entitlements",  # access checks under gunicorn + wrk
     "events": "bench.events",  # outbox relay throughput and create overhead
+    "tracing": "bench.tracing",  # warm check and payment create, tracing off vs on
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
