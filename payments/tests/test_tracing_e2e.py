@@ -11,10 +11,11 @@ from django.core.management import call_command
 
 from entitlements.models import Entitlement
 from jia_payments.celery import app as celery_app
-from payments.checkout import checkout_country, checkout_session_create
+from jia_payments.core.api.auth import Principal
+from payments.checkout import checkout_session_create
 from payments.models import StripeEvent
+from payments.stripe.endpoint import webhook_endpoint_ensure
 from payments.tasks import process_stripe_event
-from payments.webhook_endpoint import webhook_endpoint_ensure
 from testsupport.celery_worker import CeleryWorker
 from testsupport.localstripe import API_KEY, WEBHOOK_SECRET, signature_header
 from testsupport.logcapture import secret_values
@@ -70,12 +71,10 @@ def _completed_checkout_event(localstripe) -> tuple[str, dict]:
     """A paid checkout's `checkout.session.completed`, made by (the fake) Stripe and not sent."""
     localstripe.set_delivery(paused=True)
     try:
-        country, source = checkout_country(requested="US", edge_value=None, trust_edge=False)
         session = checkout_session_create(
-            user_id="user_traced",
+            principal=Principal(user_id="user_traced", role=Principal.USER),
             plan_id="premium_monthly",
-            country=country,
-            country_source=source,
+            country="US",
             success_url="https://app.example/ok",
             cancel_url="https://app.example/cancel",
         )
