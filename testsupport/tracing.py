@@ -8,6 +8,8 @@ spans other processes (a Celery worker, a gRPC server) export over the real prot
     with OtlpReceiver() as receiver:     # http/protobuf on 127.0.0.1:<port>, /v1/traces
         env = receiver.environ()         # OTEL_* for a child process exporting to it
         receiver.spans()                 # [ReceivedSpan] so far
+
+    with OtlpGrpcReceiver() as receiver: # the same over gRPC (OTEL_EXPORTER_OTLP_PROTOCOL=grpc)
 """
 
 from __future__ import annotations
@@ -166,3 +168,48 @@ class OtlpReceiver:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class OtlpGrpcReceiver:
+    """The OTLP trace service over gRPC on 127.0.0.1, keeping what it is sent."""
+
+    def __init__(self) -> None:
+        from concurrent import futures
+
+        import grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+        self._spans: list[ReceivedSpan] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request, context):
+                spans = decode_export_request(request.SerializeToString())
+                with receiver._lock:
+                    receiver._spans.extend(spans)
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+
+    def environ(self, service_name: str = "jia-payments") -> dict[str, str]:
+        return {
+            "OTEL_SERVICE_NAME": service_name,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.port}",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+
+    def spans(self) -> list[ReceivedSpan]:
+        with self._lock:
+            return list(self._spans)
+
+    def __enter__(self) -> OtlpGrpcReceiver:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.stop(0)

@@ -13,7 +13,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from testsupport.tracing import OtlpReceiver
+from testsupport.tracing import OtlpGrpcReceiver, OtlpReceiver
 from testsupport.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -117,6 +117,39 @@ def _worker_pids(logs: str) -> list[str]:
     return [
         line.split("pid: ")[1].split()[0] for line in logs.splitlines() if "Booting worker with pid" in line
     ]
+
+
+EXPORT_OVER_GRPC = """
+import django
+django.setup()
+from django.test import Client
+from jia_payments.core.ops import tracing
+assert tracing.start("worker")
+assert Client().get("/api/v1/plans/", HTTP_TRACEPARENT="{traceparent}").status_code == 200
+tracing.flush()
+"""
+
+
+@pytest.mark.django_db
+def test_with_otel_exporter_otlp_protocol_grpc_spans_go_over_grpc():
+    with OtlpGrpcReceiver() as receiver:
+        env = {**os.environ, **receiver.environ(), "DATABASE_URL": _test_database_url()}
+        done = subprocess.run(
+            [sys.executable, "-c", EXPORT_OVER_GRPC.format(traceparent=TRACEPARENT)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        spans = receiver.spans()
+    (served,) = [s for s in spans if s.name == "GET api/v1/plans/"]
+    assert (served.trace_id, served.parent_span_id) == (
+        "0af7651916cd43dd8448eb211c80319c",
+        "b7ad6b7169203331",
+    )
+    assert served.resource["jia.role"] == "worker"
 
 
 GRPC_HEALTH_CHECK = "/grpc.health.v1.Health/Check"
