@@ -81,40 +81,36 @@ class DiscardingReceiver:
         self.server.server_close()
 
 
-def _measure(group, env: dict, paths: dict, duration: float) -> dict[str, wrk.Result]:
-    """One server (gunicorn as production starts it), warmed, then each scenario once."""
-    gunicorn = server.Gunicorn(group, env)
-    try:
-        gunicorn.start()
-        for path in paths.values():  # workers import lazily; the check's cache entries fill
-            wrk.run(
-                group,
-                gunicorn.base_url,
-                path,
-                duration=2,
-                connections=CONNECTIONS,
-                headers=server.PROXY_HEADERS,
-            )
-        results = {}
-        for name, path in paths.items():
-            result = wrk.run(
-                group,
-                gunicorn.base_url,
-                path,
-                duration=duration,
-                connections=CONNECTIONS,
-                headers=server.PROXY_HEADERS,
-            )
-            if result.failed:
-                raise RuntimeError(f"{name}: {result.errors}\n{gunicorn.tail()}")
-            results[name] = result
-            log(f"    {name}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms")
-        return results
-    finally:
-        if gunicorn.process is not None and gunicorn.process.poll() is None:
-            gunicorn.process.terminate()
-            gunicorn.process.wait(timeout=60)
-        gunicorn.cleanup()
+def _measure(env: dict, paths: dict, duration: float) -> dict[str, wrk.Result]:
+    """One server (gunicorn as production starts it, in a process group of its own with its wrk
+    runs), warmed, then each scenario once."""
+    with server.ProcessGroup() as group:
+        gunicorn = server.Gunicorn(group, env)
+        try:
+            gunicorn.start()
+            for path in paths.values():  # workers import lazily; the check's cache entries fill
+                _wrk(group, gunicorn, path, 2)
+            results = {}
+            for name, path in paths.items():
+                result = _wrk(group, gunicorn, path, duration)
+                if result.failed:
+                    raise RuntimeError(f"{name}: {result.errors}\n{gunicorn.tail()}")
+                results[name] = result
+                log(f"    {name}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms")
+            return results
+        finally:
+            gunicorn.cleanup()
+
+
+def _wrk(group, gunicorn, path: Path, duration: float) -> wrk.Result:
+    return wrk.run(
+        group,
+        gunicorn.base_url,
+        path,
+        duration=duration,
+        connections=CONNECTIONS,
+        headers=server.PROXY_HEADERS,
+    )
 
 
 def run(args) -> str:
@@ -183,14 +179,13 @@ def run(args) -> str:
     measured: dict[str, dict[str, list[float]]] = {"off": {}, "on": {}}
     p99: dict[str, dict[str, list[float]]] = {"off": {}, "on": {}}
     try:
-        with server.ProcessGroup() as group:
-            for number in range(rounds):
-                order = [("off", off_env), ("on", on_env)]
-                for mode, env in order if number % 2 == 0 else order[::-1]:
-                    log(f"round {number + 1}/{rounds}: tracing {mode}")
-                    for name, result in _measure(group, env, paths, duration).items():
-                        measured[mode].setdefault(name, []).append(result.rps)
-                        p99[mode].setdefault(name, []).append(result.p99_ms)
+        for number in range(rounds):
+            order = [("off", off_env), ("on", on_env)]
+            for mode, env in order if number % 2 == 0 else order[::-1]:
+                log(f"round {number + 1}/{rounds}: tracing {mode}")
+                for name, result in _measure(env, paths, duration).items():
+                    measured[mode].setdefault(name, []).append(result.rps)
+                    p99[mode].setdefault(name, []).append(result.p99_ms)
     finally:
         receiver.close()
         for path in workdir.iterdir():

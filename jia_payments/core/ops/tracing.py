@@ -103,11 +103,12 @@ def flush(timeout_millis: int = 5000) -> None:
 def start_web_worker() -> bool:
     """gunicorn's post_fork: start in this worker, and rebuild the app's middleware chain so that
     it begins with the tracing middleware (a preloaded app built its chain in the master)."""
+    if not configured():
+        return False
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jia_payments.settings")
     from jia_payments.wsgi import application
 
-    if not start("web"):
-        return False
+    start("web")
     application.load_middleware()
     return True
 
