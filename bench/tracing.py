@@ -81,9 +81,9 @@ class DiscardingReceiver:
         self.server.server_close()
 
 
-def _measure(env: dict, paths: dict, duration: float) -> dict[str, wrk.Result]:
+def _measure(env: dict, paths: dict, duration: float) -> dict[str, tuple[wrk.Result, float]]:
     """One server (gunicorn as production starts it, in a process group of its own with its wrk
-    runs), warmed, then each scenario once."""
+    runs), warmed, then each scenario once: (wrk's result, the workers' CPU ms per request)."""
     with server.ProcessGroup() as group:
         gunicorn = server.Gunicorn(group, env)
         try:
@@ -92,11 +92,13 @@ def _measure(env: dict, paths: dict, duration: float) -> dict[str, wrk.Result]:
                 _wrk(group, gunicorn, path, 2)
             results = {}
             for name, path in paths.items():
+                cpu_before = gunicorn.cpu_seconds()
                 result = _wrk(group, gunicorn, path, duration)
+                cpu_ms = (gunicorn.cpu_seconds() - cpu_before) * 1000 / max(1, result.requests)
                 if result.failed:
                     raise RuntimeError(f"{name}: {result.errors}\n{gunicorn.tail()}")
-                results[name] = result
-                log(f"    {name}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms")
+                results[name] = (result, cpu_ms)
+                log(f"    {name}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms, {cpu_ms:.2f} ms CPU")
             return results
         finally:
             gunicorn.cleanup()
@@ -178,14 +180,16 @@ def run(args) -> str:
     }
     measured: dict[str, dict[str, list[float]]] = {"off": {}, "on": {}}
     p99: dict[str, dict[str, list[float]]] = {"off": {}, "on": {}}
+    cpu: dict[str, dict[str, list[float]]] = {"off": {}, "on": {}}
     try:
         for number in range(rounds):
             order = [("off", off_env), ("on", on_env)]
             for mode, env in order if number % 2 == 0 else order[::-1]:
                 log(f"round {number + 1}/{rounds}: tracing {mode}")
-                for name, result in _measure(env, paths, duration).items():
+                for name, (result, cpu_ms) in _measure(env, paths, duration).items():
                     measured[mode].setdefault(name, []).append(result.rps)
                     p99[mode].setdefault(name, []).append(result.p99_ms)
+                    cpu[mode].setdefault(name, []).append(cpu_ms)
     finally:
         receiver.close()
         for path in workdir.iterdir():
@@ -196,12 +200,11 @@ def run(args) -> str:
     log(
         f"tracing bench done in {time.monotonic() - started:.0f} s ({receiver.exports} OTLP exports received)"
     )
-    return _report(
-        measured, p99, rounds, duration, load_before, server.load_average(), receiver.exports, quick
-    )
+    load_after = server.load_average()
+    return _report(measured, p99, cpu, rounds, duration, load_before, load_after, receiver.exports, quick)
 
 
-def _report(measured, p99, rounds, duration, load_before, load_after, exports, quick) -> str:
+def _report(measured, p99, cpu, rounds, duration, load_before, load_after, exports, quick) -> str:
     lines = [
         "## Tracing: off vs on",
         "",
@@ -211,21 +214,29 @@ def _report(measured, p99, rounds, duration, load_before, load_after, exports, q
         f"{rounds} rounds alternating off/on (a fresh server each); on = every request sampled and "
         f"exported over OTLP/HTTP to a local receiver that drops it ({exports} exports received).",
         "",
-        "| scenario | off req/s | on req/s | on / off | off p99 ms | on p99 ms |",
-        "|---|---:|---:|---:|---:|---:|",
+        "CPU ms/request is the gunicorn workers' CPU (export threads included) over the requests "
+        "served: what tracing costs, and less disturbed than req/s by what else the machine runs.",
+        "",
+        "| scenario | off req/s | on req/s | req/s on / off | off CPU ms/req | on CPU ms/req | CPU on / off "
+        "| off p99 ms | on p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    median = statistics.median
     for name in measured["off"]:
-        off, on = statistics.median(measured["off"][name]), statistics.median(measured["on"][name])
+        off, on = median(measured["off"][name]), median(measured["on"][name])
+        cpu_off, cpu_on = median(cpu["off"][name]), median(cpu["on"][name])
         lines.append(
-            f"| {name} | {off:,.0f} | {on:,.0f} | {on / off:.2f} | "
-            f"{statistics.median(p99['off'][name]):.1f} | {statistics.median(p99['on'][name]):.1f} |"
+            f"| {name} | {off:,.0f} | {on:,.0f} | {on / off:.2f} | {cpu_off:.2f} | {cpu_on:.2f} | "
+            f"{cpu_on / cpu_off:.2f} | {median(p99['off'][name]):.1f} | {median(p99['on'][name]):.1f} |"
         )
     lines += [
         "",
         "Rounds (req/s): "
         + "; ".join(
             f"{name} off {', '.join(f'{v:,.0f}' for v in measured['off'][name])} / "
-            f"on {', '.join(f'{v:,.0f}' for v in measured['on'][name])}"
+            f"on {', '.join(f'{v:,.0f}' for v in measured['on'][name])} "
+            f"(CPU ms/req off {', '.join(f'{v:.2f}' for v in cpu['off'][name])} / "
+            f"on {', '.join(f'{v:.2f}' for v in cpu['on'][name])})"
             for name in measured["off"]
         ),
     ]
