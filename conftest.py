@@ -211,3 +211,16 @@ def grpcserver_process(transactional_db, token_issuer, localstripe, tmp_path):
         yield server.start()
     finally:
         server.stop()
+
+
+# --- Traces: OpenTelemetry with the SDK's in-memory exporter, for one test --------------------
+
+
+@pytest.fixture
+def traces():
+    """Tracing on in this process for the test (testsupport/tracing.py `traced`): the exporter,
+    `traces.get_finished_spans()`. Use django_db(transaction=True): connections are reopened."""
+    from testsupport.tracing import traced
+
+    with traced() as exporter:
+        yield exporter

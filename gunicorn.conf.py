@@ -16,6 +16,8 @@ Every value can be changed through the environment without editing this file:
                                    caller: one line per request is the default)
   FORWARDED_ALLOW_IPS              proxies trusted for X-Forwarded-* (gunicorn reads it itself)
   LOG_LEVEL (INFO), LOG_FORMAT (json)   as for the app (jia_payments/core/ops/logs.py)
+  OTEL_EXPORTER_OTLP_ENDPOINT      traces to this OTLP collector, started in each worker (post_fork);
+                                   unset: no tracing (README "Operations")
   PROMETHEUS_MULTIPROC_DIR         where workers write their metrics (default: a fresh temporary
                                    directory); emptied at start, dead workers' gauges dropped.
 
@@ -109,6 +111,14 @@ class JsonLogger(glogging.Logger):
 
 
 logger_class = JsonLogger
+
+
+def post_fork(server, worker):
+    """OpenTelemetry (when OTEL_* configure it, jia_payments/core/ops/tracing.py) starts in each
+    worker, never in the master: the SDK's export thread and connections would not survive a fork."""
+    from jia_payments.core.ops.tracing import start_web_worker
+
+    start_web_worker()
 
 
 # --- Prometheus multiprocess mode (jia_payments/core/ops/metrics.py) ---------------------------------

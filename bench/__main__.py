@@ -14,12 +14,13 @@ from pathlib import Path
 SUITES = {
     "api": "bench.api",  # the HTTP API under gunicorn + wrk: floor, ceiling, checks, creates, webhooks
     "events": "bench.events",  # outbox relay throughput and create overhead
+    "tracing": "bench.tracing",  # warm check and payment create, tracing off vs on
     "profile": "bench.profile",  # py-spy on the workers under load (asked for by name only)
     "stack": "bench.stack",  # CPU per request of the Django stack in one process (by name only)
     "components": "bench.components",  # what each change to the stack saves (by name only)
     "grpc": "bench.grpc",  # the warm entitlement check through gRPC beside REST
 }
-DEFAULT = ("api", "events", "grpc")
+DEFAULT = ("api", "events", "grpc", "tracing")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

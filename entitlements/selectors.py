@@ -18,6 +18,7 @@ from entitlements import cache, metrics
 from entitlements.errors import InvalidEntitlementInput, NotFamilyOwner, NotYourself
 from entitlements.models import Entitlement, Family, FamilyMember
 from jia_payments.core.api.errors import NotFound
+from jia_payments.core.ops import tracing
 
 ACTIVE, CANCELLED = Entitlement.Status.ACTIVE.value, Entitlement.Status.CANCELLED.value
 
@@ -166,6 +167,13 @@ def entitlement_check(*, user_id: str, feature_code: str) -> dict:
     """Does the user have the feature, and why (API.md "Entitlements")."""
     answer = _answer(user_id, feature_code, access_rows(user_id=user_id), timezone.now().timestamp())
     metrics.entitlement_checked(answer["reason"])
+    tracing.set_attributes(
+        {
+            "entitlement.feature_code": feature_code,
+            "entitlement.has_access": answer["has_access"],
+            "entitlement.reason": answer["reason"],
+        }
+    )
     return answer
 
 
@@ -175,6 +183,12 @@ def entitlement_check_many(*, user_id: str, feature_codes: list[str]) -> dict[st
     answers = {code: _answer(user_id, code, rows, now) for code in feature_codes}
     for answer in answers.values():
         metrics.entitlement_checked(answer["reason"])
+    tracing.set_attributes(
+        {
+            "entitlement.checked": len(answers),
+            "entitlement.granted": sum(answer["has_access"] for answer in answers.values()),
+        }
+    )
     return answers
 
 

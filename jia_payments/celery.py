@@ -1,7 +1,14 @@
 import os
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_process_shutdown
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    beat_init,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+)
 from django_structlog.celery.steps import DjangoStructLogInitStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jia_payments.settings")
@@ -42,3 +49,27 @@ def _drop_dead_process_gauges(pid=None, **kwargs):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid or os.getpid())
+
+
+# OpenTelemetry, when OTEL_* configure it (jia_payments/core/ops/tracing.py): in each pool process
+# after the fork (the solo pool sends the same signal) and in beat; a task's trace continues from
+# whoever enqueued it (the message carries traceparent).
+@worker_process_init.connect
+def _trace_pool_process(**kwargs):
+    from jia_payments.core.ops import tracing
+
+    tracing.start("worker")
+
+
+@beat_init.connect
+def _trace_beat(**kwargs):
+    from jia_payments.core.ops import tracing
+
+    tracing.start("beat")
+
+
+@worker_process_shutdown.connect
+def _flush_traces(**kwargs):
+    from jia_payments.core.ops import tracing
+
+    tracing.flush()

@@ -16,6 +16,7 @@ from jia_payments.core.api.errors import DomainError, Forbidden, InvalidTransiti
 from jia_payments.core.api.timestamps import iso_utc
 from jia_payments.core.api.validation import is_currency_code
 from jia_payments.core.audit.trail import record_changes
+from jia_payments.core.ops import tracing
 from jia_payments.core.outbox.events import record_event
 from payments import metrics
 from payments.models import MAX_AMOUNT, Payment
@@ -49,6 +50,7 @@ def payment_data(payment: Payment) -> dict[str, Any]:
 
 
 def _record(payment: Payment, type: str) -> None:
+    tracing.set_attributes({"payment.id": str(payment.pk), "payment.status": payment.status})
     record_event(
         type=type, aggregate_id=payment.pk, subject=f"payments/{payment.pk}", data=payment_data(payment)
     )

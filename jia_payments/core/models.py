@@ -23,6 +23,12 @@ class OutboxEvent(models.Model):
     aggregate_id = models.CharField(max_length=64, help_text="Kafka key: payment, entitlement or checkout id")
     subject = models.CharField(max_length=255)
     envelope = models.JSONField(help_text="The CloudEvents 1.0 message as published")
+    trace_context = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="W3C trace context (traceparent, tracestate) of the transaction that wrote it, "
+        "when traced: the message carries it, in its headers and the envelope",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)

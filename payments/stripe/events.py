@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jia_payments.core.audit.trail import audit_context
+from jia_payments.core.ops import tracing
 from payments import metrics
 from payments.models import StripeEvent
 from payments.stripe import gateway
@@ -35,6 +36,7 @@ def _enqueue(event_id: str) -> None:
 def stripe_event_receive(*, event: dict, source: str) -> bool:
     """Store a Stripe event and, after commit, have it processed; answers whether it was new."""
     known = event["type"] in HANDLERS
+    tracing.set_attributes({"stripe.event.id": event["id"], "stripe.event.type": event["type"]})
     row = StripeEvent(
         id=event["id"],
         type=event["type"],
@@ -68,6 +70,7 @@ def stripe_event_process(*, event_id: str) -> str:
             metrics.STRIPE_EVENTS_PROCESSED.labels(type="unknown", outcome="missing").inc()
             return "missing"
         type_label = metrics.stripe_event_type_label(event.type)
+        tracing.set_attributes({"stripe.event.id": event.pk, "stripe.event.type": event.type})
         if event.status in (StripeEvent.Status.PROCESSED, StripeEvent.Status.IGNORED):
             metrics.STRIPE_EVENTS_PROCESSED.labels(type=type_label, outcome="skipped").inc()
             return event.status

@@ -18,6 +18,7 @@ from django_structlog import signals
 from rest_framework.throttling import BaseThrottle
 
 from jia_payments.core.api.auth import Principal
+from jia_payments.core.ops import tracing
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _client_address = BaseThrottle()
@@ -61,7 +62,9 @@ def _on_request_started(request, logger, log_kwargs, **kwargs):
 
 @receiver(signals.bind_extra_request_finished_metadata, dispatch_uid="core.request_finished_fields")
 def _on_request_finished(request, logger, response, log_kwargs, **kwargs):
-    structlog.contextvars.bind_contextvars(user_id=caller_id(_user_already_loaded(request)))
+    user_id = caller_id(_user_already_loaded(request))
+    structlog.contextvars.bind_contextvars(user_id=user_id)
+    tracing.set_user(user_id)  # only with OTEL_RECORD_USER_ID=true
     started = getattr(request, "_log_started_at", None)
     log_kwargs.pop("request", None)
     log_kwargs.pop("code", None)

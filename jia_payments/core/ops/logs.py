@@ -1,7 +1,8 @@
 """Structured logs: one JSON object per line (LOG_FORMAT=json, the default) or coloured console lines.
 
 Every line, from structlog or from a plain `logging` logger (Django, Celery, gunicorn), goes through
-the same chain: the request/task context (request_id, user_id, task_id), ISO 8601 UTC timestamp,
+the same chain: the request/task context (request_id, user_id, task_id; trace_id and span_id
+while a trace is recorded), ISO 8601 UTC timestamp,
 level, logger name, then `redact` so no token, secret or card number reaches a log sink.
 """
 
@@ -11,6 +12,8 @@ import re
 
 import orjson
 import structlog
+
+from jia_payments.core.ops.tracing import log_fields as trace_log_fields
 
 REDACTED = "[redacted]"
 
@@ -31,6 +34,8 @@ _CARD_CANDIDATE = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 
 # Keys that are ours and never sensitive, even when their names look so (e.g. "token_count").
 _SAFE_KEYS = frozenset({"event", "logger", "level", "timestamp", "request_id", "user_id", "task_id"})
+# Trace and span ids are hex digits only, so they may look like a card number to the value checks.
+_TRACE_KEYS = {"trace_id": re.compile(r"[0-9a-f]{32}"), "span_id": re.compile(r"[0-9a-f]{16}")}
 
 
 def _luhn_valid(digits: str) -> bool:
@@ -76,16 +81,26 @@ def _is_sensitive_key(key) -> bool:
     return isinstance(key, str) and _is_sensitive_name(key)
 
 
+def _is_trace_id(key, value) -> bool:
+    pattern = _TRACE_KEYS.get(key)
+    return pattern is not None and isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
 def redact(logger, method_name, event_dict):
     """structlog processor: drop credentials and card numbers from every field of a log line."""
-    return {
-        key: REDACTED if _is_sensitive_key(key) else _redact_value(value) for key, value in event_dict.items()
-    }
+    return {key: _redact_field(key, value) for key, value in event_dict.items()}
+
+
+def _redact_field(key, value):
+    if _is_trace_id(key, value):
+        return value
+    return REDACTED if _is_sensitive_key(key) else _redact_value(value)
 
 
 # Applied to structlog's own loggers and, as `foreign_pre_chain`, to plain `logging` records.
 SHARED_PROCESSORS = [
     structlog.contextvars.merge_contextvars,
+    trace_log_fields,  # trace_id and span_id while a span is active (tracing on)
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),

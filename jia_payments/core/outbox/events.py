@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from jia_payments.core.api.timestamps import iso_utc
 from jia_payments.core.models import OutboxEvent
+from jia_payments.core.ops import tracing
 
 logger = logging.getLogger("jia_payments.events")
 
@@ -46,6 +47,16 @@ def record_event(*, type: str, aggregate_id, subject: str, data: dict) -> Outbox
     """
     if type not in _event_types:
         raise ValueError(f"unknown event type {type!r}")
+    if not tracing.active():
+        return _record(type, aggregate_id, subject, data, trace_context=None)
+    # Traced: the event's own span, whose context the row keeps for the relay and the consumers.
+    with tracing.span(f"outbox.record {type}", {"outbox.event_type": type}):
+        event = _record(type, aggregate_id, subject, data, trace_context=tracing.current_carrier())
+        tracing.set_attributes({"cloudevents.event_id": str(event.event_id)})
+    return event
+
+
+def _record(type: str, aggregate_id, subject: str, data: dict, *, trace_context: dict | None) -> OutboxEvent:
     now = timezone.now()
     event_id, text = build_envelope(type, subject, data, at=now)
     event = OutboxEvent(
@@ -54,6 +65,7 @@ def record_event(*, type: str, aggregate_id, subject: str, data: dict) -> Outbox
         aggregate_id=str(aggregate_id),
         subject=subject,
         envelope=json.loads(text),
+        trace_context=trace_context,
         status=OutboxEvent.Status.PENDING,
         attempts=0,
         last_error="",
@@ -61,8 +73,9 @@ def record_event(*, type: str, aggregate_id, subject: str, data: dict) -> Outbox
     )
     connection = transaction.get_connection()
     if connection.vendor == "postgresql":
+        trace_text = json.dumps(trace_context) if trace_context else None
         with connection.cursor() as cursor:
-            cursor.execute(_INSERT_SQL, [event_id, type, event.aggregate_id, subject, text, now])
+            cursor.execute(_INSERT_SQL, [event_id, type, event.aggregate_id, subject, text, trace_text, now])
             event.pk = cursor.fetchone()[0]
         event._state.adding = False
         event._state.db = connection.alias
@@ -74,8 +87,9 @@ def record_event(*, type: str, aggregate_id, subject: str, data: dict) -> Outbox
 
 _INSERT_SQL = (
     f"INSERT INTO {OutboxEvent._meta.db_table} "  # noqa: S608 (the model's own table name)
-    "(event_id, type, aggregate_id, subject, envelope, status, attempts, last_error, created_at) "
-    f"VALUES (%s, %s, %s, %s, %s::jsonb, '{OutboxEvent.Status.PENDING}', 0, '', %s) RETURNING id"
+    "(event_id, type, aggregate_id, subject, envelope, trace_context, status, attempts, last_error, "
+    f"created_at) VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb, '{OutboxEvent.Status.PENDING}', 0, '', %s) "
+    "RETURNING id"
 )
 
 

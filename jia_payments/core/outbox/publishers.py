@@ -15,13 +15,33 @@ logger = logging.getLogger("jia_payments.events")
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=UTF-8")
 
 
+# The W3C trace context a message carries, as CloudEvents' distributed tracing extension names it.
+TRACE_CONTEXT_KEYS = ("traceparent", "tracestate")
+
+
 @dataclass(frozen=True)
 class Message:
     key: str
     envelope: dict
+    trace_context: dict | None = None  # of the transaction that recorded the event, when traced
+
+    def cloudevent(self) -> dict:
+        """The envelope, with the distributed tracing extension attributes when traced."""
+        if not self.trace_context:
+            return self.envelope
+        extension = {k: self.trace_context[k] for k in TRACE_CONTEXT_KEYS if self.trace_context.get(k)}
+        return {**self.envelope, **extension}
 
     def value(self) -> bytes:
-        return json.dumps(self.envelope, separators=(",", ":")).encode()
+        return json.dumps(self.cloudevent(), separators=(",", ":")).encode()
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """CloudEvents' content type, and the trace context (W3C names) a consumer continues."""
+        if not self.trace_context:
+            return [CONTENT_TYPE_HEADER]
+        return [CONTENT_TYPE_HEADER] + [
+            (k, self.trace_context[k].encode()) for k in TRACE_CONTEXT_KEYS if self.trace_context.get(k)
+        ]
 
 
 class PublishError(Exception):
@@ -79,7 +99,7 @@ class KafkaPublisher:
         for message in messages:
             try:
                 future = producer.send(
-                    topic, key=message.key.encode(), value=message.value(), headers=[CONTENT_TYPE_HEADER]
+                    topic, key=message.key.encode(), value=message.value(), headers=message.headers()
                 )
             except KafkaError as exc:
                 future = exc
@@ -117,7 +137,7 @@ class LogPublisher:
 
     def publish(self, messages: list[Message]) -> list[Exception | None]:
         for message in messages:
-            logger.info("event %s", json.dumps(message.envelope, separators=(",", ":")))
+            logger.info("event %s", json.dumps(message.cloudevent(), separators=(",", ":")))
         return [None] * len(messages)
 
     def reset(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,6 +13,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from jia_payments.core.models import OutboxEvent
+from jia_payments.core.ops import tracing
 from jia_payments.core.outbox import backoff
 from jia_payments.core.outbox.publishers import Message, PublishError, get_publisher
 
@@ -69,14 +71,33 @@ def _relay_batch(publisher, batch_size: int) -> tuple[int, int]:
         rows = list(_claimable()[:batch_size])
         if not rows:
             return 0, 0
-        try:
-            outcomes = publisher.publish([Message(row.aggregate_id, row.envelope) for row in rows])
-        except PublishError as exc:
-            outcomes = [exc] * len(rows)
+        messages = [Message(row.aggregate_id, row.envelope, row.trace_context) for row in rows]
+        with _publish_span(messages):
+            try:
+                outcomes = publisher.publish(messages)
+            except PublishError as exc:
+                outcomes = [exc] * len(rows)
         sent, failed = _in_key_order(rows, outcomes)
         _mark_sent([row.id for row in sent])
         _mark_failed(failed)
     return len(sent), len(failed)
+
+
+def _publish_span(messages: list[Message]):
+    """Traced: the batch's publish, a producer span linked to each event's recording."""
+    if not tracing.active():
+        return contextlib.nullcontext()
+    from opentelemetry.trace import SpanKind
+
+    links = [link for m in messages if (link := tracing.link_to(m.trace_context)) is not None]
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": settings.EVENTS_TOPIC,
+        "messaging.batch.message_count": len(messages),
+        "outbox.event_types": sorted({m.envelope.get("type", "") for m in messages}),
+    }
+    return tracing.span(f"send {settings.EVENTS_TOPIC}", attributes, kind=SpanKind.PRODUCER, links=links)
 
 
 def _claimable():
@@ -89,7 +110,7 @@ def _claimable():
         OutboxEvent.objects.filter(status=PENDING)
         .filter(~Exists(earlier_pending))
         .order_by("id")
-        .only("id", "aggregate_id", "envelope")
+        .only("id", "aggregate_id", "envelope", "trace_context")
         .select_for_update(skip_locked=True)
     )
 

@@ -6,14 +6,18 @@
     manage.py consume_events --type payment.completed --key <payment id>
 
 Each line: {"partition", "offset", "key", "event": <the CloudEvents envelope>}. No consumer group
-(partitions are assigned), so it commits no offsets and disturbs no real consumer.
+(partitions are assigned), so it commits no offsets and disturbs no real consumer. Traced (OTEL_*
+set), each printed event is a consumer span in the trace its message carries (traceparent).
 """
 
+import contextlib
 import json
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from jia_payments.core.ops import tracing
+from jia_payments.core.outbox.publishers import TRACE_CONTEXT_KEYS
 from jia_payments.core.outbox.reader import read_topic
 
 
@@ -40,6 +44,7 @@ class Command(BaseCommand):
             follow=options["follow"],
             timeout=options["timeout"],
         )
+        tracing.start("consumer")
         printed = 0
         for record in records:
             key = record.key.decode() if record.key is not None else None
@@ -53,9 +58,36 @@ class Command(BaseCommand):
                 continue
             if options["key"] and key != options["key"]:
                 continue
-            line = {"partition": record.partition, "offset": record.offset, "key": key, "event": event}
-            self.stdout.write(json.dumps(line))
+            with _consumer_span(record, options["topic"], event):
+                line = {"partition": record.partition, "offset": record.offset, "key": key, "event": event}
+                self.stdout.write(json.dumps(line))
             printed += 1
             if options["limit"] and printed >= options["limit"]:
                 records.close()
                 break
+        tracing.flush()
+
+
+def _consumer_span(record, topic: str, event: dict):
+    """Traced: a consumer span continuing the trace the message carries (its W3C headers, or the
+    envelope's distributed tracing extension when a producer sent no headers)."""
+    if not tracing.active():
+        return contextlib.nullcontext()
+    from opentelemetry.trace import SpanKind
+
+    headers = {name: value.decode(errors="replace") for name, value in record.headers or () if value}
+    carrier = {k: headers[k] for k in TRACE_CONTEXT_KEYS if k in headers} or {
+        k: event[k] for k in TRACE_CONTEXT_KEYS if isinstance(event.get(k), str)
+    }
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": topic,
+        "messaging.destination.partition.id": str(record.partition),
+        "messaging.kafka.offset": record.offset,
+        "cloudevents.event_id": str(event.get("id", "")),
+        "cloudevents.event_type": str(event.get("type", "")),
+    }
+    return tracing.span(
+        f"process {topic}", attributes, kind=SpanKind.CONSUMER, context=tracing.context_from(carrier)
+    )

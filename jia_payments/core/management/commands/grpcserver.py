@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from jia_payments.core.grpc import server as grpc_server
+from jia_payments.core.ops import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--max-workers", type=int, default=None, help="default: GRPC_MAX_WORKERS")
 
     def handle(self, *args, address=None, max_workers=None, **options):
+        tracing.start("grpc")  # before the server is built: the instrumentation wraps grpc.server
         address = address or settings.GRPC_ADDRESS
         server = grpc_server.build(
             address=address,
