@@ -204,3 +204,14 @@ def family_user_ids(family_ids) -> set[str]:
     members = FamilyMember.objects.filter(family_id__in=family_ids).values_list("user_id", flat=True)
     owners = Family.objects.filter(id__in=family_ids).values_list("owner_user_id", flat=True)
     return set(members) | set(owners)
+
+
+def entitlements_granted_by(*, payment_id=None, subscription_id: str = ""):
+    """The active rows a payment (or the subscription it paid) granted: what refunding all of it
+    takes away."""
+    rows = Q(payment_id=payment_id) if payment_id else Q(pk__in=[])
+    if subscription_id:
+        rows |= Q(subscription_id=subscription_id)
+    return (
+        Entitlement.objects.filter(rows, status=ACTIVE).select_related("plan").order_by("user_id", "feature")
+    )

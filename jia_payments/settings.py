@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "pricing",
     "entitlements",
     "payments",
+    "backoffice",
 ]
 
 MIDDLEWARE = [

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jia_payments.core import metrics
-from jia_payments.core.audit import record_changes
+from jia_payments.core.audit import audit_context, record_changes
 from jia_payments.core.errors import DomainError, InvalidTransition, NotFound
 from jia_payments.core.events import record_event
 from jia_payments.core.timestamps import iso_utc
@@ -100,7 +100,7 @@ def payment_create(
 
 
 def payment_update_status(
-    *, payment_id, status: str, failure_reason: str = "", failure_code: str = ""
+    *, payment_id, status: str, failure_reason: str = "", failure_code: str = "", reason: str = ""
 ) -> Payment:
     """Move a payment along the state machine (models.Payment.TRANSITIONS), or 409 `invalid_transition`.
 
@@ -108,7 +108,15 @@ def payment_update_status(
     the loser re-reads the new status and is judged against it. Records `payment.status.updated`,
     and `payment.completed` when it completes, `payment.refunded` when refunded. `failure_code`:
     a machine-readable reason (Stripe's decline code) for metrics, when `failure_reason` is prose.
+    `reason`: why (staff's words), for the audit trail.
     """
+    with audit_context(reason=reason):
+        return _update_status(
+            payment_id=payment_id, status=status, failure_reason=failure_reason, failure_code=failure_code
+        )
+
+
+def _update_status(*, payment_id, status: str, failure_reason: str, failure_code: str) -> Payment:
     if status not in Payment.Status.values:
         raise DomainError(errors={"status": [f'"{status}" is not a valid status.']})
     if status == Payment.Status.FAILED and not failure_reason:
