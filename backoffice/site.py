@@ -18,6 +18,16 @@ class BackofficeSite(admin.AdminSite):
         rank = {label: index for index, label in enumerate(SECTION_ORDER)}
         return sorted(apps, key=lambda app: (rank.get(app["app_label"], len(rank)), app["name"]))
 
+    def get_urls(self):
+        """Pages of a ModelAdmin that live beside its model's URLs (`site_urls()`), e.g.
+        /admin/entitlements/why/."""
+        extra = [
+            url
+            for model_admin in self._registry.values()
+            for url in getattr(model_admin, "site_urls", list)()
+        ]
+        return [*extra, *super().get_urls()]
+
 
 class BackofficeAdminConfig(AdminConfig):
     default_site = "backoffice.site.BackofficeSite"
