@@ -459,3 +459,8 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     {"model": "payments.Payment", "exclude_fields": ["updated_at"]},
     {"model": "payments.Refund", "exclude_fields": ["updated_at"]},
 )
+
+# --- Pricing zones --------------------------------------------------------------------------
+# The range a zone's multiplier may take (the model, the admin, the API and the importer check it).
+PRICING_MULTIPLIER_MIN = env.str("PRICING_MULTIPLIER_MIN", default="0.05")
+PRICING_MULTIPLIER_MAX = env.str("PRICING_MULTIPLIER_MAX", default="1.50")

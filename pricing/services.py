@@ -20,7 +20,6 @@ ZONE_FIELDS = (
     "gni_per_capita_threshold",
     "pricing_multiplier",
 )
-MAX_MULTIPLIER = Decimal("9.99")
 
 
 def _validated(iso_code: str, values: dict) -> tuple[str, dict]:
@@ -30,13 +29,12 @@ def _validated(iso_code: str, values: dict) -> tuple[str, dict]:
     if not is_country_code(iso_code):
         errors["iso_code"] = [f"'{iso_code[:10]}' is not an ISO 3166-1 alpha-2 country code."]
     multiplier = values["pricing_multiplier"]
-    if not isinstance(multiplier, Decimal) or not multiplier.is_finite():
+    if not isinstance(multiplier, Decimal):
         errors["pricing_multiplier"] = ["A decimal number is required."]
-    elif not Decimal("0") <= multiplier <= MAX_MULTIPLIER or multiplier.as_tuple().exponent < -2:
-        errors["pricing_multiplier"] = [f"Between 0.00 and {MAX_MULTIPLIER}, at most two decimal places."]
     try:
+        # Field rules, then the zone rules (PricingZone.clean: name and multiplier range).
         PricingZone(iso_code=iso_code, **values).full_clean(
-            exclude=["iso_code", "pricing_multiplier"], validate_unique=False, validate_constraints=False
+            exclude=["iso_code", *errors], validate_unique=False, validate_constraints=False
         )
     except ValidationError as error:
         errors.update(error.message_dict)
