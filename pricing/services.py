@@ -5,12 +5,14 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from jia_payments.core.audit import audit_context
+from jia_payments.core.audit import audit_context, record_changes
 from jia_payments.core.errors import NotFound
 from jia_payments.core.validation import is_country_code
 from pricing.income_groups import ZONE_ID_NAMESPACE
 from pricing.models import PricingZone
+from pricing.zones import ZONES, multiplier_errors
 
 ZONE_FIELDS = (
     "country",
@@ -113,3 +115,37 @@ def pricing_zone_delete(*, iso_code: str, reason: str = "") -> None:
         deleted, _ = PricingZone.objects.filter(iso_code=iso_code.upper()).delete()
     if not deleted:
         raise NotFound("No pricing zone for this country.")
+
+
+def pricing_zones_import(*, rows, reason: str) -> tuple[int, int]:
+    """Apply a World Bank classification (pricing.income_groups.ZoneRow rows, from the command or
+    the admin's upload); returns (created, updated)."""
+    return pricing_zone_bulk_upsert(zones=[row.values() for row in rows], reason=reason)
+
+
+def pricing_zone_set_multiplier(*, zone: str, multiplier: Decimal, reason: str) -> int:
+    """Give every country of `zone` this multiplier, in one transaction; returns how many changed."""
+    errors = {}
+    if zone not in ZONES:
+        errors["zone"] = [f"One of {', '.join(ZONES)}."]
+    if problems := multiplier_errors(multiplier):
+        errors["pricing_multiplier"] = problems
+    if not reason.strip():
+        errors["reason"] = ["Required."]
+    if errors:
+        raise ValidationError(errors)
+    with audit_context(reason=reason), transaction.atomic():
+        before = list(
+            PricingZone.objects.select_for_update()
+            .filter(zone=zone)
+            .exclude(pricing_multiplier=multiplier)
+            .values_list("pk", "iso_code", "pricing_multiplier")
+        )
+        PricingZone.objects.filter(pk__in=[pk for pk, _, _ in before]).update(
+            pricing_multiplier=multiplier, updated_at=timezone.now()
+        )
+        record_changes(
+            PricingZone,
+            [(pk, f"{iso} ({zone})", {"pricing_multiplier": (old, multiplier)}) for pk, iso, old in before],
+        )
+    return len(before)
