@@ -9,18 +9,18 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from backoffice.links import admin_url
 from entitlements import services
 from entitlements.models import Entitlement
 from entitlements.selectors import entitlement_explain
-from jia_payments.core.audit import audit_context
-from jia_payments.core.errors import DomainError
-from pricing.models import Plan
+from jia_payments.core.admin_links import admin_url
+from jia_payments.core.api.errors import DomainError
+from jia_payments.core.audit.trail import audit_context
+from pricing.selectors import active_plans
 
 
 class GrantPlanForm(forms.Form):
     user_id = forms.CharField(max_length=255)
-    plan = forms.ModelChoiceField(queryset=Plan.objects.filter(active=True).order_by("price_cents", "id"))
+    plan = forms.ModelChoiceField(queryset=active_plans())
     family_id = forms.UUIDField(
         required=False, help_text="A family plan only: the owner's family (empty: a new family, or theirs)"
     )

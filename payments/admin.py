@@ -11,15 +11,16 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from backoffice.links import admin_link, stripe_mirror_link
 from entitlements.selectors import entitlements_granted_by
-from jia_payments.core.audit_admin import AuditedAdmin, action_reason
-from jia_payments.core.errors import DomainError
+from jia_payments.core.admin_links import admin_link
+from jia_payments.core.api.errors import DomainError
+from jia_payments.core.audit.admin import AuditedAdmin, action_reason
 from jia_payments.core.models import OutboxEvent
 from payments import services
 from payments.models import CheckoutSession, Payment, Refund, StripeEvent
 from payments.refunds import is_stripe_payment, payment_refund, payment_refund_record_external, refund_left
-from pricing.money import format_major_units, format_money, parse_major_units
+from payments.stripe_mirror import stripe_mirror_link
+from pricing.selectors import format_major_units, format_money, parse_major_units
 
 REFUND_PERMISSION = "payments.refund_payment"
 MOVE_PERMISSION = "payments.change_payment"

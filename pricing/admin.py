@@ -4,13 +4,12 @@ from django.http import HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from entitlements.services import plan_entitlements_sync_later
-from jia_payments.core.audit_admin import AuditedAdmin
+from jia_payments.core.audit.admin import AuditedAdmin, action_reason
 from pricing import admin_zones
 from pricing.models import Feature, Plan, PricingZone
 from pricing.money import format_major_units, format_money
 from pricing.selectors import plan_zone_prices, zone_for_country, zone_price_cents
-from pricing.services import pricing_zone_delete, pricing_zone_upsert
+from pricing.services import plan_deactivate, plan_save, pricing_zone_delete, pricing_zone_upsert
 from pricing.zones import ZONES
 
 
@@ -56,11 +55,14 @@ class PlanAdmin(AuditedAdmin, admin.ModelAdmin):
         )
         return [preview, *super().get_urls()]
 
+    def save_model(self, request, obj, form, change):
+        """Saved with its features in `save_related`, by the pricing service."""
+
     def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        if change and {"features", "usage_limits"} & set(form.changed_data):
-            # The entitlements granted by this plan follow its features and limits (after commit).
-            plan_entitlements_sync_later(plan_id=form.instance.pk)
+        features = [feature.code for feature in form.cleaned_data.get("features", [])]
+        plan_save(plan=form.instance, feature_codes=features, reason=request.POST.get("audit_reason", ""))
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def has_delete_permission(self, request, obj=None):
         # Once a plan was sold or granted, deleting it would orphan history: deactivate it instead.
@@ -70,11 +72,10 @@ class PlanAdmin(AuditedAdmin, admin.ModelAdmin):
 
     @admin.action(description="Deactivate selected plans (no longer offered)", permissions=["change"])
     def deactivate_selected(self, request, queryset):
-        changed = 0
-        for plan in queryset.filter(active=True):
-            plan.active = False
-            plan.save(update_fields=["active", "updated_at"])
-            changed += 1
+        reason = action_reason(request) or "deactivated in admin"
+        changed = sum(
+            plan_deactivate(plan_id=pk, reason=reason) for pk in queryset.values_list("pk", flat=True)
+        )
         self.message_user(request, f"{changed} plan(s) deactivated.", messages.SUCCESS)
 
     @admin.display(description="price", ordering="price_cents")

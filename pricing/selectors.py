@@ -3,8 +3,9 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import QuerySet
 
-from jia_payments.core.errors import NotFound
+from jia_payments.core.api.errors import NotFound
 from pricing.models import Plan, PricingZone
+from pricing.money import format_major_units, format_money, parse_major_units  # noqa: F401  (for other apps)
 
 ZONE_A_MULTIPLIER = Decimal("1.00")
 

@@ -1,17 +1,19 @@
-"""Every write to pricing zones: validated, in one transaction, safe under concurrent upserts."""
+"""Pricing writes: pricing zones (validated, in one transaction, safe under concurrent upserts) and
+the news that a plan's features or limits changed, for the apps that follow plans."""
 
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from jia_payments.core.audit import audit_context, record_changes
-from jia_payments.core.errors import NotFound
-from jia_payments.core.validation import is_country_code
+from jia_payments.core.api.errors import NotFound
+from jia_payments.core.api.validation import is_country_code
+from jia_payments.core.audit.trail import audit_context, record_changes
 from pricing.income_groups import ZONE_ID_NAMESPACE
-from pricing.models import PricingZone
+from pricing.models import Plan, PricingZone
 from pricing.zones import ZONES, multiplier_errors
 
 ZONE_FIELDS = (
@@ -117,6 +119,22 @@ def pricing_zone_delete(*, iso_code: str, reason: str = "") -> None:
         raise NotFound("No pricing zone for this country.")
 
 
+_plan_features_changed_callbacks: list[Callable[..., None]] = []
+
+
+def on_plan_features_changed(callback: Callable[..., None]) -> None:
+    """Call `callback(plan_id=...)` whenever a plan's features or usage limits change (an app that
+    follows plans registers it in its AppConfig.ready; pricing imports no app above it)."""
+    if callback not in _plan_features_changed_callbacks:
+        _plan_features_changed_callbacks.append(callback)
+
+
+def plan_features_changed(*, plan_id: str) -> None:
+    """A plan's features or usage limits changed: tell every app that follows plans."""
+    for callback in _plan_features_changed_callbacks:
+        callback(plan_id=plan_id)
+
+
 def pricing_zones_import(*, rows, reason: str) -> tuple[int, int]:
     """Apply a World Bank classification (pricing.income_groups.ZoneRow rows, from the command or
     the admin's upload); returns (created, updated)."""
@@ -149,3 +167,36 @@ def pricing_zone_set_multiplier(*, zone: str, multiplier: Decimal, reason: str) 
             [(pk, f"{iso} ({zone})", {"pricing_multiplier": (old, multiplier)}) for pk, iso, old in before],
         )
     return len(before)
+
+
+# --- plans -------------------------------------------------------------------------------------
+
+
+def plan_save(*, plan: Plan, feature_codes: list[str], reason: str = "") -> Plan:
+    """Create or update a plan (already validated, e.g. by the admin form) and its features, in one
+    transaction; when its features or usage limits changed, the apps that follow plans are told
+    (entitlements re-syncs the rows the plan granted, after commit)."""
+    with audit_context(reason=reason), transaction.atomic():
+        before = Plan.objects.select_for_update().filter(pk=plan.pk).first() if plan.pk else None
+        old_features = set(before.features.values_list("code", flat=True)) if before else set()
+        plan.save()
+        plan.features.set(feature_codes)
+        changed = before is not None and (
+            old_features != set(feature_codes) or before.usage_limits != plan.usage_limits
+        )
+        if changed:
+            plan_features_changed(plan_id=plan.pk)
+    return plan
+
+
+def plan_deactivate(*, plan_id: str, reason: str = "") -> bool:
+    """Stop offering a plan (what it sold or granted stays); answers whether it was active."""
+    with audit_context(reason=reason), transaction.atomic():
+        plan = Plan.objects.select_for_update().filter(pk=plan_id).first()
+        if plan is None:
+            raise NotFound("No such plan.")
+        if not plan.active:
+            return False
+        plan.active = False
+        plan.save(update_fields=["active", "updated_at"])
+    return True

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from backoffice.dashboard import dashboard
 from entitlements.tests.factories import EntitlementFactory
-from jia_payments.core.events import record_event
+from jia_payments.core.outbox.events import record_event
 from payments.models import Payment, StripeEvent
 from payments.tests.factories import PaymentFactory
 

@@ -1,9 +1,8 @@
-"""Links between admin pages: to an object's change page, and from a Stripe id to dj-stripe's
-mirror of that object (its `id` is Stripe's id)."""
+"""From a Stripe id in admin to dj-stripe's mirror of that object (its `id` is Stripe's id)."""
 
-from django.contrib.admin.utils import quote
-from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
+
+from jia_payments.core.admin_links import admin_link
 
 # Which mirror to open for a kind of Stripe id: a PaymentIntent is shown through its charge.
 MIRRORS = {
@@ -15,19 +14,6 @@ MIRRORS = {
     "invoice": ("Invoice", "id"),
     "event": ("Event", "id"),
 }
-
-
-def admin_url(obj) -> str:
-    meta = obj._meta
-    try:
-        return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[quote(obj.pk)])
-    except NoReverseMatch:
-        return ""
-
-
-def admin_link(obj, text) -> str:
-    url = admin_url(obj)
-    return format_html('<a href="{}">{}</a>', url, text) if url else format_html("{}", text)
 
 
 def stripe_mirror(kind: str, stripe_id: str):
