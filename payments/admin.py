@@ -262,7 +262,7 @@ class PaymentAdmin(AuditedAdmin, admin.ModelAdmin):
             context = {
                 "confirming": True,
                 "full": full,
-                "amount_shown": format_money(amount, payment.currency),
+                "refund_shown": format_money(amount, payment.currency),
                 "revoked": list(
                     entitlements_granted_by(
                         payment_id=payment.pk,

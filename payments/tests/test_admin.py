@@ -205,6 +205,7 @@ def test_a_bank_transfer_is_refunded_in_parts_and_then_access_ends(as_staff, ban
 
     review = _refund(client, payment, "20.00", "half back, goodwill", confirm=False).content.decode()
     assert "Refund 20.00 USD?" in review and "no access is revoked" in review
+    assert "<tr><th>Amount</th><td>49.99 USD</td></tr>" in review  # the payment's, beside the refund's
     assert not Refund.objects.exists()  # reviewing changes nothing
     assert _refund(client, payment, "20.00", "half back, goodwill", confirm=True).status_code == 302
     payment.refresh_from_db()
