@@ -73,7 +73,7 @@ def grant_plan_view(model_admin, request):
         data = form.cleaned_data
         try:
             with audit_context(reason=data["reason"]):
-                rows = services.grant_plan(
+                rows = services.entitlements_grant_plan(
                     user_id=data["user_id"],
                     plan=data["plan"],
                     family_id=data["family_id"],

@@ -19,7 +19,8 @@ from jia_payments.core.models import OutboxEvent
 from payments import services
 from payments.models import CheckoutSession, Payment, Refund, StripeEvent
 from payments.refunds import is_stripe_payment, payment_refund, payment_refund_record_external, refund_left
-from payments.stripe_mirror import stripe_mirror_link
+from payments.stripe.events import stripe_events_reprocess
+from payments.stripe.mirror import stripe_mirror_link
 from pricing.selectors import format_major_units, format_money, parse_major_units
 
 REFUND_PERMISSION = "payments.refund_payment"
@@ -323,11 +324,11 @@ class PaymentAdmin(AuditedAdmin, admin.ModelAdmin):
         )
 
     def _move(self, ids, request, status: str, reason: str) -> None:
-        """Through `payment_update_status`, as the API's status call: its state machine, events, metrics."""
+        """Through `payment_move_status`, as the API's status call: its state machine, events, metrics."""
         moved = 0
         for pk in ids:
             try:
-                services.payment_update_status(
+                services.payment_move_status(
                     payment_id=pk,
                     status=status,
                     failure_reason=reason if status == Payment.Status.FAILED else "",
@@ -452,7 +453,5 @@ class StripeEventAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reprocess (failed or stuck events)", permissions=["reprocess"])
     def reprocess(self, request, queryset):
-        from payments.stripe_events import stripe_events_reprocess
-
         queued = stripe_events_reprocess(event_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{queued} event(s) queued for processing again.", messages.SUCCESS)

@@ -1,23 +1,18 @@
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from jia_payments.core.api.errors import NotFound
 from pricing.models import Plan, PricingZone
-from pricing.money import format_major_units, format_money, parse_major_units  # noqa: F401  (for other apps)
+from pricing.money import (  # noqa: F401  (format_*, parse_*: for other apps)
+    format_major_units,
+    format_money,
+    parse_major_units,
+    stripe_minimum_charge,
+)
 
 ZONE_A_MULTIPLIER = Decimal("1.00")
-
-
-# Stripe's minimum charge per currency, in minor units (Stripe docs, "Minimum and maximum charge
-# amounts"): a paid plan is never priced below it, or Stripe would refuse the checkout.
-MINIMUM_CHARGE = {
-    "USD": 50, "AUD": 50, "BRL": 50, "CAD": 50, "CHF": 50, "EUR": 50, "INR": 50, "NZD": 50,
-    "SGD": 50, "GBP": 30, "JPY": 50, "DKK": 250, "HKD": 400, "MXN": 1000, "NOK": 300,
-    "PLN": 200, "SEK": 300,
-}  # fmt: skip
-DEFAULT_MINIMUM_CHARGE = 50
 
 
 def zone_price_cents(*, base_price_cents: int, multiplier: Decimal, currency: str) -> int:
@@ -26,7 +21,7 @@ def zone_price_cents(*, base_price_cents: int, multiplier: Decimal, currency: st
     price = int((Decimal(base_price_cents) * multiplier).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
     if base_price_cents == 0:
         return 0
-    return max(price, MINIMUM_CHARGE.get(currency.upper(), DEFAULT_MINIMUM_CHARGE))
+    return max(price, stripe_minimum_charge(currency))
 
 
 def zone_for_country(iso_code: str) -> PricingZone | None:
@@ -94,6 +89,25 @@ def plan_prices(*, country: str, plan_id: str | None = None) -> list[PriceQuote]
         )
         for plan in plans
     ]
+
+
+def plan_find(*, plan_id: str) -> Plan | None:
+    """The plan, active or retired (a grant honours the plan it was sold under); None if unknown."""
+    return Plan.objects.filter(pk=plan_id).first()
+
+
+def plan_feature_codes(*, plan: Plan) -> list[str]:
+    return list(plan.features.values_list("code", flat=True))
+
+
+def plan_has_feature(*, plan: Plan, feature_code: str) -> bool:
+    return plan.features.filter(code=feature_code).exists()
+
+
+def plan_max_users_subquery(*, plan_ref: str = "plan_id") -> Subquery:
+    """The `max_users` of the plan the outer row's `plan_ref` column points at, for a conditional
+    UPDATE that compares a seat counter with it in the database."""
+    return Subquery(Plan.objects.filter(pk=OuterRef(plan_ref)).order_by().values("max_users")[:1])
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from backoffice.dashboard import dashboard
 from entitlements.models import Entitlement, Family
-from entitlements.services import grant_plan
+from entitlements.services import entitlements_grant_plan
 from payments.models import Payment
 from payments.tests.factories import PaymentFactory
 from pricing.models import Plan, PricingZone
@@ -174,7 +174,7 @@ def test_refunding_part_then_the_rest_revokes_the_access(live_server, staff):
         payment_method=Payment.Method.BANK_TRANSFER,
         status=Payment.Status.COMPLETED,
     )
-    grant_plan(user_id="cara", plan=plan, payment_id=payment.pk)
+    entitlements_grant_plan(user_id="cara", plan=plan, payment_id=payment.pk)
     url = f"{live_server.url}/admin/payments/payment/{payment.pk}/change/"
     with chromium_page() as page:
         log_in(page, live_server.url, staff, PASSWORD)

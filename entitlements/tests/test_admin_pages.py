@@ -83,8 +83,8 @@ def test_a_family_id_for_a_single_plan_is_refused(as_staff):
 def test_revoking_in_admin_writes_what_the_api_status_call_writes(
     as_staff, staff_client, committed, family_plan
 ):
-    [api_row, *_] = services.grant_plan(user_id="a", plan=family_plan)
-    [admin_row, *_] = services.grant_plan(user_id="b", plan=family_plan)
+    [api_row, *_] = services.entitlements_grant_plan(user_id="a", plan=family_plan)
+    [admin_row, *_] = services.entitlements_grant_plan(user_id="b", plan=family_plan)
     OutboxEvent.objects.all().delete()
     LogEntry.objects.all().delete()
     response = staff_client.post(
@@ -123,7 +123,7 @@ def test_revoking_in_admin_writes_what_the_api_status_call_writes(
 
 
 def test_extending_sets_the_new_end_with_the_reason(as_staff, family_plan, committed):
-    rows = services.grant_plan(user_id="a", plan=family_plan)
+    rows = services.entitlements_grant_plan(user_id="a", plan=family_plan)
     client = as_staff("sue", "support")
     ids = [row.pk for row in rows[:2]]
     page = client.post(
@@ -154,7 +154,7 @@ def test_extending_sets_the_new_end_with_the_reason(as_staff, family_plan, commi
 
 def test_the_why_page_explains_every_row(as_staff, family_plan, committed):
     with committed():
-        [calendar, *_] = services.grant_plan(user_id="owner_1", plan=family_plan)
+        [calendar, *_] = services.entitlements_grant_plan(user_id="owner_1", plan=family_plan)
         services.family_member_add(family_id=calendar.family_id, user_id="kid_1")
     old = plan_with(["calendar"], id="old_plan")
     expired = services.entitlement_create(

@@ -10,10 +10,10 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from entitlements.models import Entitlement
-from entitlements.services import grant_plan
+from entitlements.services import entitlements_grant_plan
 from jia_payments.core.models import OutboxEvent
-from payments import stripe_gateway
 from payments.models import Payment, Refund
+from payments.stripe import gateway as stripe_gateway
 from payments.tests.factories import PaymentFactory
 from pricing.tests.factories import FeatureFactory, PlanFactory
 
@@ -187,7 +187,7 @@ def bank_transfer_with_access():
     payment = PaymentFactory(
         amount=4999, payment_method=Payment.Method.BANK_TRANSFER, status=Payment.Status.COMPLETED
     )
-    grant_plan(user_id=payment.customer_id, plan=plan, payment_id=payment.pk)
+    entitlements_grant_plan(user_id=payment.customer_id, plan=plan, payment_id=payment.pk)
     return payment
 
 

@@ -15,8 +15,8 @@ from entitlements import services as entitlement_services
 from entitlements.models import Entitlement, Family, FamilyMember
 from entitlements.tests.factories import plan_with
 from jia_payments.core.audit.trail import audit_context, record_changes
-from payments import stripe_gateway
 from payments.models import Payment, Refund
+from payments.stripe import gateway
 from payments.tests.factories import PaymentFactory
 from pricing.models import Feature, Plan, PricingZone
 from pricing.tests.factories import FeatureFactory, PricingZoneFactory
@@ -162,7 +162,7 @@ def test_a_payment_status_move_by_a_service_token_is_recorded(service_client):
 
 def test_family_seats_moved_by_the_api_are_recorded(api_client_for):
     plan = plan_with(["calendar"], id="family", max_users=3)
-    entitlement_services.grant_plan(user_id="owner", plan=plan, subscription_id="sub_f")
+    entitlement_services.entitlements_grant_plan(user_id="owner", plan=plan, subscription_id="sub_f")
     family = Family.objects.get()
     owner = api_client_for("owner")
     assert (
@@ -189,7 +189,7 @@ def test_family_seats_moved_by_the_api_are_recorded(api_client_for):
 
 def _completed_stripe_payment(localstripe, amount: int = 2000) -> Payment:
     payment_id = uuid.uuid4()
-    intent = stripe_gateway.payment_intent_create(
+    intent = gateway.payment_intent_create(
         payment_id=payment_id, amount=amount, currency="USD", description="audit", metadata={}
     )
     localstripe.post(f"/v1/payment_intents/{intent['id']}", {"payment_method": "pm_card_visa"})
@@ -225,10 +225,10 @@ def test_a_refund_retried_by_beat_names_who_asked_for_it(service_client, localst
     payment = _completed_stripe_payment(localstripe)
 
     def down(**kwargs):
-        raise stripe_gateway.StripeUnavailable()
+        raise gateway.StripeUnavailable()
 
     with monkeypatch.context() as patched:
-        patched.setattr(stripe_gateway, "refund_create", down)
+        patched.setattr(gateway, "refund_create", down)
         response = service_client.post(
             f"/api/v1/payments/{payment.pk}/refund/", {"reason": "duplicate order"}, format="json"
         )
@@ -285,7 +285,7 @@ def test_the_expiry_sweeper_audits_each_row_of_a_batch_in_one_insert(django_asse
 
 def test_a_subscription_cancelled_by_stripe_is_recorded_per_row():
     plan = plan_with(["calendar", "chat"], id="premium")
-    rows = entitlement_services.grant_plan(user_id="u1", plan=plan, subscription_id="sub_1")
+    rows = entitlement_services.entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="sub_1")
     with audit_context(actor="stripe:customer.subscription.deleted"):
         entitlement_services.entitlements_cancel_for_subscription(subscription_id="sub_1", reason="canceled")
     for row in rows:
@@ -428,7 +428,7 @@ def test_a_grant_in_admin_records_its_reason(admin_client, admin_user):
 
 def test_a_family_member_added_in_admin_is_recorded(admin_client, admin_user):
     plan = plan_with(["calendar"], id="family", max_users=3)
-    entitlement_services.grant_plan(user_id="owner", plan=plan, subscription_id="sub_f")
+    entitlement_services.entitlements_grant_plan(user_id="owner", plan=plan, subscription_id="sub_f")
     family = Family.objects.get()
     owner_member = FamilyMember.objects.get()
     form = {

@@ -12,7 +12,7 @@ from entitlements import services as entitlement_services
 from entitlements.tests.factories import plan_with
 from jia_payments.core.models import OutboxEvent
 from payments.models import StripeEvent
-from payments.stripe_events import stripe_event_receive, stripe_event_record_failure
+from payments.stripe.events import stripe_event_receive, stripe_event_record_failure
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +90,9 @@ def test_counts_follow_a_scripted_sequence_of_api_calls(
     user = f"user_metrics_{uuid.uuid4().hex[:8]}"  # no cache entry from another test
     plan = plan_with(["metrics_feature"], id=f"plan_{uuid.uuid4().hex[:8]}")
     with committed():
-        entitlement_services.grant_plan(user_id=user, plan=plan, subscription_id="sub_m", expires_at=None)
+        entitlement_services.entitlements_grant_plan(
+            user_id=user, plan=plan, subscription_id="sub_m", expires_at=None
+        )
     before = scrape()
 
     # Payments: three created in NOK (bank transfers: no Stripe), one completes, two fail.

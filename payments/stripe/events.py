@@ -3,7 +3,7 @@
 - `stripe_event_receive` stores an event (from the webhook or from reconciliation) under Stripe's
   event id; a second delivery of the same id stores nothing and enqueues nothing.
 - `stripe_event_process` (run by a Celery task) locks the event's row, runs our handler for its
-  type (`webhook_handlers.HANDLERS`) and marks it processed, all in one transaction: two workers
+  type (`handlers.HANDLERS`) and marks it processed, all in one transaction: two workers
   given the same event cannot both apply it, and a failed handler leaves no partial effect.
 - `stripe_events_reconcile` (Celery beat) asks Stripe for recent events we never received.
 """
@@ -18,9 +18,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jia_payments.core.audit.trail import audit_context
-from payments import metrics, stripe_gateway
+from payments import metrics
 from payments.models import StripeEvent
-from payments.webhook_handlers import HANDLERS
+from payments.stripe import gateway
+from payments.stripe.handlers import HANDLERS
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def stripe_events_reconcile() -> dict[str, int]:
     now = timezone.now()
     since = int((now - timedelta(hours=settings.STRIPE_RECONCILE_LOOKBACK_HOURS)).timestamp())
     received = 0
-    for event in stripe_gateway.events_since(created_gte=since, types=sorted(HANDLERS)):
+    for event in gateway.events_since(created_gte=since, types=sorted(HANDLERS)):
         if StripeEvent.objects.filter(pk=event["id"]).exists():
             continue
         with transaction.atomic():

@@ -1,48 +1,47 @@
 """Our handler for each Stripe event type: the one dispatch table.
 
 Each handler gets the event's object and runs inside the transaction that marks the event
-processed (`stripe_events.stripe_event_process`). Where the order of events matters, a handler
+processed (`payments.stripe.events.stripe_event_process`). Where the order of events matters, a handler
 re-reads the object from Stripe and acts on its current state, so events arriving out of order
 (a renewal before the purchase, an `updated` before its `created`) converge to Stripe's state.
 Handlers only read from Stripe; every change they make is ours, through services.
 """
 
 import logging
-from datetime import UTC, datetime
 
 from entitlements import services as entitlement_services
-from payments import stripe_gateway
 from payments.checkout import checkout_session_complete, checkout_session_expire
 from payments.models import Payment
 from payments.refunds import payment_refunds_sync
-from payments.selectors import checkout_session_for_subscription, checkout_session_get, payment_for_intent
-from payments.services import payment_create, payment_reach_status
+from payments.selectors import (
+    checkout_session_find,
+    checkout_session_find_for_subscription,
+    payment_find_for_intent,
+)
+from payments.services import payment_ensure_status, payment_record
+from payments.stripe import gateway
 
 logger = logging.getLogger(__name__)
 
 LIVE_SUBSCRIPTION_STATUSES = {"active", "trialing"}
 
 
-def _datetime(unix_time: int | None) -> datetime | None:
-    return datetime.fromtimestamp(unix_time, tz=UTC) if unix_time else None
-
-
 def on_checkout_session_completed(obj: dict) -> None:
     """Also `checkout.session.async_payment_succeeded`: the money arrived later."""
-    session = stripe_gateway.checkout_session_retrieve(obj["id"])
+    session = gateway.checkout_session_retrieve(obj["id"])
     if session.get("payment_status") not in ("paid", "no_payment_required"):
         return  # an asynchronous payment method: wait for async_payment_succeeded
-    ours = checkout_session_get(session.get("client_reference_id"))
+    ours = checkout_session_find(checkout_session_id=session.get("client_reference_id"))
     if ours is None:
         logger.warning("checkout session %s is not one of ours; ignored", session["id"])
         return
     subscription_id = session.get("subscription") or ""
     expires_at = None
     if subscription_id:
-        subscription = stripe_gateway.subscription_retrieve(subscription_id)
-        expires_at = _datetime(stripe_gateway.subscription_period_end(subscription))
-        invoice = stripe_gateway.invoice_retrieve(session["invoice"]) if session.get("invoice") else {}
-        payment_intent_id = stripe_gateway.invoice_payment_intent_id(invoice)
+        subscription = gateway.subscription_retrieve(subscription_id)
+        expires_at = gateway.stripe_datetime(gateway.subscription_period_end(subscription))
+        invoice = gateway.invoice_retrieve(session["invoice"]) if session.get("invoice") else {}
+        payment_intent_id = gateway.invoice_payment_intent_id(invoice)
     else:
         payment_intent_id = session.get("payment_intent") or ""
     checkout_session_complete(
@@ -57,7 +56,7 @@ def on_checkout_session_completed(obj: dict) -> None:
 
 
 def on_checkout_session_expired(obj: dict) -> None:
-    ours = checkout_session_get(obj.get("client_reference_id"))
+    ours = checkout_session_find(checkout_session_id=obj.get("client_reference_id"))
     if ours is not None:
         checkout_session_expire(checkout_session_id=ours.pk)
 
@@ -65,18 +64,18 @@ def on_checkout_session_expired(obj: dict) -> None:
 def on_payment_intent_changed(obj: dict) -> None:
     """`payment_intent.succeeded` and `payment_intent.payment_failed`: our payment follows the
     PaymentIntent's current state (a failure event can arrive after a later success)."""
-    payment = payment_for_intent(obj["id"])
+    payment = payment_find_for_intent(payment_intent_id=obj["id"])
     if payment is None:
         return  # not a PaymentIntent of ours, or one Checkout made (its session completes it)
-    intent = stripe_gateway.payment_intent_retrieve(obj["id"])
+    intent = gateway.payment_intent_retrieve(obj["id"])
     if intent["status"] == "succeeded":
-        payment_reach_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
+        payment_ensure_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
     elif intent["status"] == "canceled":
-        payment_reach_status(payment_id=payment.pk, status=Payment.Status.CANCELLED)
+        payment_ensure_status(payment_id=payment.pk, status=Payment.Status.CANCELLED)
     elif intent["status"] == "requires_payment_method" and intent.get("last_payment_error"):
         error = intent["last_payment_error"]
         reason = error.get("message") or error.get("code") or "payment failed"
-        payment_reach_status(
+        payment_ensure_status(
             payment_id=payment.pk,
             status=Payment.Status.FAILED,
             failure_reason=reason,
@@ -86,15 +85,15 @@ def on_payment_intent_changed(obj: dict) -> None:
 
 def on_charge_refunded(obj: dict) -> None:
     payment_intent_id = obj.get("payment_intent") or ""
-    if payment_for_intent(payment_intent_id) is not None:
+    if payment_find_for_intent(payment_intent_id=payment_intent_id) is not None:
         payment_refunds_sync(
-            payment_intent_id=payment_intent_id, stripe_refunds=stripe_gateway.refunds_list(payment_intent_id)
+            payment_intent_id=payment_intent_id, stripe_refunds=gateway.refunds_list(payment_intent_id)
         )
 
 
 def on_subscription_changed(obj: dict) -> None:
     """`customer.subscription.created|updated`: access lasts to the current period's end."""
-    subscription = stripe_gateway.subscription_retrieve(obj["id"])
+    subscription = gateway.subscription_retrieve(obj["id"])
     if subscription["status"] in LIVE_SUBSCRIPTION_STATUSES:
         _extend(subscription)
     elif subscription["status"] == "canceled":
@@ -103,13 +102,13 @@ def on_subscription_changed(obj: dict) -> None:
 
 def on_invoice_paid(obj: dict) -> None:
     """A paid renewal: record its payment and extend access to the new period's end."""
-    invoice = stripe_gateway.invoice_retrieve(obj["id"])
+    invoice = gateway.invoice_retrieve(obj["id"])
     subscription_id = invoice.get("subscription") or (
         ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
     )
     if not subscription_id:
         return
-    subscription = stripe_gateway.subscription_retrieve(subscription_id)
+    subscription = gateway.subscription_retrieve(subscription_id)
     if invoice.get("billing_reason") != "subscription_create":  # the first is the checkout's payment
         _record_renewal_payment(invoice, subscription)
     if subscription["status"] in LIVE_SUBSCRIPTION_STATUSES:
@@ -117,11 +116,11 @@ def on_invoice_paid(obj: dict) -> None:
 
 
 def on_subscription_deleted(obj: dict) -> None:
-    _cancel_at_period_end(stripe_gateway.subscription_retrieve(obj["id"]))
+    _cancel_at_period_end(gateway.subscription_retrieve(obj["id"]))
 
 
 def _extend(subscription: dict) -> None:
-    expires_at = _datetime(stripe_gateway.subscription_period_end(subscription))
+    expires_at = gateway.stripe_datetime(gateway.subscription_period_end(subscription))
     if expires_at is not None:
         entitlement_services.entitlements_extend_subscription(
             subscription_id=subscription["id"], expires_at=expires_at
@@ -130,21 +129,25 @@ def _extend(subscription: dict) -> None:
 
 def _cancel_at_period_end(subscription: dict) -> None:
     """Paid time is kept: access ends at the end of the period that was paid for."""
-    at = _datetime(stripe_gateway.subscription_period_end(subscription) or subscription.get("ended_at"))
+    at = gateway.stripe_datetime(
+        gateway.subscription_period_end(subscription) or subscription.get("ended_at")
+    )
     entitlement_services.entitlements_cancel_for_subscription(
         subscription_id=subscription["id"], reason="subscription_canceled", at=at
     )
 
 
 def _record_renewal_payment(invoice: dict, subscription: dict) -> None:
-    payment_intent_id = stripe_gateway.invoice_payment_intent_id(invoice)
-    if not payment_intent_id or payment_for_intent(payment_intent_id) is not None:
+    payment_intent_id = gateway.invoice_payment_intent_id(invoice)
+    if not payment_intent_id or payment_find_for_intent(payment_intent_id=payment_intent_id) is not None:
         return
-    ours = checkout_session_for_subscription(subscription["id"], subscription.get("metadata"))
+    ours = checkout_session_find_for_subscription(
+        subscription_id=subscription["id"], metadata=subscription.get("metadata")
+    )
     if ours is None:
         logger.warning("paid invoice %s of a subscription %s not ours", invoice["id"], subscription["id"])
         return
-    payment = payment_create(
+    payment = payment_record(
         amount=invoice["amount_paid"],
         currency=invoice["currency"].upper(),
         payment_method=Payment.Method.STRIPE_CHECKOUT,
@@ -158,7 +161,7 @@ def _record_renewal_payment(invoice: dict, subscription: dict) -> None:
             "stripe_subscription_id": subscription["id"],
         },
     )
-    payment_reach_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
+    payment_ensure_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
 
 
 HANDLERS = {
