@@ -12,8 +12,40 @@ from jia_payments.core.api.errors import DomainError
 from jia_payments.core.audit.admin import AuditedAdmin, action_reason
 
 
+class EntitlementForm(forms.ModelForm):
+    class Meta:
+        model = Entitlement
+        fields = [
+            "user_id",
+            "feature",
+            "plan",
+            "family",
+            "status",
+            "status_reason",
+            "granted_at",
+            "expires_at",
+            "subscription_id",
+            "payment_id",
+            "usage_limits",
+            "metadata",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        plan, feature = data.get("plan"), data.get("feature")
+        if plan is not None and feature is not None:
+            try:
+                services.check_feature_of_plan(plan=plan, feature_code=feature.pk)
+            except DomainError as error:
+                self.add_error(
+                    "feature", (getattr(error, "errors", None) or {}).get("feature_code") or str(error.detail)
+                )
+        return data
+
+
 @admin.register(Entitlement)
 class EntitlementAdmin(AuditedAdmin, admin.ModelAdmin):
+    form = EntitlementForm
     list_display = ["user_id", "feature", "plan", "status", "expires_at", "family", "origin", "granted_at"]
     list_filter = ["status", "origin", "plan", "feature"]
     search_fields = ["user_id", "subscription_id", "=id", "=family__id", "=payment_id"]

@@ -20,6 +20,7 @@ from entitlements.services.grants import (
 from entitlements.services.plan_sync import plan_entitlements_sync, plan_entitlements_sync_later
 from entitlements.services.rows import (
     STATUS_TRANSITIONS,
+    check_feature_of_plan,
     entitlement_admin_create,
     entitlement_create,
     entitlement_revoke,
@@ -33,6 +34,7 @@ __all__ = [
     "REASON_FEATURE_REMOVED",
     "REASON_PLAN_CHANGED",
     "STATUS_TRANSITIONS",
+    "check_feature_of_plan",
     "entitlement_admin_create",
     "entitlement_create",
     "entitlement_revoke",

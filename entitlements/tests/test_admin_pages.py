@@ -191,3 +191,26 @@ def test_staff_without_the_permission_get_403(as_staff, family_plan):
     assert client.get(reverse("admin:entitlements_grant_plan")).status_code == 403
     assert _grant(client, user_id="u", plan="family_monthly", reason="x").status_code == 403
     assert not Entitlement.objects.exists()
+
+
+def test_a_single_grant_of_a_feature_outside_the_plan_is_refused(admin_client, family_plan):
+    plan_with(["vault"], id="vault_only")
+    response = admin_client.post(
+        reverse("admin:entitlements_entitlement_add"),
+        {
+            "user_id": "u1",
+            "feature": "vault",
+            "plan": "family_monthly",
+            "status": "active",
+            "granted_at_0": "2026-12-01",
+            "granted_at_1": "00:00:00",
+            "usage_limits": "{}",
+            "metadata": "{}",
+            "audit_reason": "x",
+        },
+    )
+    assert response.status_code == 200
+    assert (
+        "&#x27;vault&#x27; is not a feature of plan &#x27;family_monthly&#x27;." in response.content.decode()
+    )
+    assert not Entitlement.objects.exists()
