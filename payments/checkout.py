@@ -105,7 +105,7 @@ def checkout_session_create(
     country, country_source = checkout_country(
         principal=principal, requested=country, edge_value=edge_country
     )
-    plan = active_plan(plan_id)
+    plan = active_plan(plan_id=plan_id)
     if family_id is not None and not plan.is_family:
         raise Unprocessable("Only a family plan has a family.", errors={"family_id": ["Not a family plan."]})
     if plan.is_family and family_id is None:

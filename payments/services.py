@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jia_payments.core.api.auth import Principal
-from jia_payments.core.api.errors import DomainError, InvalidTransition, NotFound
+from jia_payments.core.api.errors import DomainError, Forbidden, InvalidTransition, NotFound
 from jia_payments.core.api.timestamps import iso_utc
 from jia_payments.core.api.validation import is_currency_code
 from jia_payments.core.audit.trail import audit_context, record_changes
@@ -64,8 +64,8 @@ def _count_on_commit(payment: Payment, failure_code: str = "") -> None:
     )
 
 
-class PaymentForbidden(DomainError):
-    status, code, title = 403, "permission_denied", "Permission denied"
+class PaymentForbidden(Forbidden):
+    """An end user creating a payment for someone else."""
 
 
 class NewPayment(NamedTuple):
