@@ -112,7 +112,7 @@ class PlanAdmin(AuditedAdmin, admin.ModelAdmin):
         answer = {"html": str(zone_price_lines(base_price_cents=base, currency=currency)), "country": None}
         country = request.GET.get("country", "").strip().upper()
         if country:
-            zone = zone_for_country(country)
+            zone = zone_for_country(iso_code=country)
             multiplier = zone.pricing_multiplier if zone else ZONES["A"].multiplier
             price = zone_price_cents(base_price_cents=base, multiplier=multiplier, currency=currency)
             shown = format_money(price, currency)

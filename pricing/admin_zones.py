@@ -137,7 +137,7 @@ def import_view(model_admin, request):
                 request, f"Imported: {created} countries added, {updated} updated.", messages.SUCCESS
             )
             return _back()
-        changes = income_groups_changes(rows)
+        changes = income_groups_changes(rows=rows)
         preview = {
             "rows": len(rows),
             "skipped": form.cleaned_data["skipped"],

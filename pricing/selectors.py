@@ -191,7 +191,7 @@ class ZoneImportChange:
     plans: list[PlanPriceChange]
 
 
-def income_groups_changes(rows) -> list[ZoneImportChange]:
+def income_groups_changes(*, rows) -> list[ZoneImportChange]:
     """What importing these zone rows (pricing.income_groups.ZoneRow) would change."""
     current = {zone.iso_code: zone for zone in PricingZone.objects.all()}
     changes, prices = [], {}

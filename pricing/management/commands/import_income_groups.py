@@ -44,7 +44,7 @@ class Command(BaseCommand):
             self.stdout.write("nothing written; run again with --apply to apply these changes")
 
     def _show_changes(self, rows) -> None:
-        changes = income_groups_changes(rows)
+        changes = income_groups_changes(rows=rows)
         for change in changes:
             if change.kind == "new":
                 self.stdout.write(f"new      {change.iso_code} {change.country}: zone {change.zone_after}")
