@@ -24,14 +24,21 @@ $(VENV)/.installed-dev: $(VENV)/.installed-base requirements/dev.txt
 venv: $(VENV)/.installed-dev
 
 # Embedded defaults: SQLite in var/, local-memory cache, eager Celery, events kept in the outbox,
-# and the fake Stripe (localstripe on 127.0.0.1:8420) running beside the server while it runs.
+# and the fake Stripe (localstripe on 127.0.0.1:8420) running beside the server while it runs,
+# sending its webhooks to the server (signed with a development secret), as a Stripe account would.
+RUN_PORT ?= 8000
+LOCALSTRIPE_PORT ?= 8420
+RUN_ENV := DEBUG=true LOG_FORMAT=console STRIPE_API_BASE=http://127.0.0.1:$(LOCALSTRIPE_PORT)
+
 run: $(VENV)/.installed-dev
-	DEBUG=true LOG_FORMAT=console $(PY) manage.py migrate --no-input
-	DEBUG=true LOG_FORMAT=console $(PY) manage.py loaddata catalog pricing_zones
-	DEBUG=true LOG_FORMAT=console $(PY) manage.py ensure_dev_staff
-	$(PY) -m testsupport.localstripe --port 8420 > var/localstripe.log 2>&1 & stripe_pid=$$!; \
+	$(RUN_ENV) $(PY) manage.py migrate --no-input
+	$(RUN_ENV) $(PY) manage.py loaddata catalog pricing_zones
+	$(RUN_ENV) $(PY) manage.py ensure_dev_staff
+	$(RUN_ENV) $(PY) manage.py dev_token --all
+	$(PY) -m testsupport.localstripe --port $(LOCALSTRIPE_PORT) > var/localstripe.log 2>&1 & stripe_pid=$$!; \
 	trap 'kill $$stripe_pid 2>/dev/null' EXIT INT TERM; \
-	DEBUG=true LOG_FORMAT=console $(PY) manage.py runserver 127.0.0.1:8000
+	$(RUN_ENV) $(PY) manage.py stripe_dev_webhook --base-url http://127.0.0.1:$(RUN_PORT) && \
+	$(RUN_ENV) $(PY) manage.py runserver 127.0.0.1:$(RUN_PORT)
 
 # The admin browser test drives Debian's Chromium (Playwright cannot download its own browser here).
 CHROMIUM := /usr/bin/chromium

@@ -92,6 +92,7 @@ class Entitlement(models.Model):
     plan = models.ForeignKey("pricing.Plan", on_delete=models.PROTECT, related_name="entitlements")
     subscription_id = models.CharField(max_length=255, blank=True)
     payment_id = models.UUIDField(null=True, blank=True, help_text="The payment that granted it")
+    grant_id = models.UUIDField(null=True, blank=True, help_text="The plan grant (no checkout) that made it")
     origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.MANUAL, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     status_reason = models.CharField(max_length=255, blank=True, help_text="Why it was cancelled or expired")
@@ -123,10 +124,17 @@ class Entitlement(models.Model):
                 condition=Q(payment_id__isnull=False),
                 name="entitlement_payment_feature_unique",
             ),
-            # Grants with neither (free plan, single grants): one active row per holder and feature.
+            models.UniqueConstraint(
+                fields=["grant_id", "feature"],
+                condition=Q(grant_id__isnull=False),
+                name="entitlement_grant_feature_unique",
+            ),
+            # Grants with none of these (free plan, single grants): one active row per holder and feature.
             models.UniqueConstraint(
                 fields=["user_id", "plan", "feature", "family"],
-                condition=Q(subscription_id="", payment_id__isnull=True, status="active"),
+                condition=Q(
+                    subscription_id="", payment_id__isnull=True, grant_id__isnull=True, status="active"
+                ),
                 nulls_distinct=False,
                 name="entitlement_unkeyed_active_unique",
             ),
@@ -139,6 +147,7 @@ class Entitlement(models.Model):
             ),
             models.Index(fields=["subscription_id"], name="entitlement_subscription_idx"),
             models.Index(fields=["payment_id"], name="entitlement_payment_idx"),
+            models.Index(fields=["grant_id"], name="entitlement_grant_idx"),
             models.Index(fields=["plan"], name="entitlement_plan_active_idx", condition=Q(status="active")),
         ]
 

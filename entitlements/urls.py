@@ -1,11 +1,13 @@
 from django.conf import settings
 from django.urls import path
 
-from entitlements import api
+from entitlements import api, grants_api
 
 urlpatterns = [
     path("entitlements/check/", api.EntitlementCheckView.as_view(), name="entitlements-check"),
     path("entitlements/", api.EntitlementListView.as_view(), name="entitlements"),
+    path("entitlements/grants/", grants_api.PlanGrantListView.as_view(), name="entitlement-grants"),
+    path("entitlements/grants/<str:grant_id>/", grants_api.PlanGrantView.as_view(), name="entitlement-grant"),
     path(
         "entitlements/<str:entitlement_id>/status/",
         api.EntitlementStatusView.as_view(),

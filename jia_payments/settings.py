@@ -172,6 +172,8 @@ AUTH_JWT_ALGORITHMS = env.list("AUTH_JWT_ALGORITHMS", default=["EdDSA"])
 AUTH_JWT_ISSUER = env.str("AUTH_JWT_ISSUER", default="")
 AUTH_JWT_AUDIENCE = env.str("AUTH_JWT_AUDIENCE", default="")
 AUTH_JWT_LEEWAY_SECONDS = env.int("AUTH_JWT_LEEWAY_SECONDS", default=30)
+# The development key pair (`make run`, `manage.py dev_token`); never read when DEBUG is false.
+AUTH_DEV_KEY_PATH = env.path("AUTH_DEV_KEY_PATH", default=BASE_DIR / "var" / "dev_auth_ed25519.pem")
 
 # --- Billing (Stripe; unset: localstripe on 127.0.0.1) --------------------------------------
 
@@ -182,7 +184,11 @@ STRIPE_API_BASE = env.str(
     "STRIPE_API_BASE",
     default="http://127.0.0.1:8420" if STRIPE_SECRET.endswith("localstripe") else "",
 )
-STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# With the local fake Stripe, a development secret that `manage.py stripe_dev_webhook` gives it.
+STRIPE_WEBHOOK_SECRET = env.str(
+    "STRIPE_WEBHOOK_SECRET",
+    default="whsec_development_localstripe" if STRIPE_SECRET.endswith("localstripe") else "",
+)
 
 # dj-stripe mirrors Stripe objects for staff; it reads these names.
 STRIPE_LIVE_MODE = STRIPE_SECRET.startswith("sk_live_") or STRIPE_SECRET.startswith("rk_live_")
@@ -403,6 +409,8 @@ CELERY_BEAT_SCHEDULE["payments.reconcile-stripe-events"] = {
 }
 # The trusted edge header carrying an end user's country (e.g. CF-IPCountry); unset: none.
 CHECKOUT_COUNTRY_HEADER = env.str("CHECKOUT_COUNTRY_HEADER", default="")
+# A past_due subscription keeps access this many days after its last paid period's end.
+SUBSCRIPTION_GRACE_DAYS = env.int("SUBSCRIPTION_GRACE_DAYS", default=3)
 
 # --- Metrics: GET /metrics, Prometheus text ------------------------------------------------------
 # django-prometheus (requests by view and status, DB queries, cache gets) and the business metrics

@@ -53,4 +53,7 @@ class PaymentsConfig(AppConfig):
             "payment.refunded",
             "checkout.session.created",
             "checkout.session.completed",
+            "subscription.updated",
+            "subscription.payment_failed",
+            "subscription.canceled",
         )

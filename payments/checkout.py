@@ -22,6 +22,7 @@ from jia_payments.core.outbox.events import record_event
 from payments.models import CheckoutSession, Payment
 from payments.services import payment_ensure_status, payment_record
 from payments.stripe import gateway
+from payments.subscriptions import subscription_refuse_second
 from pricing.selectors import active_plan, plan_prices
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def checkout_session_create(
         principal=principal, requested=country, edge_value=edge_country
     )
     plan = active_plan(plan_id=plan_id)
+    subscription_refuse_second(user_id=buyer, plan=plan)
     if family_id is not None and not plan.is_family:
         raise Unprocessable("Only a family plan has a family.", errors={"family_id": ["Not a family plan."]})
     if plan.is_family and family_id is None:

@@ -217,3 +217,84 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.id} ({self.status})"
+
+
+class Subscription(models.Model):
+    """Our mirror of a Stripe subscription bought through checkout: who pays, for which plan, at
+    what price (the country and zone price as at checkout), and how far it is paid.
+
+    Stripe is the truth: every event about it re-reads the subscription and this row follows
+    (`payments.subscriptions.subscription_sync`), so duplicates and late events change nothing.
+    """
+
+    class Status(models.TextChoices):
+        INCOMPLETE = "incomplete"
+        INCOMPLETE_EXPIRED = "incomplete_expired"
+        TRIALING = "trialing"
+        ACTIVE = "active"
+        PAST_DUE = "past_due"
+        UNPAID = "unpaid"
+        CANCELED = "canceled"
+        PAUSED = "paused"
+
+    LIVE = (Status.TRIALING, Status.ACTIVE, Status.PAST_DUE, Status.INCOMPLETE)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user_id = models.CharField(max_length=255, help_text="The buyer (a family plan's owner)")
+    family_id = models.UUIDField(null=True, blank=True)
+    plan = models.ForeignKey("pricing.Plan", on_delete=models.PROTECT, related_name="subscriptions")
+    status = models.CharField(max_length=24, choices=Status.choices)
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    paid_through = models.DateTimeField(null=True, blank=True, help_text="End of the last paid period")
+    cancel_at_period_end = models.BooleanField(default=False)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    zone = models.CharField(max_length=1, blank=True)
+    amount = models.PositiveBigIntegerField(help_text="Per period, minor units")
+    currency = models.CharField(max_length=3, validators=[CURRENCY_CODE])
+    stripe_subscription_id = models.CharField(max_length=255, unique=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
+    stripe_item_id = models.CharField(max_length=255, blank=True)
+    pending_plan = models.ForeignKey(
+        "pricing.Plan", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="Asked for; the plan changes when Stripe confirms",
+    )  # fmt: skip
+    changes = models.PositiveIntegerField(default=0, help_text="Plan changes asked for (Stripe keys)")
+    checkout_session = models.ForeignKey(
+        CheckoutSession, null=True, blank=True, on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "incomplete",
+                        "incomplete_expired",
+                        "trialing",
+                        "active",
+                        "past_due",
+                        "unpaid",
+                        "canceled",
+                        "paused",
+                    ]
+                ),
+                name="subscription_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(currency__regex=r"^[A-Z]{3}$"), name="subscription_currency_iso"
+            ),
+        ]
+        indexes = [models.Index(fields=["user_id", "-created_at"], name="subscription_user_created_idx")]
+
+    def __str__(self) -> str:
+        return f"subscription {self.id} of {self.user_id} ({self.status})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in self.LIVE

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from jia_payments.core.api.auth import Principal
 from jia_payments.core.api.errors import NotFound
-from payments.models import CheckoutSession, Payment
+from payments.models import CheckoutSession, Payment, Subscription
 
 
 def payments_visible_to(*, principal: Principal) -> QuerySet[Payment]:
@@ -70,3 +70,24 @@ def checkout_session_get(*, principal: Principal, checkout_session_id) -> Checko
     if session is None or not principal.may_act_for(session.user_id):
         raise NotFound("No such checkout session.")
     return session
+
+
+def subscriptions_visible_to(*, principal: Principal) -> QuerySet[Subscription]:
+    """Service and staff see every subscription; an end user only those they pay for."""
+    subscriptions = Subscription.objects.all()
+    return subscriptions if principal.is_privileged else subscriptions.filter(user_id=principal.user_id)
+
+
+def subscription_get(*, principal: Principal, subscription_id) -> Subscription:
+    subscription = subscriptions_visible_to(principal=principal).filter(pk=_uuid(subscription_id)).first()
+    if subscription is None:
+        raise NotFound("No such subscription.")
+    return subscription
+
+
+def subscription_list(*, principal: Principal, user_id: str | None = None) -> QuerySet[Subscription]:
+    """Newest first (ties broken by id, so pages are stable)."""
+    subscriptions = subscriptions_visible_to(principal=principal)
+    if user_id is not None:
+        subscriptions = subscriptions.filter(user_id=user_id)
+    return subscriptions.order_by("-created_at", "-id")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from payments.api import checkout, payments, refunds
+from payments.api import checkout, payments, refunds, subscriptions
 
 urlpatterns = [
     path("payments/", payments.PaymentListCreateView.as_view(), name="payment-list"),
@@ -12,5 +12,31 @@ urlpatterns = [
         "checkout/sessions/<uuid:pk>/",
         checkout.CheckoutSessionDetailView.as_view(),
         name="checkout-session-detail",
+    ),
+    path("subscriptions/", subscriptions.SubscriptionListView.as_view(), name="subscription-list"),
+    path(
+        "subscriptions/<str:subscription_id>/",
+        subscriptions.SubscriptionDetailView.as_view(),
+        name="subscription-detail",
+    ),
+    path(
+        "subscriptions/<str:subscription_id>/change/",
+        subscriptions.SubscriptionChangeView.as_view(),
+        name="subscription-change",
+    ),
+    path(
+        "subscriptions/<str:subscription_id>/cancel/",
+        subscriptions.SubscriptionCancelView.as_view(),
+        name="subscription-cancel",
+    ),
+    path(
+        "subscriptions/<str:subscription_id>/resume/",
+        subscriptions.SubscriptionResumeView.as_view(),
+        name="subscription-resume",
+    ),
+    path(
+        "billing-portal/sessions/",
+        subscriptions.BillingPortalSessionView.as_view(),
+        name="billing-portal",
     ),
 ]

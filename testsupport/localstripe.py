@@ -143,6 +143,14 @@ class LocalStripe:
         """Start the next period (paid): `invoice.paid` and `customer.subscription.updated`."""
         return self.post(f"/v1/test_helpers/subscriptions/{subscription_id}/renew")
 
+    def advance_subscription(self, subscription_id: str, *, ended_at: int | None = None,
+                             payment_method: str | None = None) -> dict:  # fmt: skip
+        """The current period ends (at `ended_at`, default now): canceled if set to cancel at the
+        period's end, else the next period is invoiced (`past_due` if `payment_method` declines,
+        e.g. `pm_card_chargeCustomerFail`)."""
+        body = {k: v for k, v in {"ended_at": ended_at, "payment_method": payment_method}.items() if v}
+        return self.post(f"/v1/test_helpers/subscriptions/{subscription_id}/advance", body)
+
     def deliver_event(self, event_id: str, *, timestamp: int | None = None) -> list[dict]:
         """Send one stored event to the webhooks now; answers each endpoint's HTTP status."""
         body = {} if timestamp is None else {"timestamp": timestamp}

@@ -10,6 +10,9 @@ object store, so expansion and retrieval by id work across both.
 Test-only routes (Stripe has no equivalent that works without a browser):
 - POST /v1/test_helpers/checkout/sessions/{id}/complete    pay an open session, as a customer would
 - POST /v1/test_helpers/subscriptions/{id}/renew           start the next billing period (paid)
+- POST /v1/test_helpers/subscriptions/{id}/advance         the period ends now (or at `ended_at`):
+                                                           canceled, renewed, or past_due if declined
+- GET  /billing_portal/{id}                                the Billing Portal session's page
 - GET|POST /_config/deliveries                             webhook delivery log; pause/resume
 - POST /_config/events/{id}/deliver                        deliver one event now, synchronously
 - POST /_config/faults                                     fail the next N matching API calls
@@ -421,34 +424,37 @@ def _pay(amount, currency, customer, payment_method, *, metadata=None, descripti
 
 
 class Invoice(Resource):
+    """A subscription's invoice: open when made, `paid` once a payment of its amount succeeds."""
+
     object = "invoice"
     _id_prefix = "in_"
 
-    def __init__(self, subscription, pi, billing_reason: str):
+    def __init__(self, subscription, billing_reason: str, *, lines: list[tuple[int, str, bool]],
+                 period: tuple[int, int]):  # fmt: skip
         super().__init__()
-        item = subscription.items["data"][0]
+        item = subscription._item
         self._fill("invoice")
-        paid_at = int(time.time())
-        amount = pi.amount
-        self.amount_due = self.amount_paid = self.subtotal = self.total = amount
+        now = int(time.time())
+        amount = sum(line_amount for line_amount, _, _ in lines)
+        self.amount_due = self.subtotal = self.total = amount
         self.subtotal_excluding_tax = self.total_excluding_tax = amount
-        self.amount_overpaid = self.amount_remaining = 0
-        self.attempt_count, self.attempted, self.auto_advance = 1, True, False
+        self.amount_paid = self.amount_overpaid = 0
+        self.amount_remaining = amount
+        self.attempt_count, self.attempted, self.auto_advance = 0, False, True
         self.billing_reason = billing_reason
         self.currency = subscription.currency
         self.customer = subscription.customer
         self.due_date = None
-        self.effective_at = paid_at
+        self.effective_at = now
         self.from_invoice = None
         self.last_finalization_error = None
         self.next_payment_attempt = None
         self.number = "LS-" + _rand(8).upper()
-        self.period_start = item["current_period_start"]
-        self.period_end = item["current_period_end"]
+        self.period_start, self.period_end = period
         self.shipping_cost = None
-        self.status = "paid"
-        self.status_transitions = {"finalized_at": paid_at, "marked_uncollectible_at": None,
-                                   "paid_at": paid_at, "voided_at": None}  # fmt: skip
+        self.status = "open"
+        self.status_transitions = {"finalized_at": now, "marked_uncollectible_at": None,
+                                   "paid_at": None, "voided_at": None}  # fmt: skip
         # `subscription` until API 2025-03-31, `parent.subscription_details` since
         self.subscription = subscription.id
         self.parent = {
@@ -461,35 +467,81 @@ class Invoice(Resource):
         }
         self.lines = {
             "object": "list", "has_more": False, "url": f"/v1/invoices/{self.id}/lines",
-            "data": [{
-                "id": "il_" + _rand(24), "object": "line_item", "amount": amount,
-                "currency": self.currency, "description": "Subscription", "discount_amounts": [],
-                "discountable": True, "discounts": [], "invoice": self.id, "livemode": False,
-                "metadata": {}, "period": {"start": self.period_start, "end": self.period_end},
-                "pricing": {"type": "price_details", "unit_amount_decimal": str(amount),
-                            "price_details": {"price": item["price"]["id"],
-                                              "product": item["price"]["product"]}},
-                "parent": {"type": "subscription_item_details", "invoice_item_details": None,
-                           "subscription_item_details": {"subscription": subscription.id,
-                                                         "subscription_item": item["id"],
-                                                         "proration": False,
-                                                         "proration_details": None,
-                                                         "invoice_item": None}},
-                "quantity": item["quantity"], "subtotal": amount, "taxes": [],
-            }],
+            "data": [self._line(subscription, item, line_amount, description, proration)
+                     for line_amount, description, proration in lines],
         }  # fmt: skip
         # Since API 2025-03-31 an invoice names its PaymentIntent through `payments` (expandable).
-        self.payments = {
-            "object": "list", "has_more": False, "url": f"/v1/invoice_payments?invoice={self.id}",
-            "data": [{"id": "inpay_" + _rand(24), "object": "invoice_payment", "amount_paid": amount,
-                      "amount_requested": amount, "currency": self.currency, "invoice": self.id,
-                      "is_default": True, "livemode": False, "created": paid_at,
-                      "payment": {"type": "payment_intent", "payment_intent": pi.id},
-                      "status": "paid",
-                      "status_transitions": {"canceled_at": None, "paid_at": paid_at}}],
-        }  # fmt: skip
+        self.payments = {"object": "list", "has_more": False, "data": [],
+                         "url": f"/v1/invoice_payments?invoice={self.id}"}  # fmt: skip
         self.webhooks_delivered_at = None
-        pi.invoice = None  # localstripe would call back into its own Invoice class otherwise
+
+    def _line(self, subscription, item, amount: int, description: str, proration: bool) -> dict:
+        return {
+            "id": "il_" + _rand(24), "object": "line_item", "amount": amount,
+            "currency": self.currency, "description": description, "discount_amounts": [],
+            "discountable": not proration, "discounts": [], "invoice": self.id, "livemode": False,
+            "metadata": {}, "period": {"start": self.period_start, "end": self.period_end},
+            "pricing": {"type": "price_details", "unit_amount_decimal": str(amount),
+                        "price_details": {"price": item["price"]["id"],
+                                          "product": item["price"]["product"]}},
+            "parent": {"type": "subscription_item_details", "invoice_item_details": None,
+                       "subscription_item_details": {"subscription": subscription.id,
+                                                     "subscription_item": item["id"],
+                                                     "proration": proration,
+                                                     "proration_details": None,
+                                                     "invoice_item": None}},
+            "quantity": 1 if proration else item["quantity"], "subtotal": amount, "taxes": [],
+        }  # fmt: skip
+
+    def _attempt(self, payment_method) -> bool:
+        """Charge what is due with `payment_method`; answers whether the invoice is paid now.
+        A decline leaves it open (`invoice.payment_failed`), to be retried or paid later."""
+        self.attempt_count += 1
+        self.attempted = True
+        if self.amount_due <= 0:  # a credit (a downgrade's proration): nothing to charge
+            self._mark_paid(None)
+            return True
+        try:
+            pi = _pay(self.amount_due, self.currency, self.customer, payment_method)
+        except UserError:
+            self.next_payment_attempt = int(time.time()) + 3 * 24 * 3600
+            emit("invoice.payment_failed", self)
+            return False
+        self._mark_paid(pi)
+        return True
+
+    def _mark_paid(self, pi) -> None:
+        now = int(time.time())
+        self.status = "paid"
+        self.amount_paid, self.amount_remaining = self.amount_due, 0
+        self.next_payment_attempt = None
+        self.status_transitions = {**self.status_transitions, "paid_at": now}
+        if pi is not None:
+            pi.invoice = None  # localstripe would call back into its own Invoice class otherwise
+            self.payments["data"].append({
+                "id": "inpay_" + _rand(24), "object": "invoice_payment", "amount_paid": pi.amount,
+                "amount_requested": pi.amount, "currency": self.currency, "invoice": self.id,
+                "is_default": True, "livemode": False, "created": now,
+                "payment": {"type": "payment_intent", "payment_intent": pi.id}, "status": "paid",
+                "status_transitions": {"canceled_at": None, "paid_at": now},
+            })  # fmt: skip
+        emit("invoice.paid", self)
+
+    @classmethod
+    def _api_pay(cls, id, payment_method=None, off_session=None, **kwargs):
+        """`POST /v1/invoices/{id}/pay`: charge an open invoice now; a past_due subscription whose
+        invoice gets paid is active again. A decline is a 402, as on Stripe."""
+        _reject_unknown(kwargs, set())
+        invoice = cls._api_retrieve(id)
+        if invoice.status != "open":
+            raise _invalid("Invoice is already paid", code="invoice_already_paid")
+        sub = Subscription._api_retrieve(invoice.subscription)
+        if payment_method:
+            sub.default_payment_method = payment_method
+        if not invoice._attempt(sub.default_payment_method):
+            raise UserError(402, "Your card was declined.", {"code": "card_declined", "type": "card_error"})
+        sub._recovered(invoice)
+        return invoice
 
     @classmethod
     def _api_create(cls, **data):
@@ -505,8 +557,16 @@ class Invoice(Resource):
         raise UserError(405, "Method Not Allowed")
 
 
+PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
+
+
 class Subscription(Resource):
-    """A price-based subscription, as Checkout creates it (Stripe's shape, periods on items)."""
+    """A price-based subscription, as Checkout creates it (Stripe's shape, periods on items).
+
+    Besides Stripe's calls (update: items with proration, cancel at period end, cancel now), the
+    test helper `advance` ends the current period: a subscription set to cancel then is canceled;
+    any other is invoiced for the next period (prorations included), `past_due` when that payment
+    is declined, until `POST /v1/invoices/{id}/pay` succeeds."""
 
     object = "subscription"
     _id_prefix = "sub_"
@@ -549,27 +609,52 @@ class Subscription(Resource):
                 "subscription": self.id, "tax_rates": [],
             }],
         }  # fmt: skip
-        invoice = Invoice(self, pi, "subscription_create")
+        self._prorations: list[tuple[int, str, bool]] = []  # lines for the next invoice
+        item = self._item
+        invoice = Invoice(self, "subscription_create", lines=[(pi.amount, "Subscription", False)],
+                          period=(now, item["current_period_end"]))  # fmt: skip
         self.latest_invoice = invoice.id
         emit("customer.subscription.created", self)
-        emit("invoice.paid", invoice)
+        invoice._mark_paid(pi)
 
     @property
     def _item(self) -> dict:
         return self.items["data"][0]
 
-    def _renew(self):
+    def _snapshot(self) -> dict:
+        keys = ("items", "latest_invoice", "status", "cancel_at_period_end", "cancel_at", "canceled_at")
+        return {key: copy.deepcopy(getattr(self, key)) for key in keys}
+
+    def _next_period(self, start: int, previous: dict) -> Invoice:
+        """Invoice the period starting at `start`; the subscription is past_due if it is unpaid."""
         item = self._item
-        previous = {"items": copy.deepcopy(self.items), "latest_invoice": self.latest_invoice}
-        start = item["current_period_end"]
         item["current_period_start"] = start
         item["current_period_end"] = _period_end(start, item["price"]["recurring"])
-        pi = _pay(item["price"]["unit_amount"] * item["quantity"], self.currency, self.customer,
-                  self.default_payment_method)  # fmt: skip
-        invoice = Invoice(self, pi, "subscription_cycle")
+        lines = [(item["price"]["unit_amount"] * item["quantity"], "Subscription", False), *self._prorations]
+        self._prorations = []
+        invoice = Invoice(self, "subscription_cycle", lines=lines,
+                          period=(start, item["current_period_end"]))  # fmt: skip
         self.latest_invoice = invoice.id
-        emit("invoice.paid", invoice)
+        paid = invoice._attempt(self.default_payment_method)
+        self.status = "active" if paid else "past_due"
         emit("customer.subscription.updated", self, previous)
+        return invoice
+
+    def _renew(self):
+        self._next_period(self._item["current_period_end"], self._snapshot())
+
+    def _recovered(self, invoice) -> None:
+        if self.status == "past_due" and self.latest_invoice == invoice.id:
+            previous = self._snapshot()
+            self.status = "active"
+            emit("customer.subscription.updated", self, previous)
+
+    def _end(self, at: int) -> None:
+        self.status = "canceled"
+        self.canceled_at = self.canceled_at or at
+        self.ended_at = at
+        self.cancellation_details = {"comment": None, "feedback": None, "reason": "cancellation_requested"}
+        emit("customer.subscription.deleted", self)
 
     @classmethod
     def _api_renew(cls, id, **kwargs):
@@ -581,43 +666,103 @@ class Subscription(Resource):
         return sub
 
     @classmethod
+    def _api_advance(cls, id, ended_at=None, payment_method=None, **kwargs):
+        """Test helper: the current period ends at `ended_at` (unix time; default now)."""
+        _reject_unknown(kwargs, set())
+        sub = cls._api_retrieve(id)
+        if sub.status not in ("active", "past_due"):
+            raise _invalid(f"Subscription {id} is {sub.status}.")
+        ended_at = int(time.time()) if ended_at is None else _int(ended_at, "ended_at")
+        if payment_method:
+            sub.default_payment_method = payment_method
+        previous = sub._snapshot()
+        sub._item["current_period_end"] = ended_at
+        if sub.cancel_at_period_end:
+            sub.cancel_at = ended_at
+            sub._end(ended_at)
+        else:
+            sub._next_period(ended_at, previous)
+        return sub
+
+    @classmethod
     def _api_create(cls, **data):
         raise UserError(405, "Subscriptions are created by Checkout here.")
 
     @classmethod
     def _api_update(cls, id, **data):
-        _reject_unknown(data, {"metadata", "cancel_at_period_end"})
+        _reject_unknown(
+            data,
+            {"metadata", "cancel_at_period_end", "items", "proration_behavior", "default_payment_method"},
+        )
         sub = cls._api_retrieve(id)
         if sub.status == "canceled":
             raise _invalid("A canceled subscription can only update its metadata.")
-        previous = {key: copy.deepcopy(getattr(sub, key)) for key in data}
+        previous = sub._snapshot()
         if "cancel_at_period_end" in data:
             at_end = ls.try_convert_to_bool(data.pop("cancel_at_period_end"))
             sub.cancel_at_period_end = at_end
             sub.cancel_at = sub._item["current_period_end"] if at_end else None
             sub.canceled_at = int(time.time()) if at_end else None
-            previous["cancel_at"] = None if at_end else sub._item["current_period_end"]
+        behavior = data.pop("proration_behavior", None) or "create_prorations"
+        if behavior not in PRORATION_BEHAVIORS:
+            raise _invalid("Invalid proration_behavior", param="proration_behavior")
+        if "items" in data:
+            sub._change_items(data.pop("items"), behavior)
+        if "default_payment_method" in data:
+            sub.default_payment_method = data.pop("default_payment_method")
         if data:
             super()._api_update(id, **data)
         emit("customer.subscription.updated", sub, previous)
         return sub
 
+    def _change_items(self, items, behavior: str) -> None:
+        """A new price on the one item; the unused time of the old one is credited and the rest
+        of the period on the new one charged (`create_prorations`: on the next invoice;
+        `always_invoice`: on an invoice paid now; `none`: not at all)."""
+        if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], dict):
+            raise _invalid("Exactly one item is supported here.", param="items")
+        change = items[0]
+        _reject_unknown(change, {"id", "price", "price_data", "quantity"})
+        item = self._item
+        if change.get("id") not in (None, item["id"]):
+            raise _invalid(f"No such subscription item: '{change['id']}'", param="items[0][id]")
+        if change.get("price"):
+            price = Price._api_retrieve(change["price"])
+        elif isinstance(change.get("price_data"), dict):
+            price = Price(**change["price_data"])
+        else:
+            raise _invalid("You must specify either `price` or `price_data`", param="items[0]")
+        if price.recurring is None:
+            raise _invalid("The price must be recurring.", param="items[0][price]")
+        if price.currency != self.currency:
+            raise _invalid("A subscription's currency cannot change.", param="items[0][price]")
+        quantity = _int(change.get("quantity", item["quantity"]), "items[0][quantity]", minimum=1)
+        old_amount = item["price"]["unit_amount"] * item["quantity"]
+        new_amount = price.unit_amount * quantity
+        item["price"], item["quantity"] = price._export(), quantity
+        if behavior == "none":
+            return
+        start, end = item["current_period_start"], item["current_period_end"]
+        left = max(0.0, min(1.0, (end - time.time()) / max(1, end - start)))
+        lines = [
+            (-round(old_amount * left), "Unused time (proration)", True),
+            (round(new_amount * left), "Remaining time (proration)", True),
+        ]
+        if behavior == "create_prorations":
+            self._prorations.extend(lines)
+            return
+        invoice = Invoice(self, "subscription_update", lines=lines, period=(start, end))
+        self.latest_invoice = invoice.id
+        invoice._attempt(self.default_payment_method)
+
     @classmethod
-    def _api_delete(cls, id):
+    def _api_delete(cls, id, **kwargs):
         """Cancel now (`DELETE /v1/subscriptions/{id}`, the SDK's `cancel`)."""
+        _reject_unknown(kwargs, {"prorate", "invoice_now", "cancellation_details"})
         sub = cls._api_retrieve(id)
         if sub.status == "canceled":
             raise _invalid(f"No such subscription: '{id}' is already canceled", param="id")
-        now = int(time.time())
-        sub.status = "canceled"
-        sub.canceled_at = sub.canceled_at or now
-        sub.ended_at = now
-        sub.cancellation_details = {
-            "comment": None,
-            "feedback": None,
-            "reason": "cancellation_requested",
-        }
-        emit("customer.subscription.deleted", sub)
+        sub._end(int(time.time()))
         return sub
 
     @classmethod
@@ -628,6 +773,78 @@ class Subscription(Resource):
         elif status != "all":
             li._list = [s for s in li._list if s.status == status]
         return li
+
+
+# ----------------------------------------------------------------------------- billing portal
+
+
+class BillingPortalSession(Resource):
+    """`POST /v1/billing_portal/sessions`: a page where the customer sees their subscriptions and
+    can cancel one at the period's end, then goes back to `return_url`."""
+
+    object = "billing_portal.session"
+    _id_prefix = "bps_"
+    _newest_first = False
+
+    def __init__(self, customer=None, return_url=None, configuration=None, locale=None,
+                 flow_data=None, on_behalf_of=None, **kwargs):  # fmt: skip
+        _reject_unknown(kwargs, set())
+        if not isinstance(customer, str) or not customer:
+            raise _invalid("Missing required param: customer.", param="customer")
+        ls.Customer._api_retrieve(customer)
+        super().__init__(id="bps_" + _rand(24))
+        self.configuration = configuration or "bpc_localstripe"
+        self.customer = customer
+        self.flow = None
+        self.locale = locale
+        self.on_behalf_of = on_behalf_of
+        self.return_url = return_url
+        self.url = f"{CheckoutSession._base_url}/billing_portal/{self.id}"
+
+    @classmethod
+    def _api_update(cls, id, **data):
+        raise UserError(405, "Method Not Allowed")
+
+    @classmethod
+    def _api_delete(cls, id):
+        raise UserError(405, "Method Not Allowed")
+
+
+def _customer_subscriptions(customer: str) -> list:
+    return [o for k, o in ls.store.items() if k.startswith("subscription:") and o.customer == customer]
+
+
+def portal_page(request):
+    portal = BillingPortalSession._api_retrieve(request.match_info["id"])
+    rows = "".join(
+        f"<li id={sub.id}><span class=status>{sub.status}</span> "
+        f"<span class=amount>{sub._item['price']['unit_amount']} {sub.currency.upper()}</span> "
+        f"<span class=cancel_at_period_end>{str(sub.cancel_at_period_end).lower()}</span>"
+        + (
+            f"<form method=post action=/billing_portal/{portal.id}/cancel><input type=hidden "
+            f"name=subscription value={sub.id}><button type=submit>Cancel plan</button></form>"
+            if sub.status in ("active", "past_due") and not sub.cancel_at_period_end
+            else ""
+        )
+        + "</li>"
+        for sub in _customer_subscriptions(portal.customer)
+    )
+    html = (
+        f"<!doctype html><title>Billing</title><h1>localstripe billing portal</h1>"
+        f"<p id=customer>{portal.customer}</p><ul id=subscriptions>{rows}</ul>"
+        f"<a id=return href='{portal.return_url or '/'}'>Return</a>"
+    )
+    return web.Response(text=html, content_type="text/html")
+
+
+async def portal_cancel(request):
+    portal = BillingPortalSession._api_retrieve(request.match_info["id"])
+    form = await request.post()
+    sub = Subscription._api_retrieve(form.get("subscription", ""))
+    if sub.customer != portal.customer:
+        raise web.HTTPNotFound()
+    Subscription._api_update(sub.id, cancel_at_period_end=True)
+    raise web.HTTPSeeOther(f"/billing_portal/{portal.id}")
 
 
 # ----------------------------------------------------------------------------- refunds, intents
@@ -867,7 +1084,7 @@ def _idempotency_error(status: int, message: str):
 
 @web.middleware
 async def auth_middleware(request, handler):
-    if request.path.startswith("/checkout/pay/"):  # the hosted page, opened by a browser
+    if request.path.startswith(("/checkout/pay/", "/billing_portal/")):  # pages a browser opens
         return await handler(request)
     return await ls_server.auth_middleware(request, handler)
 
@@ -974,10 +1191,17 @@ def build_app() -> web.Application:
         ("POST", "/v1/checkout/sessions/{id}/expire", CheckoutSession._api_expire),
         ("POST", "/v1/test_helpers/checkout/sessions/{id}/complete", CheckoutSession._api_complete),
         ("POST", "/v1/test_helpers/subscriptions/{id}/renew", Subscription._api_renew),
+        ("POST", "/v1/test_helpers/subscriptions/{id}/advance", Subscription._api_advance),
+        ("POST", "/v1/invoices/{id}/pay", Invoice._api_pay),
     )
     for method, url, func in extras:
         r.add_route(method, url, s.api_extra(func, url))
+    r.add_post(
+        "/v1/billing_portal/sessions", s.api_create(BillingPortalSession, "/v1/billing_portal/sessions")
+    )
     r.add_get("/checkout/pay/{id}", pay_page)
+    r.add_get("/billing_portal/{id}", portal_page)
+    r.add_post("/billing_portal/{id}/cancel", portal_cancel)
     r.add_post("/checkout/pay/{id}", pay_submit)
     r.add_route("*", "/_config/deliveries", deliveries)
     r.add_post("/_config/events/{id}/deliver", deliver_now)

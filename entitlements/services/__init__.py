@@ -4,19 +4,21 @@ transports (`from entitlements.services import entitlements_grant_plan`).
 Each service owns its transaction, records an `entitlement.*` event per changed row in it, and
 invalidates the cache of exactly the users whose answer may change, after commit (a family's
 rows fan out to all its members). By area: `grants` (plan grants, renewals, cancellations by
-subscription or payment), `rows` (single rows by hand), `expiry` (the sweeper), `plan_sync`
-(plan changes made in admin), `families` (seats).
+subscription or payment), `plan_grants` (grants without a checkout), `rows` (single rows by
+hand), `expiry` (the sweeper), `plan_sync` (plan changes made in admin), `families` (seats).
 """
 
 from entitlements.services._shared import REASON_FEATURE_REMOVED, REASON_PLAN_CHANGED
 from entitlements.services.expiry import EXPIRY_SWEEPER, entitlements_expire_due
-from entitlements.services.families import family_member_add, family_member_remove
+from entitlements.services.families import family_member_add, family_member_remove, family_seats_fit
 from entitlements.services.grants import (
     entitlements_cancel_for_payment,
     entitlements_cancel_for_subscription,
     entitlements_extend_subscription,
     entitlements_grant_plan,
+    entitlements_set_subscription_end,
 )
+from entitlements.services.plan_grants import DEFAULT_EXPIRY, plan_grant_create, plan_grant_revoke
 from entitlements.services.plan_sync import plan_entitlements_sync, plan_entitlements_sync_later
 from entitlements.services.rows import (
     STATUS_TRANSITIONS,
@@ -30,6 +32,7 @@ from entitlements.services.rows import (
 )
 
 __all__ = [
+    "DEFAULT_EXPIRY",
     "EXPIRY_SWEEPER",
     "REASON_FEATURE_REMOVED",
     "REASON_PLAN_CHANGED",
@@ -46,8 +49,12 @@ __all__ = [
     "entitlements_expire_due",
     "entitlements_extend_subscription",
     "entitlements_grant_plan",
+    "entitlements_set_subscription_end",
     "family_member_add",
     "family_member_remove",
+    "family_seats_fit",
     "plan_entitlements_sync",
     "plan_entitlements_sync_later",
+    "plan_grant_create",
+    "plan_grant_revoke",
 ]

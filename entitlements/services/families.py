@@ -48,6 +48,28 @@ def family_member_remove(*, family_id, user_id: str) -> None:
         invalidate_after_commit(user_ids={user_id})
 
 
+def family_seats_fit(*, family: Family, max_users: int) -> None:
+    """A family moved to a plan with fewer seats: the newest members beyond them leave (and lose
+    the family's features at once); the owner never does. Inside the caller's transaction."""
+    excess = family.member_count - max_users
+    if excess <= 0:
+        return
+    newest = FamilyMember.objects.filter(family=family, role=FamilyMember.Role.MEMBER).order_by(
+        "-added_at", "-id"
+    )
+    leaving = list(newest[:excess])
+    if not leaving:
+        return
+    FamilyMember.objects.filter(pk__in=[m.pk for m in leaving]).delete()
+    Family.objects.filter(pk=family.pk).update(
+        member_count=F("member_count") - len(leaving), updated_at=timezone.now()
+    )
+    family.refresh_from_db(fields=["member_count"])
+    user_ids = sorted(m.user_id for m in leaving)
+    _audit_seats(family.pk, +len(leaving), members_removed=",".join(user_ids), reason="plan has fewer seats")
+    invalidate_after_commit(user_ids=user_ids)
+
+
 def _audit_seats(family_id, before_offset: int, **what) -> None:
     """Audit a seat counter moved by a conditional UPDATE (auditlog does not see it)."""
     family = Family.objects.filter(pk=family_id).only("id", "owner_user_id", "member_count").first()

@@ -24,6 +24,7 @@ from entitlements.services._shared import (
     latest_end,
     plan_of,
 )
+from entitlements.services.families import family_seats_fit
 from pricing import selectors as pricing_selectors
 
 if TYPE_CHECKING:
@@ -39,10 +40,13 @@ def entitlements_grant_plan(
     payment_id=None,
     starts_at: datetime | None = None,
     expires_at: datetime | None = None,
+    grant_id=None,
+    lifetime: bool = False,
 ) -> list[Entitlement]:
     """Grant one entitlement per feature of `plan`; returns the plan's rows.
 
-    Idempotent per subscription (else per payment, else per user and plan): a retry of the same
+    Idempotent per plan grant, else per subscription, else per payment, else per user and plan
+    (`lifetime`: no end, whatever the billing cycle): a retry of the same
     period creates and changes nothing; a later period (renewal) extends `expires_at` of the
     existing rows, reactivating them, instead of adding rows; the same period with another plan
     (upgrade) moves the rows to it, adds its new features and cancels the ones it lacks.
@@ -52,17 +56,20 @@ def entitlements_grant_plan(
     plan = plan_of(plan)
     now = timezone.now()
     starts_at = starts_at or now
-    if expires_at is None:
+    if expires_at is None and not lifetime:
         expires_at = pricing_selectors.plan_period_end(billing_cycle=plan.billing_cycle, starts_at=starts_at)
     features = pricing_selectors.plan_feature_codes(plan=plan)
 
-    if subscription_id:
+    if grant_id:
+        key, existing_q = f"grant:{grant_id}", {"grant_id": grant_id}
+    elif subscription_id:
         key, existing_q = f"sub:{subscription_id}", {"subscription_id": subscription_id}
     elif payment_id:
         key, existing_q = f"pay:{payment_id}", {"payment_id": payment_id}
     else:
         key = f"user:{user_id}:{plan.pk}:{family_id or ''}"
-        existing_q = {"user_id": user_id, "subscription_id": "", "payment_id": None, "status": ACTIVE}
+        existing_q = {"user_id": user_id, "subscription_id": "", "payment_id": None, "grant_id": None}
+        existing_q["status"] = ACTIVE
         existing_q.update({"family_id": family_id} if family_id else {"plan": plan})
 
     with transaction.atomic():
@@ -78,6 +85,7 @@ def entitlements_grant_plan(
                     plan=plan,
                     subscription_id=subscription_id,
                     payment_id=payment_id,
+                    grant_id=grant_id,
                     granted_at=starts_at,
                     expires_at=expires_at,
                 )
@@ -102,6 +110,7 @@ def _grant_family(plan: Plan, user_id: str, family_id, existing: list[Entitlemen
             if family.plan_id != plan.pk:
                 family.plan = plan
                 family.save(update_fields=["plan", "updated_at"])
+                family_seats_fit(family=family, max_users=plan.max_users)
             return family
     family = Family.objects.create(
         **({"id": family_id} if family_id else {}), owner_user_id=user_id, plan=plan, member_count=1
@@ -210,5 +219,31 @@ def entitlements_extend_subscription(
             row.expires_at, row.status, row.status_reason = expires_at, ACTIVE, ""
             row.save(update_fields=["expires_at", "status", "status_reason", "updated_at"])
             emit("updated", row)
+        invalidate_rows(changed)
+    return rows
+
+
+def entitlements_set_subscription_end(
+    *, subscription_id: str, expires_at: datetime, reason: str
+) -> list[Entitlement]:
+    """Access to the subscription's rows ends exactly at `expires_at`, earlier or later than set
+    (a past_due subscription's grace). Expired rows whose new end is ahead are active again;
+    cancelled rows stay cancelled."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Entitlement.objects.select_for_update().filter(
+                subscription_id=subscription_id, status__in=[ACTIVE, EXPIRED]
+            )
+        )
+        changed = []
+        for row in rows:
+            status = ACTIVE if expires_at > now else row.status
+            if row.expires_at == expires_at and row.status == status:
+                continue
+            row.expires_at, row.status, row.status_reason = expires_at, status, reason[:255]
+            row.save(update_fields=["expires_at", "status", "status_reason", "updated_at"])
+            emit("updated", row)
+            changed.append(row)
         invalidate_rows(changed)
     return rows

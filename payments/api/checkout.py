@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import principal_of
 from jia_payments.core.api.validation import (
     CountryCodeField,
@@ -16,6 +17,7 @@ from jia_payments.core.api.validation import (
 )
 from payments.checkout import checkout_data, checkout_session_create
 from payments.selectors import checkout_session_get
+from payments.subscriptions import AlreadySubscribed
 
 
 class CheckoutSessionCreateSerializer(StrictSerializer):
@@ -47,7 +49,18 @@ class CheckoutSessionSerializer(serializers.Serializer):
 
 
 class CheckoutSessionListView(APIView):
-    @extend_schema(request=CheckoutSessionCreateSerializer, responses={201: CheckoutSessionSerializer})
+    @extend_schema(
+        request=CheckoutSessionCreateSerializer,
+        responses={
+            201: CheckoutSessionSerializer,
+            409: problem_response(
+                AlreadySubscribed,
+                "user_1 already has subscription 5f0c... (premium_monthly, active): change its plan with "
+                "POST /api/v1/subscriptions/5f0c.../change/ instead.",
+                "A recurring plan while the buyer has a live subscription",
+            ),
+        },
+    )
     @idempotent(atomic=False)  # it calls Stripe: no transaction may stay open
     def post(self, request):
         body = CheckoutSessionCreateSerializer(data=request.data)

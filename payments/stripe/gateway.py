@@ -221,6 +221,57 @@ def subscription_cancel(subscription_id: str) -> dict:
         return _plain(_client().v1.subscriptions.cancel(subscription_id))
 
 
+def subscription_set_cancel_at_period_end(subscription_id: str, at_period_end: bool) -> dict:
+    with _translated_errors("subscription update"):
+        return _plain(
+            _client().v1.subscriptions.update(subscription_id, params={"cancel_at_period_end": at_period_end})
+        )
+
+
+def subscription_change_price(
+    *,
+    subscription_id: str,
+    item_id: str,
+    change_key: str,
+    amount: int,
+    currency: str,
+    billing_cycle: str,
+    product_name: str,
+    plan_id: str,
+    proration: str,
+    metadata: dict[str, str],
+) -> dict:
+    """Move the subscription's one item to a new price (a Price made for it: a subscription
+    item's inline `price_data` needs an existing product). `change_key` (our row id and change
+    number) keys both calls, so a retried change makes one price and one update."""
+    price_params = {
+        "currency": currency.lower(),
+        "unit_amount": amount,
+        "recurring": {"interval": INTERVALS[billing_cycle]},
+        "product_data": {"name": product_name, "metadata": {"plan_id": plan_id}},
+        "metadata": {"plan_id": plan_id},
+    }
+    with _translated_errors("subscription change"):
+        price = _client().v1.prices.create(params=price_params, options=_key("price", change_key))
+        params = {
+            "items": [{"id": item_id, "price": price.id}],
+            "proration_behavior": proration,
+            "metadata": metadata,
+        }
+        subscription = _client().v1.subscriptions.update(
+            subscription_id, params=params, options=_key("subscription-change", change_key)
+        )
+    return _plain(subscription)
+
+
+def billing_portal_session_create(*, customer_id: str, return_url: str) -> dict:
+    with _translated_errors("billing portal session create"):
+        session = _client().v1.billing_portal.sessions.create(
+            params={"customer": customer_id, "return_url": return_url}
+        )
+    return _plain(session)
+
+
 def invoice_retrieve(invoice_id: str) -> dict:
     with _translated_errors("invoice retrieve"):
         return _plain(_client().v1.invoices.retrieve(invoice_id, params={"expand": ["payments"]}))
@@ -258,3 +309,36 @@ def events_since(*, created_gte: int, types: list[str]) -> Iterator[dict]:
     with _translated_errors("events list"):
         for event in _client().v1.events.list(params=params).auto_paging_iter():
             yield _plain(event)
+
+
+# --- the local fake Stripe (development) ---------------------------------------------------
+
+
+def local_webhook_register(*, name: str, url: str, secret: str, wait_seconds: float = 20.0) -> None:
+    """Development only: have the local fake Stripe at STRIPE_API_BASE (localstripe) send every
+    event to `url`, signed with `secret`, as an endpoint set up in Stripe's dashboard would
+    (localstripe's `POST /_config/webhooks/<name>`). Waits up to `wait_seconds` for the fake to
+    start answering (`make run` starts it a moment before)."""
+    import time
+
+    import requests
+
+    if settings.STRIPE_LIVE_MODE or not settings.STRIPE_API_BASE:
+        raise StripeRejected("Webhooks are registered this way only with a local fake Stripe.")
+    target = f"{settings.STRIPE_API_BASE.rstrip('/')}/_config/webhooks/{name}"
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            response = requests.post(
+                target,
+                json={"url": url, "secret": secret},
+                auth=(settings.STRIPE_SECRET, ""),
+                timeout=settings.STRIPE_TIMEOUT_SECONDS,
+            )
+            break
+        except requests.ConnectionError as error:
+            if time.monotonic() > deadline:
+                raise StripeUnavailable(f"No fake Stripe answers at {settings.STRIPE_API_BASE}.") from error
+            time.sleep(0.1)
+    if response.status_code >= 400:
+        raise StripeRejected(f"The fake Stripe refused the webhook ({response.status_code}).")

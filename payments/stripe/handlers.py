@@ -9,7 +9,6 @@ Handlers only read from Stripe; every change they make is ours, through services
 
 import logging
 
-from entitlements import services as entitlement_services
 from payments.checkout import checkout_session_complete, checkout_session_expire
 from payments.models import Payment
 from payments.refunds import payment_refunds_sync
@@ -20,10 +19,9 @@ from payments.selectors import (
 )
 from payments.services import payment_ensure_status, payment_record
 from payments.stripe import gateway
+from payments.subscriptions import subscription_sync
 
 logger = logging.getLogger(__name__)
-
-LIVE_SUBSCRIPTION_STATUSES = {"active", "trialing"}
 
 
 def on_checkout_session_completed(obj: dict) -> None:
@@ -53,6 +51,8 @@ def on_checkout_session_completed(obj: dict) -> None:
         subscription_id=subscription_id,
         expires_at=expires_at,
     )
+    if subscription_id:  # later events may have been applied first: follow Stripe's state now
+        subscription_sync(stripe_subscription=subscription)
 
 
 def on_checkout_session_expired(obj: dict) -> None:
@@ -92,48 +92,28 @@ def on_charge_refunded(obj: dict) -> None:
 
 
 def on_subscription_changed(obj: dict) -> None:
-    """`customer.subscription.created|updated`: access lasts to the current period's end."""
-    subscription = gateway.subscription_retrieve(obj["id"])
-    if subscription["status"] in LIVE_SUBSCRIPTION_STATUSES:
-        _extend(subscription)
-    elif subscription["status"] == "canceled":
-        _cancel_at_period_end(subscription)
+    """`customer.subscription.created|updated|deleted` and `invoice.payment_failed`: our
+    subscription, and the access it grants, follow Stripe's subscription as it is now."""
+    subscription_id = obj["id"] if obj.get("object") == "subscription" else _invoice_subscription_id(obj)
+    if subscription_id:
+        subscription_sync(stripe_subscription=gateway.subscription_retrieve(subscription_id))
 
 
 def on_invoice_paid(obj: dict) -> None:
-    """A paid renewal: record its payment and extend access to the new period's end."""
+    """A paid renewal (or a recovered past_due invoice): record its payment; access follows."""
     invoice = gateway.invoice_retrieve(obj["id"])
-    subscription_id = invoice.get("subscription") or (
-        ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
-    )
+    subscription_id = _invoice_subscription_id(invoice)
     if not subscription_id:
         return
     subscription = gateway.subscription_retrieve(subscription_id)
     if invoice.get("billing_reason") != "subscription_create":  # the first is the checkout's payment
         _record_renewal_payment(invoice, subscription)
-    if subscription["status"] in LIVE_SUBSCRIPTION_STATUSES:
-        _extend(subscription)
+    subscription_sync(stripe_subscription=subscription)
 
 
-def on_subscription_deleted(obj: dict) -> None:
-    _cancel_at_period_end(gateway.subscription_retrieve(obj["id"]))
-
-
-def _extend(subscription: dict) -> None:
-    expires_at = gateway.stripe_datetime(gateway.subscription_period_end(subscription))
-    if expires_at is not None:
-        entitlement_services.entitlements_extend_subscription(
-            subscription_id=subscription["id"], expires_at=expires_at
-        )
-
-
-def _cancel_at_period_end(subscription: dict) -> None:
-    """Paid time is kept: access ends at the end of the period that was paid for."""
-    at = gateway.stripe_datetime(
-        gateway.subscription_period_end(subscription) or subscription.get("ended_at")
-    )
-    entitlement_services.entitlements_cancel_for_subscription(
-        subscription_id=subscription["id"], reason="subscription_canceled", at=at
+def _invoice_subscription_id(invoice: dict) -> str:
+    return invoice.get("subscription") or (
+        ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
     )
 
 
@@ -174,6 +154,7 @@ HANDLERS = {
     "charge.refunded": on_charge_refunded,
     "customer.subscription.created": on_subscription_changed,
     "customer.subscription.updated": on_subscription_changed,
-    "customer.subscription.deleted": on_subscription_deleted,
+    "customer.subscription.deleted": on_subscription_changed,
     "invoice.paid": on_invoice_paid,
+    "invoice.payment_failed": on_subscription_changed,
 }

@@ -3,8 +3,9 @@
 Tokens are verified with PyJWT against `AUTH_PUBLIC_KEY_PEM` or the JWKS file `AUTH_JWKS_PATH`,
 with the algorithms of `AUTH_JWT_ALGORITHMS` (asymmetric only: an HMAC or `none` algorithm is a
 configuration error, see `jia_payments.core.ops.checks`). `exp` and `sub` are required; `iss`/`aud`
-are checked when configured. Without a key, and only with DEBUG on, the raw header value is taken
-as the user id (API.md, development only).
+are checked when configured. Without a key, and only with DEBUG on, a JWT is verified with the
+development key pair (`core.api.dev_tokens`) and any other value is taken as the user id (API.md,
+development only): a value shaped like a JWT is never taken as a user id.
 """
 
 import contextlib
@@ -62,6 +63,11 @@ class Principal:
 
 
 _ROLE_CLAIMS = {"service": Principal.SERVICE, "admin": Principal.STAFF}
+
+
+def looks_like_jwt(token: str) -> bool:
+    """Three dot-separated parts: always verified, never taken as a development user id."""
+    return token.count(".") == 2
 
 
 def allowed_algorithms() -> list[str]:
@@ -124,14 +130,14 @@ def verify_token(token: str) -> Principal:
     return principal
 
 
-def _verify(token: str) -> tuple[Principal, float]:
+def _verify(token: str, key=None) -> tuple[Principal, float]:
     if len(token) > MAX_TOKEN_LENGTH:
         raise exceptions.AuthenticationFailed("Malformed token.")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as error:
         raise exceptions.AuthenticationFailed("Malformed token.") from error
-    key = _key_for(header)
+    key = key or _key_for(header)
     options = {"require": ["exp", "sub"], "verify_aud": bool(settings.AUTH_JWT_AUDIENCE)}
     try:
         claims = jwt.decode(
@@ -170,6 +176,8 @@ class BetterAuthTokenAuthentication(authentication.BaseAuthentication):
             return None
         if auth_is_configured():
             return verify_token(token), token
+        if settings.DEBUG and looks_like_jwt(token):
+            return _verify_with_dev_key(token), token
         if settings.DEBUG and is_plain_user_id(token):
             # Development only: the raw header value is the user id (API.md).
             return Principal(user_id=token, role=Principal.USER), token
@@ -177,6 +185,19 @@ class BetterAuthTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
+
+
+def _verify_with_dev_key(token: str) -> Principal:
+    """Development only: verified against the key pair `make run` keeps in var/ (not cached, so a
+    token is never accepted once DEBUG is off)."""
+    from jia_payments.core.api.dev_tokens import dev_public_key
+
+    key = dev_public_key()
+    if key is None:
+        raise exceptions.AuthenticationFailed(
+            "No development key pair yet: run `manage.py dev_token` (make run does)."
+        )
+    return _verify(token, key)[0]
 
 
 class StaffSessionAuthentication(authentication.SessionAuthentication):

@@ -58,6 +58,9 @@ def test_the_apps_register_the_event_types_they_record():
         "entitlement.expired",
         "checkout.session.created",
         "checkout.session.completed",
+        "subscription.updated",
+        "subscription.payment_failed",
+        "subscription.canceled",
     }
 
 
