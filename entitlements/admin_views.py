@@ -65,20 +65,20 @@ def _page(model_admin, request, template: str, **context) -> TemplateResponse:
 
 
 def grant_plan_view(model_admin, request):
-    """Every feature of the plan at once, through the grant service (as a checkout grants it)."""
+    """Every feature of the plan at once, through the plan-grant service (as the API's grants call)."""
     if not model_admin.has_add_permission(request):
         raise PermissionDenied
     form = GrantPlanForm(request.POST or None, initial=request.GET.dict() or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            with audit_context(reason=data["reason"]):
-                rows = services.entitlements_grant_plan(
-                    user_id=data["user_id"],
-                    plan=data["plan"],
-                    family_id=data["family_id"],
-                    expires_at=data["expires_at"],
-                )
+            _, rows = services.plan_grant_create(
+                user_id=data["user_id"],
+                plan_id=data["plan"].pk,
+                family_id=data["family_id"],
+                expires_at=data["expires_at"] or services.DEFAULT_EXPIRY,
+                reason=data["reason"],
+            )
         except DomainError as error:
             form.add_error(None, f"{error.title}: {error.detail}")
         else:

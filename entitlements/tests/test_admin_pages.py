@@ -214,3 +214,35 @@ def test_a_single_grant_of_a_feature_outside_the_plan_is_refused(admin_client, f
         "&#x27;vault&#x27; is not a feature of plan &#x27;family_monthly&#x27;." in response.content.decode()
     )
     assert not Entitlement.objects.exists()
+
+
+def test_granting_in_admin_writes_what_the_api_grant_writes(as_staff, staff_client, family_plan, committed):
+    response = staff_client.post(
+        "/api/v1/entitlements/grants/",
+        {"user_id": "via_api", "plan_id": "family_monthly", "reason": "promotion"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="grant-1",
+    )
+    assert response.status_code == 201, response.content
+    client = as_staff("sue", "support")
+    assert _grant(client, user_id="via_admin", plan="family_monthly", reason="promotion").status_code == 302
+
+    def written(user_id):
+        rows = Entitlement.objects.filter(user_id=user_id)
+        events = sorted(
+            (
+                e.type,
+                e.envelope["data"]["feature_code"],
+                e.envelope["data"]["plan_id"],
+                e.envelope["data"]["status"],
+            )
+            for e in OutboxEvent.objects.filter(aggregate_id__in=[str(r.pk) for r in rows])
+        )
+        audit = sorted(
+            (e.content_type.model, e.get_action_display(), e.additional_data.get("reason"))
+            for e in LogEntry.objects.filter(object_pk__in=[str(r.pk) for r in rows])
+        )
+        return events, audit
+
+    assert written("via_admin") == written("via_api")
+    assert len(written("via_admin")[0]) == 3
