@@ -11,8 +11,9 @@ Every value can be changed through the environment without editing this file:
   GUNICORN_MAX_REQUESTS (2000)     recycle a worker after this many requests (+ up to 10% jitter);
                                    0 = never
   GUNICORN_PRELOAD (true)          load the app once in the master; workers are forks of it
-  GUNICORN_ACCESS_LOG (true)       one JSON access line per request on stdout (false: none; the
-                                   app's own `request_finished` line carries the same and the caller)
+  GUNICORN_ACCESS_LOG (false)      true: also gunicorn's JSON access line per request on stdout
+                                   (the app's own `request_finished` line carries the same and the
+                                   caller: one line per request is the default)
   FORWARDED_ALLOW_IPS              proxies trusted for X-Forwarded-* (gunicorn reads it itself)
   LOG_LEVEL (INFO), LOG_FORMAT (json)   as for the app (jia_payments/core/ops/logs.py)
   PROMETHEUS_MULTIPROC_DIR         where workers write their metrics (default: a fresh temporary
@@ -72,7 +73,7 @@ limit_request_fields = 100
 
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 errorlog = "-"
-accesslog = "-" if _bool("GUNICORN_ACCESS_LOG", True) else None
+accesslog = "-" if _bool("GUNICORN_ACCESS_LOG", False) else None
 
 
 class JsonLogger(glogging.Logger):

@@ -1,8 +1,9 @@
-"""`python -m bench [SUITE ...]`: run the benchmark suites (all of them by default).
+"""`python -m bench [SUITE ...]`: run the benchmark suites (api and events by default).
 
-Each suite is a module of this package with a `run(args) -> str` function that measures, prints
-its progress, and returns a Markdown section for bench/RESULTS.md. The sections of the suites run
-are printed at the end; `--write` also replaces those sections in bench/RESULTS.md.
+`profile`, `stack` and `components` run only when named. Each suite is a module of this package
+with a `run(args) -> str` function that measures, prints its progress, and returns a Markdown
+section for bench/RESULTS.md. The sections of the suites run are printed at the end; `--write`
+also replaces those sections in bench/RESULTS.md.
 """
 
 import argparse
@@ -11,9 +12,13 @@ import sys
 from pathlib import Path
 
 SUITES = {
-    "entitlements": "bench.entitlements",  # access checks under gunicorn + wrk
+    "api": "bench.api",  # the HTTP API under gunicorn + wrk: floor, ceiling, checks, creates, webhooks
     "events": "bench.events",  # outbox relay throughput and create overhead
+    "profile": "bench.profile",  # py-spy on the workers under load (asked for by name only)
+    "stack": "bench.stack",  # CPU per request of the Django stack in one process (by name only)
+    "components": "bench.components",  # what each change to the stack saves (by name only)
 }
+DEFAULT = ("api", "events")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
@@ -28,7 +33,7 @@ def replace_section(text: str, name: str, section: str) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("suites", nargs="*", metavar="SUITE", help="default: all suites")
+    parser.add_argument("suites", nargs="*", metavar="SUITE", help=f"default: {' '.join(DEFAULT)}")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     parser.add_argument("--quick", action="store_true", help="short runs, for trying the harness")
     args = parser.parse_args(argv)
@@ -36,7 +41,7 @@ def main(argv: list[str]) -> int:
     if unknown:
         parser.error(f"unknown suite(s): {', '.join(sorted(unknown))}")
     sections = {}
-    for name in args.suites or list(SUITES):
+    for name in args.suites or DEFAULT:
         module = importlib.import_module(SUITES[name])
         sections[name] = module.run(args)
     for section in sections.values():

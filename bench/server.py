@@ -185,6 +185,7 @@ class ProcessGroup:
 
 class Gunicorn:
     """gunicorn as production runs it: `gunicorn -c gunicorn.conf.py` (docker/entrypoint.sh `web`),
+    or another WSGI `app` under the same configuration,
     on 127.0.0.1:<port>, with every gunicorn.conf.py default (workers = 2 x CPUs + 1, sync,
     worker recycling, access log, Prometheus multiprocess directory) unless `workers` is given.
 
@@ -200,8 +201,10 @@ class Gunicorn:
         *,
         workers: int | None = None,
         port: int | None = None,
+        app: str | None = None,
     ):
         self.group = group
+        self.app = app  # a WSGI app other than gunicorn.conf.py's (the floor), same settings
         self.port = port or free_port()
         self.logfile = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)
         self.metrics_dir = tempfile.mkdtemp(prefix="bench-metrics-")
@@ -223,6 +226,8 @@ class Gunicorn:
 
     def start(self, timeout: float = 60.0) -> "Gunicorn":
         args = [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--backlog", "2048"]
+        if self.app:
+            args.append(self.app)
         self.process = self.group.popen(
             args, cwd=ROOT, env=self.env, stdout=self.logfile, stderr=subprocess.STDOUT
         )
@@ -258,6 +263,15 @@ class Gunicorn:
             fields = _stat(self.process.pid)
             reaped = int(fields[13]) + int(fields[14])  # cutime, cstime
         return reaped / _CLOCK_TICKS + cpu_seconds(self.worker_pids())
+
+    def rss_kib(self) -> dict[int, int]:
+        """Resident set size of each worker, KiB."""
+        sizes = {}
+        for pid in self.worker_pids():
+            with contextlib.suppress(OSError, ValueError, StopIteration):
+                status = Path(f"/proc/{pid}/status").read_text().splitlines()
+                sizes[pid] = int(next(x for x in status if x.startswith("VmRSS:")).split()[1])
+        return sizes
 
     def metrics(self) -> dict[str, float]:
         """/metrics as {'name{labels}': value} (Prometheus text; all workers summed)."""

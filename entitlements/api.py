@@ -19,7 +19,7 @@ from jia_payments.core.api.errors import InvalidTransition, NotFound
 from jia_payments.core.api.idempotency import idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import IsServiceOrStaff, principal_of
-from jia_payments.core.api.throttling import WriteRateThrottle
+from jia_payments.core.api.throttling import CountsRideOnFirstRead, WriteRateThrottle
 from jia_payments.core.api.timestamps import iso_utc
 from jia_payments.core.api.validation import (
     FeatureCodeField,
@@ -184,8 +184,8 @@ OWNER_STAYS = problem_response(OwnerCannotLeave, "The owner holds the family pla
 # --- entitlements --------------------------------------------------------------------------
 
 
-class EntitlementCheckView(APIView):
-    """The hot path: one cache read, no SQL on a hit."""
+class EntitlementCheckView(CountsRideOnFirstRead, APIView):
+    """The hot path: one Redis round trip (the rate limits' counts and the cache read), no SQL on a hit."""
 
     def get_throttles(self):
         # The batch check is a POST but a read: it does not spend the (strict) write budget, so

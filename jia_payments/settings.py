@@ -325,6 +325,9 @@ DJANGO_STRUCTLOG_USER_ID_FIELD = None  # jia_payments.core.api.request_logging b
 # THROTTLE_NUM_PROXIES says (django-structlog's ipware would take any client-sent header).
 DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
+# One line per request: `request_finished` (with the caller, status and duration); the line at
+# the start only at DEBUG. gunicorn's access line is off by default for the same reason.
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = 10  # logging.DEBUG
 
 # --- Health checks --------------------------------------------------------------------------
 # /healthz: the process answers. /readyz: database, Redis, Celery broker, Kafka when configured;
@@ -438,7 +441,8 @@ _BUCKETS = "0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5 10 30 inf"  # seconds, th
 PROMETHEUS_LATENCY_BUCKETS = tuple(float(b) for b in _BUCKETS.split())
 # Database and cache backends that count their calls (the same drivers underneath).
 _INSTRUMENTED_DB = {
-    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    # django-prometheus' backend; its check before reusing a connection polls the socket, no SELECT 1
+    "django.db.backends.postgresql": "jia_payments.core.ops.postgresql",
     "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
 }
 DATABASES["default"]["ENGINE"] = _INSTRUMENTED_DB.get(

@@ -1,4 +1,5 @@
--- wrk script: send pre-built requests from a file, one per line: METHOD<TAB>PATH<TAB>TOKEN<TAB>BODY
+-- wrk script: send pre-built requests from a file, one per line:
+--   METHOD<TAB>PATH<TAB>TOKEN<TAB>BODY[<TAB>Header-Name: value ...]
 -- wrk args: <file> <threads> <cycle|once> [header=value ...]
 --   cycle: every thread loops over all requests, each starting at its own offset;
 --   once:  each thread sends its own slice of the file once, then stops (no request repeats,
@@ -34,10 +35,20 @@ function init(args)
     first, last = tid * per + 1, (tid + 1) * per
   end
   for i = first, last do
-    local method, path, token, body = lines[i]:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t?(.*)$")
+    local fields = {}
+    for value in (lines[i] .. "\t"):gmatch("([^\t]*)\t") do
+      fields[#fields + 1] = value
+    end
+    local method, path, token, body = fields[1], fields[2], fields[3] or "", fields[4] or ""
     local h = {}
     for k, v in pairs(headers) do
       h[k] = v
+    end
+    for f = 5, #fields do
+      local name, value = fields[f]:match("^([^:]+):%s*(.*)$")
+      if name then
+        h[name] = value
+      end
     end
     if token ~= "" then
       h["better-auth-token"] = token

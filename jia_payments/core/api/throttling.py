@@ -11,11 +11,19 @@ THROTTLE_ANON, THROTTLE_USER, THROTTLE_SERVICE, THROTTLE_WRITE), read on each re
 - writes (POST, PUT, PATCH, DELETE) by end users and anonymous callers: also `write`, stricter.
 
 The 429 is rendered by the problem-details handler, with `Retry-After`.
+
+A read-only view whose answer starts with a Redis read (the entitlement check) can spare the
+throttles' round trip: with `CountsRideOnFirstRead` its throttles' counts are queued, and that
+read (`take_pending_counts`, then `PendingCounts.queue` and `.settle` around one pipeline) sends
+them with its own commands and applies the verdict before the view answers. Counts no read took
+are sent before the response leaves. Either way every request is counted, exactly as above.
 """
 
 import logging
+from contextvars import ContextVar
 
 from django.core.cache import cache
+from rest_framework import exceptions
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -58,18 +66,24 @@ class _WindowThrottle(SimpleRateThrottle):
     def get_rate(self):
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
-    def allow_request(self, request, view):
+    def window(self, request, view) -> tuple[str, int] | None:
+        """The (key, ttl) this request counts under now; None when this throttle does not apply."""
         rate = self.get_rate()
         key = self.get_cache_key(request, view) if rate else None
         if key is None:
-            return True
+            return None
         self.num_requests, self.duration = self.parse_rate(rate)
         now = int(self.timer())
         window = now // self.duration
         self._wait = (window + 1) * self.duration - now
-        key = f"{key}:{window}"
+        return f"{key}:{window}", self.duration + 1
+
+    def allow_request(self, request, view):
+        found = self.window(request, view)
+        if found is None:
+            return True
         try:
-            count = _count_in_window(self.cache, key, self.duration + 1)
+            count = _count_in_window(self.cache, *found)
         except Exception:
             logger.warning("rate limit not applied: cache unavailable", exc_info=True)
             return True
@@ -119,3 +133,85 @@ class WriteRateThrottle(_WindowThrottle):
             return None
         ident = principal.user_id if principal is not None else f"ip:{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+# --- counts that ride on the view's first Redis read ------------------------------------------
+
+_pending: ContextVar["PendingCounts | None"] = ContextVar("pending_throttle_counts", default=None)
+
+
+class PendingCounts:
+    """A request's window counts, not yet sent."""
+
+    def __init__(self, windows: list[tuple[_WindowThrottle, tuple[str, int]]]):
+        self.windows = windows
+        self.sent = False
+
+    def queue(self, pipe, make_key) -> None:
+        """Add the counts to a Redis pipeline (`make_key`: the cache's full key)."""
+        self.sent = True
+        for _, (key, ttl) in self.windows:
+            full_key = make_key(key)
+            pipe.set(full_key, 0, ex=ttl, nx=True)
+            pipe.incr(full_key)
+
+    def settle(self, results: list) -> None:
+        """The pipeline's answers to `queue`'s commands: raises Throttled when a limit is passed."""
+        self._verdict(results[1::2])
+
+    def failed(self) -> None:
+        self.sent = True
+        logger.warning("rate limit not applied: cache unavailable")
+
+    def send_now(self) -> None:
+        """Counted in their own round trip (no read took them); raises Throttled like `settle`."""
+        self.sent = True
+        try:
+            counts = [_count_in_window(throttle.cache, *window) for throttle, window in self.windows]
+        except Exception:
+            logger.warning("rate limit not applied: cache unavailable", exc_info=True)
+            return
+        self._verdict(counts)
+
+    def _verdict(self, counts: list[int]) -> None:
+        waits = [throttle.wait() for (throttle, _), count in zip(self.windows, counts, strict=True)
+                 if count > throttle.num_requests]  # fmt: skip
+        if waits:
+            raise exceptions.Throttled(wait=max(waits))
+
+
+def take_pending_counts() -> PendingCounts | None:
+    """The current request's counts for a read to carry (once), if its view defers them."""
+    pending = _pending.get()
+    if pending is None or pending.sent or not pending.windows:
+        return None
+    return pending
+
+
+class CountsRideOnFirstRead:
+    """APIView mixin, for read-only views: the throttles' counts go with the first Redis read."""
+
+    def check_throttles(self, request):
+        windows = []
+        for throttle in self.get_throttles():
+            if not isinstance(throttle, _WindowThrottle):
+                if not throttle.allow_request(request, self):
+                    self.throttled(request, throttle.wait())
+                continue
+            window = throttle.window(request, self)
+            if window is not None:
+                windows.append((throttle, window))
+        self._pending_counts = PendingCounts(windows)
+        self._pending_token = _pending.set(self._pending_counts)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        pending = getattr(self, "_pending_counts", None)
+        if pending is not None:
+            _pending.reset(self._pending_token)
+            self._pending_counts = None
+            if not pending.sent and pending.windows:
+                try:
+                    pending.send_now()
+                except exceptions.Throttled as throttled:
+                    response = self.handle_exception(throttled)
+        return super().finalize_response(request, response, *args, **kwargs)

@@ -103,7 +103,7 @@ def test_workers_are_forked_from_a_preloaded_app_unless_told_otherwise():
 
 
 class Gunicorn:
-    def __init__(self, tmp_path: Path, database_url: str):
+    def __init__(self, tmp_path: Path, database_url: str, **extra_env: str):
         self.port = _free_port()
         self.metrics_dir = tmp_path / "metrics"
         self.metrics_dir.mkdir()
@@ -119,6 +119,7 @@ class Gunicorn:
             "WEB_CONCURRENCY": "2",
             "GUNICORN_BIND": f"127.0.0.1:{self.port}",
             "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
+            **extra_env,
         }
         self.process = subprocess.Popen(
             [GUNICORN, "-c", "gunicorn.conf.py"], cwd=ROOT, env=env, stdout=self.out, stderr=self.err
@@ -156,9 +157,21 @@ class Gunicorn:
         assert status == 200, body
         return body.decode()
 
+    def json_lines(self) -> list[dict]:
+        lines = []
+        for raw in self.logs().splitlines():
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(line, dict):
+                lines.append(line)
+        return lines
+
     def logs(self) -> str:
-        self.out.flush()
-        self.err.flush()
+        for stream in (self.out, self.err):
+            if not stream.closed:
+                stream.flush()
         return Path(self.out.name).read_text() + Path(self.err.name).read_text()
 
     def stop(self):
@@ -173,11 +186,14 @@ class Gunicorn:
         self.err.close()
 
 
+def _test_database_url() -> str:
+    test_database = settings.DATABASES["default"]["NAME"]
+    return urlparse(os.environ["DATABASE_URL"])._replace(path=f"/{test_database}").geturl()
+
+
 @pytest.fixture
 def gunicorn(django_db_setup, tmp_path):
-    test_database = settings.DATABASES["default"]["NAME"]
-    database_url = urlparse(os.environ["DATABASE_URL"])._replace(path=f"/{test_database}").geturl()
-    server = Gunicorn(tmp_path, database_url)
+    server = Gunicorn(tmp_path, _test_database_url(), GUNICORN_ACCESS_LOG="true")
     try:
         server.wait_until_up()
         yield server
@@ -219,11 +235,37 @@ def test_two_workers_counts_add_up_in_one_scrape_and_survive_a_worker_restart(gu
     assert _not_found_count(gunicorn.scrape()) == sent
 
     # Access lines are JSON objects in the app's shape.
-    access = [json.loads(line) for line in gunicorn.logs().splitlines() if '"event": "access"' in line]
+    access = [entry for entry in gunicorn.json_lines() if entry.get("event") == "access"]
     assert access, gunicorn.logs()
     line = next(entry for entry in access if entry["path"] == "/api/v1/no-such-thing/")
     assert line["method"] == "GET" and line["status"] == 404 and line["logger"] == "gunicorn.access"
     assert line["request_id"] and isinstance(line["duration_ms"], float) and line["timestamp"].endswith("Z")
+
+
+@pytest.mark.django_db
+def test_by_default_a_request_is_one_log_line_the_apps_with_the_operator_fields(django_db_setup, tmp_path):
+    server = Gunicorn(tmp_path, _test_database_url())
+    try:
+        server.wait_until_up()
+        status, _ = server.get(
+            "/api/v1/no-such-thing/", {"X-Request-ID": "req-one-line", "User-Agent": "probe"}
+        )
+        assert status == 404
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            mine = [line for line in server.json_lines() if line.get("request_id") == "req-one-line"]
+            if mine:
+                break
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    mine = [line for line in server.json_lines() if line.get("request_id") == "req-one-line"]
+    assert [line["event"] for line in mine] == ["request_finished"], server.logs()
+    (line,) = mine
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/api/v1/no-such-thing/", 404)
+    assert line["ip"] == "127.0.0.1" and line["user_id"] is None and line["duration_ms"] >= 0
+    assert line["logger"] == "django_structlog.middlewares.request" and line["timestamp"].endswith("Z")
+    assert not [entry for entry in server.json_lines() if entry.get("event") in ("access", "request_started")]
 
 
 # --- Static files: admin served by whitenoise from the manifest --------------------------------

@@ -44,11 +44,16 @@ def test_production_without_a_secret_refuses_to_start_naming_it(missing):
 def test_postgres_dsn_is_an_alias_of_database_url():
     env = {name: value for name, value in PRODUCTION.items() if name != "DATABASE_URL"}
     env["POSTGRES_DSN"] = PRODUCTION["DATABASE_URL"]
-    code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
+    code = (
+        "from django.conf import settings; from django.db import connections; "
+        "from django_prometheus.db.backends.postgresql.base import DatabaseWrapper; "
+        "print(settings.DATABASES['default']['ENGINE'], isinstance(connections['default'], DatabaseWrapper))"
+    )
     result = _manage("shell", "--no-imports", "-c", code, **env)
     assert result.returncode == 0, result.stderr
-    # PostgreSQL's backend with django-prometheus' query counters (settings "Metrics")
-    assert result.stdout.strip() == "django_prometheus.db.backends.postgresql"
+    # PostgreSQL's backend with django-prometheus' query counters (settings "Metrics"), whose
+    # health check polls the socket (jia_payments.core.ops.postgresql)
+    assert result.stdout.strip() == "jia_payments.core.ops.postgresql True"
 
 
 def test_production_configuration_passes_check_deploy():
