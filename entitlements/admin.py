@@ -3,16 +3,49 @@ so admin writes record their events and invalidate the cached answers like API w
 
 from django import forms
 from django.contrib import admin, messages
+from django.urls import path
 from django.utils.html import format_html
 
-from entitlements import services
+from entitlements import admin_views, services
 from entitlements.models import Entitlement, Family, FamilyMember
 from jia_payments.core.api.errors import DomainError
 from jia_payments.core.audit.admin import AuditedAdmin, action_reason
 
 
+class EntitlementForm(forms.ModelForm):
+    class Meta:
+        model = Entitlement
+        fields = [
+            "user_id",
+            "feature",
+            "plan",
+            "family",
+            "status",
+            "status_reason",
+            "granted_at",
+            "expires_at",
+            "subscription_id",
+            "payment_id",
+            "usage_limits",
+            "metadata",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        plan, feature = data.get("plan"), data.get("feature")
+        if plan is not None and feature is not None:
+            try:
+                services.check_feature_of_plan(plan=plan, feature_code=feature.pk)
+            except DomainError as error:
+                self.add_error(
+                    "feature", (getattr(error, "errors", None) or {}).get("feature_code") or str(error.detail)
+                )
+        return data
+
+
 @admin.register(Entitlement)
 class EntitlementAdmin(AuditedAdmin, admin.ModelAdmin):
+    form = EntitlementForm
     list_display = ["user_id", "feature", "plan", "status", "expires_at", "family", "origin", "granted_at"]
     list_filter = ["status", "origin", "plan", "feature"]
     search_fields = ["user_id", "subscription_id", "=id", "=family__id", "=payment_id"]
@@ -20,7 +53,8 @@ class EntitlementAdmin(AuditedAdmin, admin.ModelAdmin):
     raw_id_fields = ["family"]
     date_hierarchy = "granted_at"
     list_select_related = ["plan", "feature"]
-    actions = ["cancel_selected", "expire_selected", "reactivate_selected"]
+    actions = ["cancel_selected", "extend_selected", "expire_selected", "reactivate_selected"]
+    change_list_template = "admin/entitlements/entitlement/change_list.html"
     fieldsets = [
         (None, {"fields": ["id", "user_id", "feature", "plan", "family", "origin"]}),
         ("State", {"fields": ["status", "status_reason", "granted_at", "expires_at"]}),
@@ -31,11 +65,30 @@ class EntitlementAdmin(AuditedAdmin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # cancel instead: the history of who had what stays
 
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        grant = path(
+            "grant-plan/",
+            wrap(lambda r: admin_views.grant_plan_view(self, r)),
+            name="entitlements_grant_plan",
+        )
+        return [grant, *super().get_urls()]
+
+    def site_urls(self):
+        why = self.admin_site.admin_view(lambda r: admin_views.why_view(self, r))
+        return [path("entitlements/why/", why, name="entitlements_why")]
+
     def save_model(self, request, obj, form, change):
         if change:
             services.entitlement_update(entitlement=obj, changed_fields=form.changed_data)
         else:
             services.entitlement_admin_create(entitlement=obj)
+
+    @admin.action(description="Extend selected entitlements (new end, reason)\u2026", permissions=["change"])
+    def extend_selected(self, request, queryset):
+        return admin_views.extend_view(
+            self, request, [str(pk) for pk in queryset.values_list("pk", flat=True)]
+        )
 
     def _move(self, request, queryset, status: str, verb: str, *, reason_required: bool = False) -> None:
         """`reason`: typed next to the action; it becomes the rows' status_reason and is audited."""

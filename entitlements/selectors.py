@@ -255,3 +255,58 @@ def family_user_ids(*, family_ids) -> set[str]:
     members = FamilyMember.objects.filter(family_id__in=family_ids).values_list("user_id", flat=True)
     owners = Family.objects.filter(id__in=family_ids).values_list("owner_user_id", flat=True)
     return set(members) | set(owners)
+
+
+def entitlements_granted_by(*, payment_id=None, subscription_id: str = ""):
+    """The active rows a payment (or the subscription it paid) granted: what refunding all of it
+    takes away."""
+    rows = Q(payment_id=payment_id) if payment_id else Q(pk__in=[])
+    if subscription_id:
+        rows |= Q(subscription_id=subscription_id)
+    return (
+        Entitlement.objects.filter(rows, status=ACTIVE).select_related("plan").order_by("user_id", "feature")
+    )
+
+
+class ConsideredRow(NamedTuple):
+    row: AccessRow
+    counts: bool
+    why: str
+    through_family: bool
+
+
+def entitlement_explain(*, user_id: str, feature_code: str) -> dict:
+    """The access check as the API runs it, and every row it looked at with why it counts or not.
+
+    `answer` comes through the cache like any check; `fresh` is the same check on the rows read
+    now from the database: when they differ, the cache is stale.
+    """
+    answer = entitlement_check(user_id=user_id, feature_code=feature_code)
+    rows, now = load_access_rows(user_id=user_id), timezone.now().timestamp()
+    fresh = _answer(user_id, feature_code, rows, now)
+    source = (answer["source"] or {}).get("entitlement_id")
+    considered = []
+    for row in sorted(rows, key=lambda r: (r.feature_code != feature_code, r.feature_code, r.entitlement_id)):
+        if row.feature_code != feature_code:
+            counts, why = False, f"another feature ({row.feature_code})"
+        elif row.status == CANCELLED:
+            counts, why = False, "cancelled"
+        elif row.status != ACTIVE:
+            counts, why = False, f"{row.status}"
+        elif row.expires_at is not None and row.expires_at <= now:
+            counts, why = False, f"expired on {_dt(row.expires_at):%Y-%m-%d %H:%M} UTC"
+        else:
+            ends = "lifetime" if row.expires_at is None else f"until {_dt(row.expires_at):%Y-%m-%d %H:%M} UTC"
+            counts, why = (
+                True,
+                f"grants access ({ends})" + (": the answer's source" if row.entitlement_id == source else ""),
+            )
+        considered.append(ConsideredRow(row, counts, why, row.family_id is not None))
+    families = list(FamilyMember.objects.filter(user_id=user_id).values_list("family_id", "role"))
+    return {
+        "answer": answer,
+        "fresh": fresh,
+        "cache_agrees": answer == fresh,
+        "rows": considered,
+        "families": families,
+    }

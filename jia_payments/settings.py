@@ -38,7 +38,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # --- Applications -------------------------------------------------------------------------
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "backoffice.site.BackofficeAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "pricing",
     "entitlements",
     "payments",
+    "backoffice",
 ]
 
 MIDDLEWARE = [
@@ -481,3 +482,8 @@ GRPC_GRACE_SECONDS = env.float("GRPC_GRACE_SECONDS", default=10.0)
 GRPC_HEALTH_INTERVAL = env.float("GRPC_HEALTH_INTERVAL", default=5.0)
 # Set: the server's Prometheus metrics on this port (same access rule as /metrics: METRICS_TOKEN).
 GRPC_METRICS_PORT = env.int("GRPC_METRICS_PORT", default=0)
+
+# --- Pricing zones --------------------------------------------------------------------------
+# The range a zone's multiplier may take (the model, the admin, the API and the importer check it).
+PRICING_MULTIPLIER_MIN = env.str("PRICING_MULTIPLIER_MIN", default="0.05")
+PRICING_MULTIPLIER_MAX = env.str("PRICING_MULTIPLIER_MAX", default="1.50")

@@ -70,20 +70,10 @@ def _refund(*, payment_id, amount: int | None, reason: str, requested_by: str) -
 
 def _reserve(*, payment_id, amount: int | None, reason: str, requested_by: str) -> Refund:
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().filter(pk=payment_id).first()
-        if payment is None:
-            raise NotFound("No such payment.")
-        if payment.status != Payment.Status.COMPLETED:
-            raise InvalidTransition(f"A {payment.status} payment cannot be refunded.")
+        payment = _locked_refundable(payment_id)
         if not is_stripe_payment(payment):
             raise Unprocessable("This payment was not made through Stripe.")
-        pending = payment.refunds.filter(status=Refund.Status.PENDING).aggregate(total=Sum("amount"))["total"]
-        left = payment.amount - payment.refunded_amount - (pending or 0)
-        amount = left if amount is None else amount
-        if amount <= 0 or amount > left:
-            raise RefundTooLarge(
-                f"{left} {payment.currency} is left to refund.", errors={"amount": [f"At most {left}."]}
-            )
+        amount = _checked_amount(payment, amount)
         return Refund.objects.create(
             payment=payment, amount=amount, reason=reason[:500], requested_by=requested_by[:255]
         )
@@ -98,15 +88,71 @@ def payment_refunds_sync(*, payment_intent_id: str, stripe_refunds: list[dict]) 
             return None
         for stripe_refund in stripe_refunds:
             _sync_one(payment, stripe_refund)
-        payment.refresh_from_db()
-        if payment.refunded_amount >= payment.amount and payment.status == Payment.Status.COMPLETED:
-            payment, _ = payment_ensure_status(payment_id=payment.pk, status=Payment.Status.REFUNDED)
-            entitlement_services.entitlements_cancel_for_payment(payment_id=payment.pk, reason="refunded")
-            if payment.metadata.get("stripe_subscription_id"):
-                entitlement_services.entitlements_cancel_for_subscription(
-                    subscription_id=payment.metadata["stripe_subscription_id"], reason="refunded"
-                )
+        payment = _settle(payment)
     return payment
+
+
+def _settle(payment: Payment) -> Payment:
+    """Once all of it is refunded, the payment is `refunded` and the access it gave is cancelled."""
+    payment.refresh_from_db()
+    if payment.refunded_amount >= payment.amount and payment.status == Payment.Status.COMPLETED:
+        payment, _ = payment_ensure_status(payment_id=payment.pk, status=Payment.Status.REFUNDED)
+        entitlement_services.entitlements_cancel_for_payment(payment_id=payment.pk, reason="refunded")
+        if payment.metadata.get("stripe_subscription_id"):
+            entitlement_services.entitlements_cancel_for_subscription(
+                subscription_id=payment.metadata["stripe_subscription_id"], reason="refunded"
+            )
+    return payment
+
+
+def refund_left(payment: Payment) -> int:
+    """What can still be refunded: the amount less what is refunded and what is being refunded."""
+    pending = payment.refunds.filter(status=Refund.Status.PENDING).aggregate(total=Sum("amount"))["total"]
+    return payment.amount - payment.refunded_amount - (pending or 0)
+
+
+def payment_refund_record_external(
+    *, payment_id, amount: int | None, reason: str, requested_by: str
+) -> Payment:
+    """Record a refund made outside Stripe (money sent back by bank transfer) of a payment not made
+    through Stripe (None: all that is left). It counts as any refund: all of it refunded makes the
+    payment `refunded` and cancels the access it gave."""
+    if not reason.strip():
+        raise DomainError("A refund needs a reason.", errors={"reason": ["Required."]})
+    with audit_context(reason=reason), transaction.atomic():
+        payment = _locked_refundable(payment_id)
+        if is_stripe_payment(payment):
+            raise Unprocessable("This payment was made through Stripe: refund it through Stripe.")
+        amount = _checked_amount(payment, amount)
+        refund = Refund.objects.create(
+            payment=payment,
+            amount=amount,
+            reason=reason[:500],
+            status=Refund.Status.SUCCEEDED,
+            requested_by=requested_by[:255],
+        )
+        Payment.objects.filter(pk=payment.pk).update(refunded_amount=F("refunded_amount") + amount)
+        _audit_refunded_amount(payment, -amount, refund=str(refund.pk))
+        return _settle(payment)
+
+
+def _locked_refundable(payment_id) -> Payment:
+    payment = Payment.objects.select_for_update().filter(pk=payment_id).first()
+    if payment is None:
+        raise NotFound("No such payment.")
+    if payment.status != Payment.Status.COMPLETED:
+        raise InvalidTransition(f"A {payment.status} payment cannot be refunded.")
+    return payment
+
+
+def _checked_amount(payment: Payment, amount: int | None) -> int:
+    left = refund_left(payment)
+    amount = left if amount is None else amount
+    if amount <= 0 or amount > left:
+        raise RefundTooLarge(
+            f"{left} {payment.currency} is left to refund.", errors={"amount": [f"At most {left}."]}
+        )
+    return amount
 
 
 def _sync_one(payment: Payment, stripe_refund: dict) -> None:

@@ -15,7 +15,7 @@ from jia_payments.core.api.auth import Principal
 from jia_payments.core.api.errors import DomainError, Forbidden, InvalidTransition, NotFound
 from jia_payments.core.api.timestamps import iso_utc
 from jia_payments.core.api.validation import is_currency_code
-from jia_payments.core.audit.trail import record_changes
+from jia_payments.core.audit.trail import audit_context, record_changes
 from jia_payments.core.ops import tracing
 from jia_payments.core.outbox.events import record_event
 from payments import metrics
@@ -175,7 +175,7 @@ def _insert(payment: Payment) -> Payment:
 
 
 def payment_move_status(
-    *, payment_id, status: str, failure_reason: str = "", failure_code: str = ""
+    *, payment_id, status: str, failure_reason: str = "", failure_code: str = "", reason: str = ""
 ) -> Payment:
     """Move a payment along the state machine (models.Payment.TRANSITIONS), or 409 `invalid_transition`:
     a payment already in `status` is refused too (see `payment_ensure_status` for Stripe's events).
@@ -184,6 +184,7 @@ def payment_move_status(
     the loser re-reads the new status and is judged against it. Records `payment.status.updated`,
     and `payment.completed` when it completes, `payment.refunded` when refunded. `failure_code`:
     a machine-readable reason (Stripe's decline code) for metrics, when `failure_reason` is prose.
+    `reason`: why (staff's words), for the audit trail.
     """
     if status not in Payment.Status.values:
         raise DomainError(errors={"status": [f'"{status}" is not a valid status.']})
@@ -191,7 +192,7 @@ def payment_move_status(
         raise DomainError(errors={"failure_reason": ["Required when the status is failed."]})
     if status != Payment.Status.FAILED and failure_reason:
         raise DomainError(errors={"failure_reason": ["Only a failed payment has a failure reason."]})
-    with transaction.atomic():
+    with audit_context(reason=reason), transaction.atomic():
         while True:
             before = Payment.objects.filter(pk=payment_id).values_list("status", "failure_reason").first()
             if before is None:

@@ -1,11 +1,13 @@
 import uuid
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from jia_payments.core.api.validation import CODE, CURRENCY_CODE, FEATURE_CODE_MAX_LENGTH, ISO_COUNTRY_CODE
+from pricing.zones import ZONE_CHOICES, zone_errors
 
 
 class Feature(models.Model):
@@ -73,11 +75,7 @@ class Plan(models.Model):
 class PricingZone(models.Model):
     """A country's purchasing-power zone: its price is the plan price times the multiplier."""
 
-    class Zone(models.TextChoices):
-        A = "A", "A (Premium)"
-        B = "B", "B (Mid-High)"
-        C = "C", "C (Mid-Low)"
-        D = "D", "D (Low-Income)"
+    Zone = models.TextChoices("Zone", [(value, (value, label)) for value, label in ZONE_CHOICES])
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     country = models.CharField(max_length=100)
@@ -108,3 +106,10 @@ class PricingZone(models.Model):
 
     def __str__(self) -> str:
         return f"{self.iso_code} ({self.zone})"
+
+    def clean(self):
+        errors = zone_errors(
+            zone=self.zone, zone_name=self.zone_name, pricing_multiplier=self.pricing_multiplier
+        )
+        if errors:
+            raise ValidationError(errors)

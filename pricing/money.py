@@ -4,7 +4,7 @@ Most currencies have 2 decimals; Stripe lists these as zero-decimal (an amount o
 ¥500) and these as three-decimal (Stripe docs, "Supported currencies").
 """
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 ZERO_DECIMAL = frozenset(
     "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
@@ -37,3 +37,20 @@ def format_major_units(amount: int, currency: str) -> str:
     """`format_major_units(1999, "USD")` is "19.99"; `format_major_units(500, "JPY")` is "500"."""
     exponent = minor_unit_exponent(currency)
     return f"{Decimal(amount).scaleb(-exponent):.{exponent}f}"
+
+
+def parse_major_units(text: str, currency: str) -> int:
+    """`parse_major_units("9.99", "USD")` is 999; more decimals than the currency has is an error."""
+    exponent = minor_unit_exponent(currency)
+    try:
+        value = Decimal(str(text).strip())
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not an amount.") from None
+    if not value.is_finite() or value.as_tuple().exponent < -exponent:
+        raise ValueError(f"{currency} amounts have at most {exponent} decimal places.")
+    return int(value.scaleb(exponent))
+
+
+def format_money(amount: int, currency: str) -> str:
+    """`format_money(999, "USD")` is "9.99 USD"."""
+    return f"{format_major_units(amount, currency)} {currency.upper()}"

@@ -7,12 +7,14 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from jia_payments.core.api.errors import NotFound
 from jia_payments.core.api.validation import is_country_code
-from jia_payments.core.audit.trail import audit_context
+from jia_payments.core.audit.trail import audit_context, record_changes
 from pricing.income_groups import ZONE_ID_NAMESPACE
-from pricing.models import PricingZone
+from pricing.models import Plan, PricingZone
+from pricing.zones import ZONES, multiplier_errors
 
 ZONE_FIELDS = (
     "country",
@@ -22,7 +24,6 @@ ZONE_FIELDS = (
     "gni_per_capita_threshold",
     "pricing_multiplier",
 )
-MAX_MULTIPLIER = Decimal("9.99")
 
 
 def _validated(iso_code: str, values: dict) -> tuple[str, dict]:
@@ -32,13 +33,12 @@ def _validated(iso_code: str, values: dict) -> tuple[str, dict]:
     if not is_country_code(iso_code):
         errors["iso_code"] = [f"'{iso_code[:10]}' is not an ISO 3166-1 alpha-2 country code."]
     multiplier = values["pricing_multiplier"]
-    if not isinstance(multiplier, Decimal) or not multiplier.is_finite():
+    if not isinstance(multiplier, Decimal):
         errors["pricing_multiplier"] = ["A decimal number is required."]
-    elif not Decimal("0") <= multiplier <= MAX_MULTIPLIER or multiplier.as_tuple().exponent < -2:
-        errors["pricing_multiplier"] = [f"Between 0.00 and {MAX_MULTIPLIER}, at most two decimal places."]
     try:
+        # Field rules, then the zone rules (PricingZone.clean: name and multiplier range).
         PricingZone(iso_code=iso_code, **values).full_clean(
-            exclude=["iso_code", "pricing_multiplier"], validate_unique=False, validate_constraints=False
+            exclude=["iso_code", *errors], validate_unique=False, validate_constraints=False
         )
     except ValidationError as error:
         errors.update(error.message_dict)
@@ -133,3 +133,70 @@ def plan_features_changed(*, plan_id: str) -> None:
     """A plan's features or usage limits changed: tell every app that follows plans."""
     for callback in _plan_features_changed_callbacks:
         callback(plan_id=plan_id)
+
+
+def pricing_zones_import(*, rows, reason: str) -> tuple[int, int]:
+    """Apply a World Bank classification (pricing.income_groups.ZoneRow rows, from the command or
+    the admin's upload); returns (created, updated)."""
+    return pricing_zone_bulk_upsert(zones=[row.values() for row in rows], reason=reason)
+
+
+def pricing_zone_set_multiplier(*, zone: str, multiplier: Decimal, reason: str) -> int:
+    """Give every country of `zone` this multiplier, in one transaction; returns how many changed."""
+    errors = {}
+    if zone not in ZONES:
+        errors["zone"] = [f"One of {', '.join(ZONES)}."]
+    if problems := multiplier_errors(multiplier):
+        errors["pricing_multiplier"] = problems
+    if not reason.strip():
+        errors["reason"] = ["Required."]
+    if errors:
+        raise ValidationError(errors)
+    with audit_context(reason=reason), transaction.atomic():
+        before = list(
+            PricingZone.objects.select_for_update()
+            .filter(zone=zone)
+            .exclude(pricing_multiplier=multiplier)
+            .values_list("pk", "iso_code", "pricing_multiplier")
+        )
+        PricingZone.objects.filter(pk__in=[pk for pk, _, _ in before]).update(
+            pricing_multiplier=multiplier, updated_at=timezone.now()
+        )
+        record_changes(
+            PricingZone,
+            [(pk, f"{iso} ({zone})", {"pricing_multiplier": (old, multiplier)}) for pk, iso, old in before],
+        )
+    return len(before)
+
+
+# --- plans -------------------------------------------------------------------------------------
+
+
+def plan_save(*, plan: Plan, feature_codes: list[str], reason: str = "") -> Plan:
+    """Create or update a plan (already validated, e.g. by the admin form) and its features, in one
+    transaction; when its features or usage limits changed, the apps that follow plans are told
+    (entitlements re-syncs the rows the plan granted, after commit)."""
+    with audit_context(reason=reason), transaction.atomic():
+        before = Plan.objects.select_for_update().filter(pk=plan.pk).first() if plan.pk else None
+        old_features = set(before.features.values_list("code", flat=True)) if before else set()
+        plan.save()
+        plan.features.set(feature_codes)
+        changed = before is not None and (
+            old_features != set(feature_codes) or before.usage_limits != plan.usage_limits
+        )
+        if changed:
+            plan_features_changed(plan_id=plan.pk)
+    return plan
+
+
+def plan_deactivate(*, plan_id: str, reason: str = "") -> bool:
+    """Stop offering a plan (what it sold or granted stays); answers whether it was active."""
+    with audit_context(reason=reason), transaction.atomic():
+        plan = Plan.objects.select_for_update().filter(pk=plan_id).first()
+        if plan is None:
+            raise NotFound("No such plan.")
+        if not plan.active:
+            return False
+        plan.active = False
+        plan.save(update_fields=["active", "updated_at"])
+    return True

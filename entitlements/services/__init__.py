@@ -22,6 +22,7 @@ from entitlements.services.plan_grants import DEFAULT_EXPIRY, plan_grant_create,
 from entitlements.services.plan_sync import plan_entitlements_sync, plan_entitlements_sync_later
 from entitlements.services.rows import (
     STATUS_TRANSITIONS,
+    check_feature_of_plan,
     entitlement_admin_create,
     entitlement_create,
     entitlement_revoke,
@@ -36,6 +37,7 @@ __all__ = [
     "REASON_FEATURE_REMOVED",
     "REASON_PLAN_CHANGED",
     "STATUS_TRANSITIONS",
+    "check_feature_of_plan",
     "entitlement_admin_create",
     "entitlement_create",
     "entitlement_revoke",

@@ -28,6 +28,15 @@ STATUS_TRANSITIONS = {
 }
 
 
+def check_feature_of_plan(*, plan, feature_code: str) -> None:
+    """A plan grants only its own features (the API's and the admin's single grants)."""
+    if not pricing_selectors.plan_has_feature(plan=plan, feature_code=feature_code):
+        raise InvalidEntitlementInput(
+            "The feature is not part of the plan.",
+            errors={"feature_code": [f"{feature_code!r} is not a feature of plan {plan.pk!r}."]},
+        )
+
+
 def entitlement_create(
     *,
     user_id: str,
@@ -48,11 +57,7 @@ def entitlement_create(
     lock is "Unknown family" (400), and none can be deleted after it until the row is committed.
     """
     plan = plan_of(plan_id)
-    if not pricing_selectors.plan_has_feature(plan=plan, feature_code=feature_code):
-        raise InvalidEntitlementInput(
-            "The feature is not part of the plan.",
-            errors={"feature_code": [f"{feature_code!r} is not a feature of plan {plan.pk!r}."]},
-        )
+    check_feature_of_plan(plan=plan, feature_code=feature_code)
     try:
         with audit_context(reason=reason), transaction.atomic():
             if family_id and _locked_family_id(family_id) is None:

@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils import timezone
 
@@ -224,7 +225,7 @@ def test_a_feature_added_to_a_plan_in_admin_reaches_its_subscribers_and_families
     for user_id in ("owner", "kid", "outsider"):
         entitlement_check(user_id=user_id, feature_code="vault")
 
-    url = reverse("admin:pricing_plan_change", args=[plan.pk])
+    url = reverse("admin:pricing_plan_change", args=[quote(plan.pk)])  # admin URLs escape "_XX"
     with committed():
         response = admin_client.post(url, _plan_form(plan, ["calendar", "vault"], {"storage_gb": 8}))
     assert response.status_code == 302, response.content.decode()[:3000]

@@ -1,6 +1,7 @@
 import json
 
 from django.contrib import admin, messages
+from django.db.models import Case, Value, When
 from django.utils.html import format_html
 
 from jia_payments.core.models import IdempotencyKey, OutboxEvent
@@ -20,9 +21,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(ReadOnlyAdmin):
-    list_display = ["id", "type", "subject", "status", "attempts", "created_at", "sent_at"]
+    list_display = ["id", "type", "subject", "status", "attempts", "error", "created_at", "sent_at"]
     list_filter = ["status", "type"]
     search_fields = ["subject", "aggregate_id", "=event_id"]
+    # What needs looking at first: not yet sent and failing (most attempts), then the rest, newest first.
+    ordering = [
+        Case(When(status=OutboxEvent.Status.SENT, then=Value(1)), default=Value(0)).asc(),
+        "-attempts",
+        "-id",
+    ]
     fields = [
         "id",
         "event_id",
@@ -38,6 +45,10 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = fields
     actions = ["publish_again"]
+
+    @admin.display(description="error")
+    def error(self, obj) -> str:
+        return obj.last_error[:120]
 
     @admin.display(description="envelope")
     def pretty_envelope(self, obj):

@@ -264,12 +264,46 @@ def test_put_creates_201_then_updates_200(staff_client):
     assert created.json() == zone_body(zone)
     assert created.json()["pricing_multiplier"] == "0.70"
     updated = staff_client.put(
-        f"{ZONES}XK/", {**KOSOVO, "zone": "C", "pricing_multiplier": 0.4}, format="json"
+        f"{ZONES}XK/",
+        {**KOSOVO, "zone": "C", "zone_name": "Mid-Low", "pricing_multiplier": 0.4},
+        format="json",
     )
     assert updated.status_code == 200
-    assert updated.json() == {**zone_body(zone), "zone": "C", "pricing_multiplier": "0.40"}
+    assert updated.json() == {
+        **zone_body(zone),
+        "zone": "C",
+        "zone_name": "Mid-Low",
+        "pricing_multiplier": "0.40",
+    }
     assert updated.json()["id"] == created.json()["id"]
     assert PricingZone.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "errors"),
+    [
+        (
+            {"zone": "D", "zone_name": "Premium", "pricing_multiplier": "1.00"},
+            {"zone_name": ["Zone D is named 'Low-Income'."]},
+        ),
+        (
+            {"pricing_multiplier": "7.50"},
+            {"pricing_multiplier": ["Between 0.05 and 1.50, at most two decimal places."]},
+        ),
+        (
+            {"pricing_multiplier": "0.00"},
+            {"pricing_multiplier": ["Between 0.05 and 1.50, at most two decimal places."]},
+        ),
+    ],
+)
+def test_a_zone_must_match_its_definition_and_the_multiplier_range(staff_client, change, errors):
+    assert_problem(
+        staff_client.put(f"{ZONES}US/", {**KOSOVO, "country": "United States", **change}, format="json"),
+        400,
+        "invalid",
+        errors,
+    )
+    assert not PricingZone.objects.exists()
 
 
 def test_delete_is_204_then_404(staff_client):
@@ -285,7 +319,14 @@ def test_bulk_upsert_counts_created_and_updated(staff_client):
     india = PricingZoneFactory()
     zones = [
         {**KOSOVO, "iso_code": "XK"},
-        {**KOSOVO, "iso_code": "in", "country": "India", "zone": "D", "pricing_multiplier": "0.20"},
+        {
+            **KOSOVO,
+            "iso_code": "in",
+            "country": "India",
+            "zone": "D",
+            "zone_name": "Low-Income",
+            "pricing_multiplier": "0.20",
+        },
     ]
     response = staff_client.post(f"{ZONES}bulk-upsert/", zones, format="json")
     assert response.status_code == 200
@@ -299,7 +340,7 @@ def test_bulk_upsert_is_all_or_nothing(staff_client):
     before = zone_body(india)
     zones = [
         {**KOSOVO, "iso_code": "XK"},
-        {**KOSOVO, "iso_code": "IN", "country": "India", "zone": "A"},
+        {**KOSOVO, "iso_code": "IN", "country": "India", "zone": "A", "zone_name": "Premium"},
         {**KOSOVO, "iso_code": "ZZ"},
         {**KOSOVO, "iso_code": "FR", "pricing_multiplier": "12.00"},
     ]

@@ -11,8 +11,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from pricing.income_groups import IncomeGroupFileError, read_income_groups
-from pricing.models import PricingZone
-from pricing.services import pricing_zone_bulk_upsert
+from pricing.selectors import income_groups_changes
+from pricing.services import pricing_zones_import
 
 FIXTURE_TIMESTAMP = "2026-07-01T00:00:00Z"
 
@@ -38,44 +38,32 @@ class Command(BaseCommand):
             return
         self._show_changes(rows)
         if apply:
-            created, updated = pricing_zone_bulk_upsert(zones=[_zone_values(row) for row in rows])
+            created, updated = pricing_zones_import(rows=rows, reason=f"World Bank file {csv.name}")
             self.stdout.write(self.style.SUCCESS(f"applied: {created} created, {updated} updated"))
         else:
             self.stdout.write("nothing written; run again with --apply to apply these changes")
 
     def _show_changes(self, rows) -> None:
-        current = {zone.iso_code: zone for zone in PricingZone.objects.all()}
-        changes = 0
-        for row in rows:
-            existing = current.pop(row.iso_code, None)
-            if existing is None:
-                self.stdout.write(f"new      {row.iso_code} {row.country}: zone {row.zone}")
-                changes += 1
-            elif existing.zone != row.zone or existing.pricing_multiplier != row.pricing_multiplier:
+        changes = income_groups_changes(rows=rows)
+        for change in changes:
+            if change.kind == "new":
+                self.stdout.write(f"new      {change.iso_code} {change.country}: zone {change.zone_after}")
+            elif change.kind == "changed":
                 self.stdout.write(
-                    f"changed  {row.iso_code} {row.country}: zone {existing.zone} -> {row.zone} "
-                    f"(multiplier {existing.pricing_multiplier} -> {row.pricing_multiplier})"
+                    f"changed  {change.iso_code} {change.country}: "
+                    f"zone {change.zone_before} -> {change.zone_after} "
+                    f"(multiplier {change.multiplier_before} -> {change.multiplier_after})"
                 )
-                changes += 1
-        for iso_code, zone in sorted(current.items()):
-            self.stdout.write(f"absent   {iso_code} {zone.country}: kept as zone {zone.zone}")
-        self.stdout.write(f"{changes} countries new or changing zone, {len(rows)} in the file")
-
-
-def _zone_values(row) -> dict:
-    return {
-        "iso_code": row.iso_code,
-        "country": row.country,
-        "zone": row.zone,
-        "zone_name": row.zone_name,
-        "world_bank_classification": row.world_bank_classification,
-        "gni_per_capita_threshold": row.gni_per_capita_threshold,
-        "pricing_multiplier": row.pricing_multiplier,
-    }
+            else:
+                self.stdout.write(
+                    f"absent   {change.iso_code} {change.country}: kept as zone {change.zone_before}"
+                )
+        moved = sum(change.kind != "absent" for change in changes)
+        self.stdout.write(f"{moved} countries new or changing zone, {len(rows)} in the file")
 
 
 def _fixture_record(row) -> dict:
-    fields = _zone_values(row)
+    fields = row.values()
     fields["pricing_multiplier"] = str(row.pricing_multiplier)
     fields["created_at"] = fields["updated_at"] = FIXTURE_TIMESTAMP
     return {"model": "pricing.pricingzone", "pk": str(row.id), "fields": fields}
