@@ -285,18 +285,22 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256
 
 # --- Production hardening (check --deploy clean when DEBUG is false) ----------------------
 
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# HTTPS is known to be in front only when a TLS-terminating proxy is declared
+# (SECURE_PROXY_SSL_HEADER, e.g. "HTTP_X_FORWARDED_PROTO,https"): only then do the HTTPS redirect
+# and secure-only cookies default on, so a plain-HTTP server (compose on http://localhost:8000)
+# answers instead of redirecting to an https:// address nothing listens on.
+_proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header.split(",", 1))
+_behind_tls = bool(_proxy_ssl_header) and not DEBUG
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_behind_tls)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_behind_tls)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_behind_tls)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-_proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="")
-if _proxy_ssl_header:
-    # e.g. "HTTP_X_FORWARDED_PROTO,https" behind a TLS-terminating proxy
-    SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header.split(",", 1))
 
 # --- Logging (issue 7: structured logs) -------------------------------------------------------
 # JSON lines by default (LOG_FORMAT=json); LOG_FORMAT=console for people (`make run` sets it).
