@@ -17,6 +17,8 @@ import pytest
 import requests
 from django.conf import settings
 
+from testsupport.tokens import TokenIssuer
+
 ROOT = Path(__file__).resolve().parents[3]
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 TOKEN = "metrics-token-" + "g" * 24
@@ -28,6 +30,7 @@ PRODUCTION = {
     "SECURE_SSL_REDIRECT": "false",
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "json",
+    "AUTH_PUBLIC_KEY_PEM": TokenIssuer().public_pem,
 }
 
 
