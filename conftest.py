@@ -67,7 +67,7 @@ def staff_client(api_client_for):
     return api_client_for("staff_bob", role="admin")
 
 
-# --- Logs carry no secrets (issue 7) ---------------------------------------------------------
+# --- Logs carry no secrets -------------------------------------------------------------------
 # Every test's log output, formatted as production formats it, is searched for the credentials
 # the test could have handled: the API tokens minted this session, the Django and Stripe secrets,
 # a webhook signing secret, test card numbers and Stripe event bodies.

@@ -14,7 +14,7 @@ Every value can be changed through the environment without editing this file:
   GUNICORN_ACCESS_LOG (true)       one JSON access line per request on stdout (false: none; the
                                    app's own `request_finished` line carries the same and the caller)
   FORWARDED_ALLOW_IPS              proxies trusted for X-Forwarded-* (gunicorn reads it itself)
-  LOG_LEVEL (INFO), LOG_FORMAT (json)   as for the app (jia_payments/core/logs.py)
+  LOG_LEVEL (INFO), LOG_FORMAT (json)   as for the app (jia_payments/core/ops/logs.py)
   PROMETHEUS_MULTIPROC_DIR         where workers write their metrics (default: a fresh temporary
                                    directory); emptied at start, dead workers' gauges dropped.
 
@@ -80,7 +80,7 @@ class JsonLogger(glogging.Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
-        from jia_payments.core.logs import use_structured_format
+        from jia_payments.core.ops.logs import use_structured_format
 
         log_format = os.environ.get("LOG_FORMAT", "json").lower()
         use_structured_format(self.error_log, log_format)
@@ -110,7 +110,7 @@ class JsonLogger(glogging.Logger):
 logger_class = JsonLogger
 
 
-# --- Prometheus multiprocess mode (jia_payments/core/metrics.py) ---------------------------------
+# --- Prometheus multiprocess mode (jia_payments/core/ops/metrics.py) ---------------------------------
 
 
 # Set before the app is loaded (preload_app): prometheus_client picks multiprocess mode at import.

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 SUITES = {
-    "entitlements": "bench.entitlements",  # issue 4: access checks under gunicorn + wrk
-    "events": "bench.events",  # issue 6: outbox relay throughput and create overhead
+    "entitlements": "bench.entitlements",  # access checks under gunicorn + wrk
+    "events": "bench.events",  # outbox relay throughput and create overhead
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -1,4 +1,4 @@
-"""Issue 4's benchmark: access checks under gunicorn (production settings) driven by wrk.
+"""The entitlements benchmark: access checks under gunicorn (production settings) driven by wrk.
 
 What it does, in order:
 1. its own PostgreSQL database (`<DATABASE_URL's db>_bench`, created and migrated if missing,
@@ -56,7 +56,7 @@ ADDONS = [f"bench_addon_{n:02d}" for n in range(1, 11)]  # a 2nd plan, so a batc
 BATCH = CATALOG + ADDONS
 TARGETS = {"warm": 0.80, "batch": 0.60, "cold": 0.50}
 WARM_P99_MS = 10.0
-COUNTERS = {  # /metrics samples (jia_payments.core.metrics)
+COUNTERS = {  # /metrics samples (jia_payments.core.ops.metrics)
     "hits": 'jia_payments_entitlement_cache_lookups_total{result="hit"}',
     "misses": 'jia_payments_entitlement_cache_lookups_total{result="miss"}',
     "errors": "jia_payments_entitlement_cache_errors_total",
@@ -376,7 +376,7 @@ def _report(rounds: list[Round], meta: dict) -> str:
         "list": "list (`GET /api/v1/entitlements/`)",
     }
     lines = [
-        "## Entitlements (issue 4): access checks under gunicorn + wrk",
+        "## Entitlements: access checks under gunicorn + wrk",
         "",
         f"Command: `{meta['command']}` · {meta['when']} · commit `{meta['commit']}`",
         "",

@@ -1,4 +1,4 @@
-"""Issue 6 benchmark: the outbox relay's throughput, and what the outbox adds to a payment create.
+"""The events benchmark: the outbox relay's throughput, and what the outbox adds to a payment create.
 
 `python -m bench events [--quick] [--write]` (or `make bench`). What it does:
 
@@ -202,7 +202,7 @@ def report(quick, backlog, rounds, relay, create, load_before, load_after, secon
         return f"{(create['variants'][name][stat] / base[stat] - 1) * 100:+.0f}%"
 
     lines = [
-        "## Events (issue 6): outbox relay throughput and the outbox's cost on a payment create",
+        "## Events: outbox relay throughput and the outbox's cost on a payment create",
         "",
         f"`python -m bench events --write{' --quick' if quick else ''}` (part of `make bench`), "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
@@ -325,8 +325,8 @@ def child_fill(count: int) -> dict:
     setup_django()
     from django.db import connection
 
-    from jia_payments.core.events import build_envelope
     from jia_payments.core.models import OutboxEvent
+    from jia_payments.core.outbox.events import build_envelope
     from payments.models import Payment
     from payments.services import payment_data
 

@@ -7,8 +7,8 @@ from django.utils.html import format_html
 
 from entitlements import services
 from entitlements.models import Entitlement, Family, FamilyMember
-from jia_payments.core.audit_admin import AuditedAdmin, action_reason
-from jia_payments.core.errors import DomainError
+from jia_payments.core.api.errors import DomainError
+from jia_payments.core.audit.admin import AuditedAdmin, action_reason
 
 
 @admin.register(Entitlement)

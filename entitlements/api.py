@@ -1,7 +1,6 @@
 """REST endpoints of API.md "Entitlements" and "Families": input checks and permissions only;
 the rules live in services.py (writes) and selectors.py (reads)."""
 
-import re
 import uuid
 
 from django.utils import timezone
@@ -12,41 +11,29 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from entitlements import selectors, services
+from entitlements.errors import EntitlementExists, OwnerCannotLeave, PlanFull
 from entitlements.models import Entitlement
 from entitlements.serializers import EntitlementSerializer, FamilyMemberSerializer
-from jia_payments.core.errors import NotFound
-from jia_payments.core.idempotency import idempotent
-from jia_payments.core.openapi import problem_response
-from jia_payments.core.permissions import IsServiceOrStaff, principal_of
-from jia_payments.core.throttling import WriteRateThrottle
-from jia_payments.core.timestamps import iso_utc
-from jia_payments.core.validation import JSONObjectField, StrictCharField, StrictSerializer
+from jia_payments.core.api.errors import InvalidTransition, NotFound
+from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.openapi import problem_response
+from jia_payments.core.api.permissions import IsServiceOrStaff, principal_of
+from jia_payments.core.api.throttling import WriteRateThrottle
+from jia_payments.core.api.timestamps import iso_utc
+from jia_payments.core.api.validation import (
+    FeatureCodeField,
+    JSONObjectField,
+    StrictCharField,
+    StrictSerializer,
+    UserIdField,
+    is_plain_feature_code,
+    is_plain_user_id,
+)
 
-FEATURE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 MAX_BATCH = 100
 
 
 # --- input ---------------------------------------------------------------------------------
-
-
-class FeatureCodeField(StrictCharField):
-    default_error_messages = {"format": "A feature code: lower-case letters, digits, '-' and '_'."}
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 64)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        if not FEATURE_CODE.match(value):
-            self.fail("format")
-        return value
-
-
-class UserIdField(StrictCharField):
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 255)
-        super().__init__(**kwargs)
 
 
 class StrictUUIDField(serializers.UUIDField):
@@ -116,23 +103,13 @@ def _valid(serializer_class, data) -> dict:
 
 # The check is the hot path: input that is plainly valid skips the serializers (a third of a
 # warm check's time); anything else goes through them, so every error is exactly theirs.
-_PLAIN_FEATURE_CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-_PLAIN_USER_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,255}")
 _BATCH_FIELDS = frozenset({"user_id", "feature_codes"})
-
-
-def _plain_code(value) -> bool:
-    return type(value) is str and _PLAIN_FEATURE_CODE.fullmatch(value) is not None
-
-
-def _plain_user(value) -> bool:
-    return type(value) is str and _PLAIN_USER_ID.fullmatch(value) is not None
 
 
 def _check_query(params) -> dict:
     """CheckQuery's validated data, without the serializer when the query is plainly valid."""
     code, user_id = params.get("feature_code"), params.get("user_id")
-    if _plain_code(code) and (user_id is None or _plain_user(user_id)):
+    if is_plain_feature_code(code) and (user_id is None or is_plain_user_id(user_id)):
         return {"feature_code": code} if user_id is None else {"feature_code": code, "user_id": user_id}
     return _valid(CheckQuery, params)
 
@@ -144,8 +121,8 @@ def _batch_body(data) -> dict:
         if (
             type(codes) is list
             and 1 <= len(codes) <= MAX_BATCH
-            and all(_plain_code(code) for code in codes)
-            and ("user_id" not in data or _plain_user(data["user_id"]))
+            and all(is_plain_feature_code(code) for code in codes)
+            and ("user_id" not in data or is_plain_user_id(data["user_id"]))
         ):
             return dict(data)
     return _valid(BatchCheckIn, data)
@@ -197,19 +174,10 @@ class CheckOut(serializers.Serializer):
 BATCH_OUT = inline_serializer(
     "BatchCheckOut", {"user_id": serializers.CharField(), "results": serializers.DictField(child=CheckOut())}
 )
-PLAN_FULL = problem_response(409, "plan_full", "The family plan has no free seat", "Every seat is taken.")
-EXISTS = problem_response(
-    409, "entitlement_exists", "An active entitlement like this one already exists", "Already granted."
-)
-TRANSITION = problem_response(
-    409,
-    "invalid_transition",
-    "Invalid status transition",
-    "An entitlement cannot move from cancelled to expired.",
-)
-OWNER_STAYS = problem_response(
-    409, "owner_cannot_leave", "The family owner cannot be removed", "The owner holds the family plan."
-)
+PLAN_FULL = problem_response(PlanFull, "Every seat is taken.")
+EXISTS = problem_response(EntitlementExists, "Already granted.")
+TRANSITION = problem_response(InvalidTransition, "An entitlement cannot move from cancelled to expired.")
+OWNER_STAYS = problem_response(OwnerCannotLeave, "The owner holds the family plan.")
 
 
 # --- entitlements --------------------------------------------------------------------------

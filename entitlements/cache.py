@@ -16,7 +16,6 @@ breaker), the check answers from the database, and a warning is logged.
 
 import hashlib
 import logging
-import re
 import threading
 import time
 import uuid
@@ -27,12 +26,14 @@ from django.core.cache import caches
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
-from jia_payments.core import metrics
+from entitlements import metrics
+from jia_payments.core.api.validation import is_plain_user_id
 
 logger = logging.getLogger(__name__)
 
 KEY_VERSION = "v1"
-_SAFE_USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,120}$")
+# A plain user id up to this length is its own key part; any other is hashed (short, safe keys).
+CACHE_SAFE_USER_ID_LENGTH = 120
 _CACHE_ERRORS = (ConnectionInterrupted, RedisError, OSError)
 
 
@@ -45,7 +46,7 @@ def _cache():
 
 
 def _user_part(user_id: str) -> str:
-    if _SAFE_USER_ID.match(user_id):
+    if is_plain_user_id(user_id, max_length=CACHE_SAFE_USER_ID_LENGTH):
         return user_id
     return "h." + hashlib.sha256(user_id.encode()).hexdigest()
 

@@ -1,6 +1,6 @@
 """The entitlement engine's domain errors (rendered as problem details with these codes)."""
 
-from jia_payments.core.errors import Conflict, DomainError
+from jia_payments.core.api.errors import Conflict, DomainError
 
 
 class InvalidEntitlementInput(DomainError):

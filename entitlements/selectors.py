@@ -13,9 +13,8 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from entitlements import cache
+from entitlements import cache, metrics
 from entitlements.models import Entitlement, Family, FamilyMember
-from jia_payments.core import metrics
 
 ACTIVE, CANCELLED = Entitlement.Status.ACTIVE.value, Entitlement.Status.CANCELLED.value
 

@@ -26,9 +26,9 @@ from entitlements.errors import (
 from entitlements.models import Entitlement, Family, FamilyMember
 from entitlements.selectors import family_user_ids
 from entitlements.serializers import entitlement_data
-from jia_payments.core.audit import audit_context, record_changes
-from jia_payments.core.errors import InvalidTransition, NotFound
-from jia_payments.core.events import record_event
+from jia_payments.core.api.errors import InvalidTransition, NotFound
+from jia_payments.core.audit.trail import audit_context, record_changes
+from jia_payments.core.outbox.events import record_event
 from pricing.models import Plan
 
 ACTIVE = Entitlement.Status.ACTIVE

@@ -20,7 +20,7 @@ def _structured_worker_logs(logger, **kwargs):
     """Celery sets up the worker's handlers (honouring --loglevel); we give them our JSON format."""
     from django.conf import settings
 
-    from jia_payments.core.logs import use_structured_format
+    from jia_payments.core.ops.logs import use_structured_format
 
     use_structured_format(logger, settings.LOG_FORMAT)
 
@@ -31,7 +31,7 @@ def _serve_worker_metrics(**kwargs):
     event processing) on that port, summed over its pool processes (PROMETHEUS_MULTIPROC_DIR)."""
     port = os.environ.get("CELERY_METRICS_PORT", "").strip()
     if port:
-        from jia_payments.core.metrics import serve_worker_metrics
+        from jia_payments.core.ops.metrics import serve_worker_metrics
 
         serve_worker_metrics(int(port))
 

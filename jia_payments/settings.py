@@ -57,10 +57,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "jia_payments.core.middleware.ProblemDetailsMiddleware",
+    "jia_payments.core.api.middleware.ProblemDetailsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "jia_payments.core.middleware.CommonMiddleware",
+    "jia_payments.core.api.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -223,19 +223,19 @@ CELERY_BEAT_SCHEDULE["core.prune_events"] = {"task": "core.prune_events", "sched
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "jia_payments.core.auth.BetterAuthTokenAuthentication",
-        "jia_payments.core.auth.StaffSessionAuthentication",
+        "jia_payments.core.api.auth.BetterAuthTokenAuthentication",
+        "jia_payments.core.api.auth.StaffSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["jia_payments.core.permissions.IsAuthenticatedCaller"],
+    "DEFAULT_PERMISSION_CLASSES": ["jia_payments.core.api.permissions.IsAuthenticatedCaller"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["jia_payments.core.parsers.BoundedJSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "jia_payments.core.pagination.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": ["jia_payments.core.api.parsers.BoundedJSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "jia_payments.core.api.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 20,
-    "EXCEPTION_HANDLER": "jia_payments.core.errors.problem_details_handler",
-    "DEFAULT_SCHEMA_CLASS": "jia_payments.core.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "jia_payments.core.api.errors.problem_details_handler",
+    "DEFAULT_SCHEMA_CLASS": "jia_payments.core.api.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -302,12 +302,12 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-# --- Logging (issue 7: structured logs) -------------------------------------------------------
+# --- Logging (structured) ---------------------------------------------------------------------
 # JSON lines by default (LOG_FORMAT=json); LOG_FORMAT=console for people (`make run` sets it).
 # request_id comes from X-Request-ID (or is generated), is returned in the response and travels
 # with the Celery tasks a request enqueues (django-structlog).
 
-from jia_payments.core.logs import configure_structlog, logging_config  # noqa: E402
+from jia_payments.core.ops.logs import configure_structlog, logging_config  # noqa: E402
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env.str("LOG_FORMAT", default="json").lower()
@@ -317,34 +317,34 @@ configure_structlog()
 INSTALLED_APPS += ["django_structlog"]
 MIDDLEWARE.insert(0, "django_structlog.middlewares.RequestMiddleware")
 DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
-DJANGO_STRUCTLOG_USER_ID_FIELD = None  # jia_payments.core.request_logging binds the API caller
-# `ip` is bound by jia_payments.core.request_logging, trusting X-Forwarded-For only as far as
+DJANGO_STRUCTLOG_USER_ID_FIELD = None  # jia_payments.core.api.request_logging binds the API caller
+# `ip` is bound by jia_payments.core.api.request_logging, trusting X-Forwarded-For only as far as
 # THROTTLE_NUM_PROXIES says (django-structlog's ipware would take any client-sent header).
 DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
 
-# --- Health checks (issue 7) ----------------------------------------------------------------
+# --- Health checks --------------------------------------------------------------------------
 # /healthz: the process answers. /readyz: database, Redis, Celery broker, Kafka when configured;
 # each probe gives up after READINESS_TIMEOUT seconds, the answer comes within that + 1 s.
 # Both are answered before host validation and the HTTPS redirect (probes use the pod address).
 
 INSTALLED_APPS += ["health_check"]
-MIDDLEWARE.insert(0, "jia_payments.core.health.ProbeMiddleware")
+MIDDLEWARE.insert(0, "jia_payments.core.ops.health.ProbeMiddleware")
 READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", default=0.8)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
 
-# --- API rate limits (issue 7) --------------------------------------------------------------
-# Counted in the default cache (Redis in production) by jia_payments.core.throttling. Rates are
+# --- API rate limits ------------------------------------------------------------------------
+# Counted in the default cache (Redis in production) by jia_payments.core.api.throttling. Rates are
 # "N/s", "N/min", "N/hour" or "N/day"; THROTTLE_NUM_PROXIES = how many proxies add X-Forwarded-For.
 
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
-    "jia_payments.core.throttling.AnonRateThrottle",
-    "jia_payments.core.throttling.UserRateThrottle",
-    "jia_payments.core.throttling.ServiceRateThrottle",
-    "jia_payments.core.throttling.WriteRateThrottle",
+    "jia_payments.core.api.throttling.AnonRateThrottle",
+    "jia_payments.core.api.throttling.UserRateThrottle",
+    "jia_payments.core.api.throttling.ServiceRateThrottle",
+    "jia_payments.core.api.throttling.WriteRateThrottle",
 ]
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "anon": env.str("THROTTLE_ANON", default="300/min"),
@@ -407,9 +407,9 @@ CELERY_BEAT_SCHEDULE["payments.reconcile-stripe-events"] = {
 # The trusted edge header carrying an end user's country (e.g. CF-IPCountry); unset: none.
 CHECKOUT_COUNTRY_HEADER = env.str("CHECKOUT_COUNTRY_HEADER", default="")
 
-# --- Metrics (issue 7): GET /metrics, Prometheus text --------------------------------------------
+# --- Metrics: GET /metrics, Prometheus text ------------------------------------------------------
 # django-prometheus (requests by view and status, DB queries, cache gets) and the business metrics
-# of jia_payments.core.metrics. Under gunicorn every worker counts into PROMETHEUS_MULTIPROC_DIR
+# of jia_payments.core.ops.metrics. Under gunicorn every worker counts into PROMETHEUS_MULTIPROC_DIR
 # (gunicorn.conf.py sets and cleans it) and any worker's scrape sums them all.
 # Who may read it: METRICS_TOKEN set = callers with "Authorization: Bearer <METRICS_TOKEN>";
 # unset = nobody when DEBUG is false (404), anyone on a DEBUG server.
@@ -421,14 +421,14 @@ if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
     Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 INSTALLED_APPS += ["django_prometheus"]
 MIDDLEWARE.insert(
-    MIDDLEWARE.index("jia_payments.core.health.ProbeMiddleware") + 1,
-    "jia_payments.core.metrics.MetricsEndpointMiddleware",
+    MIDDLEWARE.index("jia_payments.core.ops.health.ProbeMiddleware") + 1,
+    "jia_payments.core.ops.metrics.MetricsEndpointMiddleware",
 )
 MIDDLEWARE.insert(
-    MIDDLEWARE.index("jia_payments.core.metrics.MetricsEndpointMiddleware") + 1,
-    "jia_payments.core.metrics.BeforeMiddleware",
+    MIDDLEWARE.index("jia_payments.core.ops.metrics.MetricsEndpointMiddleware") + 1,
+    "jia_payments.core.ops.metrics.BeforeMiddleware",
 )
-MIDDLEWARE.append("jia_payments.core.metrics.AfterMiddleware")
+MIDDLEWARE.append("jia_payments.core.ops.metrics.AfterMiddleware")
 _BUCKETS = "0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5 10 30 inf"  # seconds, the request latency histograms
 PROMETHEUS_LATENCY_BUCKETS = tuple(float(b) for b in _BUCKETS.split())
 # Database and cache backends that count their calls (the same drivers underneath).
@@ -442,16 +442,16 @@ DATABASES["default"]["ENGINE"] = _INSTRUMENTED_DB.get(
 if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
     CACHES["default"]["BACKEND"] = "django_prometheus.cache.backends.redis.RedisCache"
 
-# --- Audit trail (issue 7) -------------------------------------------------------------------
-# django-auditlog records who changed what (before -> after) and why; jia_payments.core.audit
+# --- Audit trail -----------------------------------------------------------------------------
+# django-auditlog records who changed what (before -> after) and why; jia_payments.core.audit.trail
 # names the caller (admin user, or the API's service/staff token) and the reason given.
 
 INSTALLED_APPS += ["auditlog"]
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
-    "jia_payments.core.audit.AuditMiddleware",
+    "jia_payments.core.audit.trail.AuditMiddleware",
 )
-AUDITLOG_CID_GETTER = "jia_payments.core.audit.correlation_id"
+AUDITLOG_CID_GETTER = "jia_payments.core.audit.trail.correlation_id"
 AUDITLOG_INCLUDE_TRACKING_MODELS = (
     {"model": "pricing.Feature", "exclude_fields": ["updated_at"]},
     {"model": "pricing.Plan", "exclude_fields": ["updated_at"], "m2m_fields": {"features"}},

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from jia_payments.core import health, metrics
+from jia_payments.core.ops import health, metrics
 from payments.webhooks import StripeWebhookView
 
 api_v1 = [
@@ -21,16 +21,16 @@ urlpatterns = [
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
 ]
 
-# Operations (issue 7): probes are answered by jia_payments.core.health.ProbeMiddleware before
+# Operations: probes are answered by jia_payments.core.ops.health.ProbeMiddleware before
 # these routes; the routes keep them reversible and visible in one place.
 urlpatterns += [
     path("healthz", health.liveness, name="healthz"),
     path("readyz", health.readiness, name="readyz"),
-    # answered by jia_payments.core.metrics.MetricsEndpointMiddleware first (token, no host check)
+    # answered by jia_payments.core.ops.metrics.MetricsEndpointMiddleware first (token, no host check)
     path("metrics", metrics.metrics_view, name="prometheus-metrics"),
 ]
 
-handler400 = "jia_payments.core.errors.bad_request_view"
-handler403 = "jia_payments.core.errors.permission_denied_view"
-handler404 = "jia_payments.core.errors.not_found_view"
-handler500 = "jia_payments.core.errors.server_error_view"
+handler400 = "jia_payments.core.api.errors.bad_request_view"
+handler403 = "jia_payments.core.api.errors.permission_denied_view"
+handler404 = "jia_payments.core.api.errors.not_found_view"
+handler500 = "jia_payments.core.api.errors.server_error_view"

@@ -1,8 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
 
-from jia_payments.core.audit_admin import AuditedAdmin, action_reason
-from jia_payments.core.errors import DomainError
+from jia_payments.core.api.errors import DomainError
+from jia_payments.core.audit.admin import AuditedAdmin, action_reason
 from payments.models import CheckoutSession, Payment, Refund, StripeEvent
 from payments.refunds import payment_refund
 from payments.stripe_events import stripe_events_reprocess

@@ -10,10 +10,11 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from jia_payments.core.idempotency import idempotent
-from jia_payments.core.openapi import problem_response
-from jia_payments.core.permissions import IsServiceOrStaff
-from jia_payments.core.validation import (
+from jia_payments.core.api.errors import InvalidTransition
+from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.openapi import problem_response
+from jia_payments.core.api.permissions import IsServiceOrStaff
+from jia_payments.core.api.validation import (
     CurrencyField,
     JSONObjectField,
     StrictCharField,
@@ -23,6 +24,7 @@ from jia_payments.core.validation import (
 from payments import selectors, services
 from payments.models import MAX_AMOUNT, Payment
 from payments.payment_intents import is_stripe_method, payment_create_with_intent
+from payments.stripe_gateway import StripeUnavailable
 
 API_METHODS = [
     Payment.Method.CREDIT_CARD,
@@ -86,16 +88,12 @@ class PaymentListCreateView(GenericAPIView):
         responses={
             201: PaymentSerializer,
             403: problem_response(
-                403,
-                "permission_denied",
-                "Permission denied",
+                PermissionDenied,
                 "An end user may only create payments for themself.",
                 "An end user asked for another customer_id",
             ),
             503: problem_response(
-                503,
-                "stripe_unavailable",
-                "The payment provider is unavailable",
+                StripeUnavailable,
                 "The payment provider is unavailable",
                 "A card, debit card or wallet payment could not reach Stripe; nothing was created",
             ),
@@ -155,9 +153,7 @@ class PaymentStatusView(GenericAPIView):
         responses={
             200: PaymentSerializer,
             409: problem_response(
-                409,
-                "invalid_transition",
-                "Invalid status transition",
+                InvalidTransition,
                 "A completed payment cannot become failed.",
                 "The state machine does not allow this move",
             ),

@@ -40,3 +40,17 @@ class PaymentsConfig(AppConfig):
         checks.register(check_webhook_event_callback, "djstripe")
         _point_djstripe_at_stripe_api_base()
         setting_changed.connect(_point_djstripe_at_stripe_api_base, dispatch_uid="payments.stripe_api_base")
+
+        from jia_payments.core.outbox.events import register_event_types
+        from payments import metrics
+        from payments.webhook_handlers import HANDLERS
+
+        metrics.register_handled_event_types(HANDLERS)
+        register_event_types(
+            "payment.created",
+            "payment.status.updated",
+            "payment.completed",
+            "payment.refunded",
+            "checkout.session.created",
+            "checkout.session.completed",
+        )

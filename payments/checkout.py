@@ -13,9 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from entitlements import services as entitlement_services
-from jia_payments.core.errors import NotFound, Unprocessable
-from jia_payments.core.events import record_event
-from jia_payments.core.validation import is_country_code
+from jia_payments.core.api.errors import NotFound, Unprocessable
+from jia_payments.core.api.validation import is_country_code
+from jia_payments.core.outbox.events import record_event
 from payments import stripe_gateway
 from payments.models import CheckoutSession, Payment
 from payments.services import payment_create, payment_reach_status

@@ -6,14 +6,15 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jia_payments.core.errors import NotFound
-from jia_payments.core.idempotency import idempotent
-from jia_payments.core.permissions import IsServiceOrStaff, principal_of
-from jia_payments.core.validation import (
+from jia_payments.core.api.errors import NotFound
+from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.permissions import IsServiceOrStaff, principal_of
+from jia_payments.core.api.validation import (
     CountryCodeField,
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
+    UserIdField,
 )
 from payments.api import PaymentSerializer
 from payments.checkout import checkout_country, checkout_data, checkout_session_create
@@ -27,7 +28,7 @@ class CheckoutSessionCreateSerializer(StrictSerializer):
     cancel_url = serializers.URLField(max_length=2000)
     country = CountryCodeField(required=False, help_text="ISO 3166-1 alpha-2; see how it is used in the docs")
     family_id = serializers.UUIDField(required=False, allow_null=True)
-    user_id = StrictCharField(max_length=255, required=False, help_text="Services and staff: the buyer")
+    user_id = UserIdField(required=False, help_text="Services and staff: the buyer")
 
 
 class CheckoutSessionSerializer(serializers.Serializer):

@@ -3,7 +3,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
-from pricing.models import CURRENCY_CODE
+from jia_payments.core.api.validation import CURRENCY_CODE
 
 MAX_AMOUNT = 99_999_999
 

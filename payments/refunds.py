@@ -18,8 +18,8 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from entitlements import services as entitlement_services
-from jia_payments.core.audit import audit_context, record_changes
-from jia_payments.core.errors import DomainError, InvalidTransition, NotFound, Unprocessable
+from jia_payments.core.api.errors import DomainError, InvalidTransition, NotFound, Unprocessable
+from jia_payments.core.audit.trail import audit_context, record_changes
 from payments import stripe_gateway
 from payments.models import Payment, Refund
 from payments.services import payment_reach_status

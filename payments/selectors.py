@@ -5,8 +5,8 @@ import uuid
 
 from django.db.models import QuerySet
 
-from jia_payments.core.auth import Principal
-from jia_payments.core.errors import NotFound
+from jia_payments.core.api.auth import Principal
+from jia_payments.core.api.errors import NotFound
 from payments.models import CheckoutSession, Payment
 
 

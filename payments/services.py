@@ -6,12 +6,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from jia_payments.core import metrics
-from jia_payments.core.audit import record_changes
-from jia_payments.core.errors import DomainError, InvalidTransition, NotFound
-from jia_payments.core.events import record_event
-from jia_payments.core.timestamps import iso_utc
-from jia_payments.core.validation import is_currency_code
+from jia_payments.core.api.errors import DomainError, InvalidTransition, NotFound
+from jia_payments.core.api.timestamps import iso_utc
+from jia_payments.core.api.validation import is_currency_code
+from jia_payments.core.audit.trail import record_changes
+from jia_payments.core.outbox.events import record_event
+from payments import metrics
 from payments.models import MAX_AMOUNT, Payment
 
 # The payment as the API shows it (and as events carry it, API.md "Events").

@@ -17,9 +17,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jia_payments.core import metrics
-from jia_payments.core.audit import audit_context
-from payments import stripe_gateway
+from jia_payments.core.audit.trail import audit_context
+from payments import metrics, stripe_gateway
 from payments.models import StripeEvent
 from payments.webhook_handlers import HANDLERS
 

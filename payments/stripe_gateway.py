@@ -18,7 +18,7 @@ from decimal import Decimal
 import stripe
 from django.conf import settings
 
-from jia_payments.core.errors import DomainError, ServiceUnavailable
+from jia_payments.core.api.errors import DomainError, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 from django.contrib import admin
 from django.utils.html import format_html_join
 
-from entitlements.services import plan_entitlements_sync_later
-from jia_payments.core.audit_admin import AuditedAdmin
+from jia_payments.core.audit.admin import AuditedAdmin
 from pricing.models import Feature, Plan, PricingZone
 from pricing.money import format_major_units
 from pricing.selectors import zone_price_cents
+from pricing.services import plan_features_changed
 from pricing.zones import ZONES
 
 
@@ -42,8 +42,7 @@ class PlanAdmin(AuditedAdmin, admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         if change and {"features", "usage_limits"} & set(form.changed_data):
-            # The entitlements granted by this plan follow its features and limits (after commit).
-            plan_entitlements_sync_later(plan_id=form.instance.pk)
+            plan_features_changed(plan_id=form.instance.pk)
 
     @admin.display(description="Price in each zone")
     def zone_prices(self, plan: Plan) -> str:

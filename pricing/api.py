@@ -11,9 +11,14 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from jia_payments.core.idempotency import idempotent
-from jia_payments.core.permissions import IsStaff
-from jia_payments.core.validation import CountryCodeField, MultiplierField, StrictCharField, StrictSerializer
+from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.permissions import IsStaff
+from jia_payments.core.api.validation import (
+    CountryCodeField,
+    MultiplierField,
+    StrictCharField,
+    StrictSerializer,
+)
 from pricing import selectors, services
 from pricing.models import Plan, PricingZone
 

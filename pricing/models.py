@@ -1,19 +1,17 @@
 import uuid
 from decimal import Decimal
 
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-CURRENCY_CODE = RegexValidator(r"^[A-Z]{3}$", "An upper-case ISO 4217 code, e.g. USD.")
-ISO_COUNTRY_CODE = RegexValidator(r"^[A-Z]{2}$", "Two upper-case letters, e.g. IN.")
-SLUG = RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", "Lower-case letters, digits, '-' and '_'.")
+from jia_payments.core.api.validation import CODE, CURRENCY_CODE, FEATURE_CODE_MAX_LENGTH, ISO_COUNTRY_CODE
 
 
 class Feature(models.Model):
     """A feature code of the catalog, e.g. `family_calendar`."""
 
-    code = models.CharField(primary_key=True, max_length=64, validators=[SLUG])
+    code = models.CharField(primary_key=True, max_length=FEATURE_CODE_MAX_LENGTH, validators=[CODE])
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True, max_length=2000)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -32,7 +30,7 @@ class Plan(models.Model):
         YEARLY = "yearly"
         ONE_TIME = "one_time"
 
-    id = models.CharField(primary_key=True, max_length=64, validators=[SLUG])
+    id = models.CharField(primary_key=True, max_length=FEATURE_CODE_MAX_LENGTH, validators=[CODE])
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True, max_length=2000)
     features = models.ManyToManyField(Feature, related_name="plans", blank=True)

@@ -3,7 +3,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import QuerySet
 
-from jia_payments.core.errors import NotFound
+from jia_payments.core.api.errors import NotFound
 from pricing.models import Plan, PricingZone
 
 ZONE_A_MULTIPLIER = Decimal("1.00")

@@ -1,14 +1,16 @@
-"""Every write to pricing zones: validated, in one transaction, safe under concurrent upserts."""
+"""Pricing writes: pricing zones (validated, in one transaction, safe under concurrent upserts) and
+the news that a plan's features or limits changed, for the apps that follow plans."""
 
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from jia_payments.core.audit import audit_context
-from jia_payments.core.errors import NotFound
-from jia_payments.core.validation import is_country_code
+from jia_payments.core.api.errors import NotFound
+from jia_payments.core.api.validation import is_country_code
+from jia_payments.core.audit.trail import audit_context
 from pricing.income_groups import ZONE_ID_NAMESPACE
 from pricing.models import PricingZone
 
@@ -115,3 +117,19 @@ def pricing_zone_delete(*, iso_code: str, reason: str = "") -> None:
         deleted, _ = PricingZone.objects.filter(iso_code=iso_code.upper()).delete()
     if not deleted:
         raise NotFound("No pricing zone for this country.")
+
+
+_plan_features_changed_callbacks: list[Callable[..., None]] = []
+
+
+def on_plan_features_changed(callback: Callable[..., None]) -> None:
+    """Call `callback(plan_id=...)` whenever a plan's features or usage limits change (an app that
+    follows plans registers it in its AppConfig.ready; pricing imports no app above it)."""
+    if callback not in _plan_features_changed_callbacks:
+        _plan_features_changed_callbacks.append(callback)
+
+
+def plan_features_changed(*, plan_id: str) -> None:
+    """A plan's features or usage limits changed: tell every app that follows plans."""
+    for callback in _plan_features_changed_callbacks:
+        callback(plan_id=plan_id)

@@ -5,7 +5,7 @@ import json
 import logging
 from contextlib import contextmanager
 
-from jia_payments.core.logs import formatter
+from jia_payments.core.ops.logs import formatter
 
 
 class CapturedLogs:

@@ -10,7 +10,7 @@ from entitlements import services
 from entitlements.models import Entitlement, Family, FamilyMember
 from entitlements.tests.factories import plan_with
 from jia_payments.core.models import OutboxEvent
-from jia_payments.core.tests.test_errors import assert_problem
+from testsupport.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 
@@ -169,7 +169,7 @@ def test_batch_check_rejects_bad_bodies(user_client, body, errors):
 
 def test_the_batch_check_is_a_read_for_the_rate_limits(user_client, settings, monkeypatch):
     """A POST, but no write: the write limit does not apply; the user's own limit still does."""
-    from jia_payments.core.throttling import _WindowThrottle
+    from jia_payments.core.api.throttling import _WindowThrottle
 
     monkeypatch.setattr(_WindowThrottle, "timer", lambda self: 1_900_000_050)
     settings.REST_FRAMEWORK = {
@@ -250,7 +250,7 @@ def test_the_fast_batch_body_reads_like_the_serializer(body):
 def test_check_dates_render_as_drf_renders_them():
     from rest_framework import serializers as drf
 
-    from jia_payments.core.timestamps import iso_utc
+    from jia_payments.core.api.timestamps import iso_utc
 
     plus_two = timezone.get_fixed_timezone(120)
     for value in (

@@ -364,3 +364,15 @@ def test_redis_down_nothing_500s_over_http(redis_down, user_client, service_clie
     assert batch.json()["results"]["vault"]["reason"] == "no_entitlement"
     assert listed.json()["count"] == 1
     assert any("unavailable" in r.getMessage() for r in caplog.records if r.name == "entitlements.cache")
+
+
+def test_a_user_id_too_long_or_not_plain_for_a_cache_key_is_hashed():
+    from entitlements.cache import CACHE_SAFE_USER_ID_LENGTH, entry_key, generation_key
+
+    plain = "u" * CACHE_SAFE_USER_ID_LENGTH
+    assert entry_key(plain).endswith(":" + plain)
+    for user_id in ("u" * (CACHE_SAFE_USER_ID_LENGTH + 1), "user 1", "u" * 255):
+        key = entry_key(user_id)
+        assert user_id not in key and key.split(":")[-1].startswith("h.")
+        assert generation_key(user_id) != key
+    assert entry_key("u" * 200) != entry_key("u" * 201)

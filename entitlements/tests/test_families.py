@@ -11,7 +11,7 @@ from entitlements.errors import AlreadyMember, OwnerCannotLeave, PlanFull
 from entitlements.models import Family, FamilyMember
 from entitlements.services import grant_plan
 from entitlements.tests.factories import plan_with
-from jia_payments.core.errors import NotFound
+from jia_payments.core.api.errors import NotFound
 
 
 def _family(max_users: int) -> Family:

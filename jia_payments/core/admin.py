@@ -69,7 +69,7 @@ class IdempotencyKeyAdmin(ReadOnlyAdmin):
 from auditlog import admin as auditlog_admin  # noqa: E402  (registers auditlog's LogEntryAdmin first)
 from auditlog.models import LogEntry  # noqa: E402
 
-from jia_payments.core.audit import actor_label, reason_of  # noqa: E402
+from jia_payments.core.audit.trail import actor_label, reason_of  # noqa: E402
 
 admin.site.unregister(LogEntry)
 

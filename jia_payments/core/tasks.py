@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from jia_payments.core.idempotency import idempotency_keys_prune
+from jia_payments.core.api.idempotency import idempotency_keys_prune
 
 
 @shared_task(name="core.prune_idempotency_keys")

@@ -2,7 +2,6 @@
 Celery worker process on Redis processes them against the test database."""
 
 import os
-import time
 from urllib.parse import urlparse
 
 import pytest
@@ -16,20 +15,7 @@ from payments.models import StripeEvent
 from payments.webhook_endpoint import webhook_endpoint_ensure
 from testsupport.celery_worker import CeleryWorker
 from testsupport.localstripe import API_KEY, WEBHOOK_SECRET
-
-WAIT_SECONDS = 300  # a bound on waiting for other processes (a busy 2-core machine), not a speed assertion
-
-
-def wait_for(condition, *, timeout: float = WAIT_SECONDS, what: str = "condition"):
-    """Poll `condition` until it answers something truthy; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+from testsupport.waiting import wait_for
 
 
 @pytest.fixture(scope="session")

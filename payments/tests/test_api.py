@@ -5,9 +5,9 @@ import uuid
 import pytest
 
 from jia_payments.core.models import OutboxEvent
-from jia_payments.core.tests.test_errors import assert_problem
 from payments.models import Payment
 from payments.tests.factories import PaymentFactory
+from testsupport.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -5,14 +5,14 @@ import threading
 import pytest
 from django.db import connection
 
-from jia_payments.core.errors import InvalidTransition
+from jia_payments.core.api.errors import InvalidTransition
 from jia_payments.core.models import OutboxEvent
-from jia_payments.core.tests.test_errors import assert_problem
-from jia_payments.core.tests.test_idempotency import _concurrent_posts
 from payments.models import Payment
 from payments.services import payment_update_status
 from payments.tests.factories import PaymentFactory
-from payments.tests.test_validation import GOOD
+from payments.tests.payloads import GOOD
+from testsupport.concurrency import concurrent_posts
+from testsupport.problems import assert_problem
 
 PAYMENTS = "/api/v1/payments/"
 
@@ -59,7 +59,7 @@ def test_20_concurrent_creates_with_one_key_make_exactly_one_payment(
     transaction (core.idempotency, atomic=False): a request arriving while the first is still at
     work is 409 `idempotency_key_in_progress` (retry later); one payment whatever the timing."""
     body = {**GOOD, "payment_method": payment_method}
-    results = _concurrent_posts(f"{live_server.url}{PAYMENTS}", token_issuer.token("customer_123"), body, 20)
+    results = concurrent_posts(f"{live_server.url}{PAYMENTS}", token_issuer.token("customer_123"), body, 20)
     assert Payment.objects.count() == 1
     assert OutboxEvent.objects.filter(type="payment.created").count() == 1
     payment_id = str(Payment.objects.get().id)

@@ -5,7 +5,7 @@ from django.test import override_settings
 
 from jia_payments.core.models import OutboxEvent
 from payments.models import Payment
-from payments.tests.test_validation import GOOD
+from payments.tests.payloads import GOOD
 
 pytestmark = pytest.mark.django_db
 

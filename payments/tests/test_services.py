@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from jia_payments.core.errors import DomainError, InvalidTransition, NotFound
+from jia_payments.core.api.errors import DomainError, InvalidTransition, NotFound
 from jia_payments.core.models import OutboxEvent
 from payments.models import Payment
 from payments.services import payment_create, payment_update_status

@@ -3,20 +3,13 @@
 import pytest
 
 from jia_payments.core.models import IdempotencyKey, OutboxEvent
-from jia_payments.core.tests.test_errors import assert_problem
 from payments.models import Payment
+from payments.tests.payloads import GOOD
+from testsupport.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 
 PAYMENTS = "/api/v1/payments/"
-GOOD = {
-    "amount": 1999,
-    "currency": "USD",
-    "payment_method": "credit_card",
-    "customer_id": "customer_123",
-    "order_id": "order_123",
-    "description": "Test payment",
-}
 WHOLE = "A whole number (JSON integer) is required."
 
 

@@ -58,7 +58,7 @@ def test_an_unknown_endpoint_uuid_is_404_and_stores_nothing(client):
     assert response.status_code == 404
 
 
-# --- Stripe's calls are not rate-limited per IP, but their size is bounded (issue 7) -----------
+# --- Stripe's calls are not rate-limited per IP, but their size is bounded ---------------------
 
 SECRET = "whsec_testsuite0123456789abcdefghijkl"
 

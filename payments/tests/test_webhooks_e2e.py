@@ -16,8 +16,8 @@ from jia_payments.core.models import OutboxEvent
 from payments.checkout import checkout_country, checkout_session_create
 from payments.models import CheckoutSession, Payment, Refund, StripeEvent
 from payments.tasks import reconcile_stripe_events
-from payments.tests.conftest import wait_for
 from testsupport.localstripe import API_KEY, WEBHOOK_SECRET, signature_header
+from testsupport.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -5,9 +5,9 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from jia_payments.core.tests.test_errors import assert_problem
 from pricing.models import PricingZone
 from pricing.tests.factories import FeatureFactory, PlanFactory, PricingZoneFactory
+from testsupport.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 """The transactional outbox's way out: relay pending OutboxEvent rows to Kafka (or the log).
 
-- `jia_payments.core.events.record_event` writes a row in the caller's transaction and, once that
+- `jia_payments.core.outbox.events.record_event` writes a row in the caller's transaction and, once that
   transaction commits, asks for a relay run (`tasks.relay_events`), debounced: the run starts
   EVENTS_RELAY_DELAY_SECONDS later and the commits until then share it (see
   `request_relay_on_commit`); Celery beat also sweeps every EVENTS_SWEEP_SECONDS.

@@ -129,7 +129,7 @@ def _describe(error) -> str:
 
 def outbox_republish(*, ids: list[int]) -> int:
     """Publish sent rows again, with their original CloudEvents id (consumers drop duplicates)."""
-    from jia_payments.core.events import request_relay_on_commit
+    from jia_payments.core.outbox.events import request_relay_on_commit
 
     with transaction.atomic():
         count = OutboxEvent.objects.filter(id__in=ids, status=SENT).update(status=PENDING, sent_at=None)

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from jia_payments.core.events import relay_request_taken
+from jia_payments.core.outbox.events import relay_request_taken
 from jia_payments.core.outbox.services import outbox_prune_sent, outbox_relay
 
 

@@ -7,8 +7,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from entitlements.tests.factories import EntitlementFactory, FamilyMemberFactory
-from jia_payments.core.events import record_event
 from jia_payments.core.models import IdempotencyKey
+from jia_payments.core.outbox.events import record_event
 from payments.models import CheckoutSession, Payment, StripeEvent
 from payments.tests.factories import PaymentFactory
 

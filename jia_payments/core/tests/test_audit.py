@@ -1,4 +1,4 @@
-"""The audit trail (issue 7): each kind of change staff (admin) and the API's service/staff callers
+"""The audit trail: each kind of change staff (admin) and the API's service/staff callers
 make is recorded with who made it, before and after, and the reason they gave."""
 
 import json
@@ -14,7 +14,7 @@ from django.utils import timezone
 from entitlements import services as entitlement_services
 from entitlements.models import Entitlement, Family, FamilyMember
 from entitlements.tests.factories import plan_with
-from jia_payments.core.audit import audit_context, record_changes
+from jia_payments.core.audit.trail import audit_context, record_changes
 from payments import stripe_gateway
 from payments.models import Payment, Refund
 from payments.tests.factories import PaymentFactory

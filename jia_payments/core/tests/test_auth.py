@@ -120,7 +120,7 @@ def test_expired_token_is_401(token_issuer):
 
 
 def test_a_verified_token_is_not_verified_again_until_it_expires(token_issuer, settings, monkeypatch):
-    from jia_payments.core import auth
+    from jia_payments.core.api import auth
 
     settings.AUTH_JWT_LEEWAY_SECONDS = 0
     decoded = []
@@ -142,7 +142,7 @@ def test_a_verified_token_is_checked_again_when_the_auth_settings_change(token_i
 
 
 def test_the_verified_tokens_are_bounded(token_issuer, monkeypatch):
-    from jia_payments.core import auth
+    from jia_payments.core.api import auth
 
     monkeypatch.setattr(auth, "VERIFIED_TOKENS_MAX", 3)
     auth.forget_verified_tokens()

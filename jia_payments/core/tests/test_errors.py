@@ -1,35 +1,16 @@
 """Every error an API client can meet is RFC 9457 problem details: no HTML, no stack trace."""
 
-import json
-
 import pytest
 from django.core.cache import cache
 from django.test import override_settings
 from rest_framework.test import APIClient
 
 from pricing.models import Feature
+from testsupport.problems import assert_problem
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("jia_payments.core.tests.urls")]
 
 THINGS = "/api/test/things/"
-
-
-def assert_problem(response, status: int, code: str, errors: dict | None = None) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = json.loads(response.content)
-    expected_keys = {"type", "title", "status", "detail", "code"} | (
-        {"errors"} if errors is not None else set()
-    )
-    assert set(body) == expected_keys
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["type"] == f"https://docs.jia.app/problems/{code}"
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    if errors is not None:
-        assert body["errors"] == errors
-    return body
 
 
 def test_unknown_api_path_is_a_problem_404(user_client):
@@ -75,7 +56,7 @@ def test_json_nested_too_deep_is_400_not_500(user_client, depth):
 
 
 def test_json_nested_exactly_to_the_bound_is_accepted(user_client):
-    from jia_payments.core.parsers import MAX_DEPTH
+    from jia_payments.core.api.parsers import MAX_DEPTH
 
     lists = MAX_DEPTH - 2  # the body and its metadata object are the first two levels
     body = b'{"code": "x", "metadata": {"k": ' + b"[" * lists + b"]" * lists + b"}}"
@@ -84,7 +65,7 @@ def test_json_nested_exactly_to_the_bound_is_accepted(user_client):
 
 
 def test_nesting_depth_counts_containers():
-    from jia_payments.core.parsers import nesting_depth
+    from jia_payments.core.api.parsers import nesting_depth
 
     assert nesting_depth(7) == 0
     assert nesting_depth({"x": [], "y": 1}) == 2

@@ -6,10 +6,10 @@ import uuid
 import pytest
 from django.db import transaction
 
-from jia_payments.core.events import record_event
 from jia_payments.core.models import OutboxEvent
+from jia_payments.core.outbox.events import record_event
 from jia_payments.core.outbox.services import outbox_relay
-from jia_payments.core.tests.events_helpers import assert_cloudevent, record
+from testsupport.events import assert_cloudevent, record
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +43,22 @@ def test_an_unknown_type_is_refused():
     with pytest.raises(ValueError, match="unknown event type"):
         record(type="payment.teleported")
     assert not OutboxEvent.objects.exists()
+
+
+def test_the_apps_register_the_event_types_they_record():
+    from jia_payments.core.outbox.events import registered_event_types
+
+    assert registered_event_types() == {
+        "payment.created",
+        "payment.status.updated",
+        "payment.completed",
+        "payment.refunded",
+        "entitlement.created",
+        "entitlement.updated",
+        "entitlement.expired",
+        "checkout.session.created",
+        "checkout.session.completed",
+    }
 
 
 def test_embedded_default_keeps_events_in_the_outbox(settings, django_capture_on_commit_callbacks):
@@ -96,8 +112,7 @@ def test_a_burst_of_commits_enqueues_one_relay_run(settings, django_capture_on_c
     before that run starts share it. Once it starts (and clears the request), a commit asks again."""
     from django.core.cache import cache
 
-    from jia_payments.core import events
-    from jia_payments.core.outbox import tasks
+    from jia_payments.core.outbox import events, tasks
 
     settings.EVENTS_PROVIDER = "log"
     settings.EVENTS_RELAY_DELAY_SECONDS = 0.5

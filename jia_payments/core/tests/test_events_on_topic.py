@@ -5,8 +5,8 @@ Stripe is localstripe."""
 
 import pytest
 
-from jia_payments.core.tests.events_helpers import assert_cloudevent
 from pricing.tests.factories import FeatureFactory, PlanFactory
+from testsupport.events import assert_cloudevent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,8 +110,7 @@ def test_broker_down_200_api_writes_succeed_then_all_their_events_are_published_
     kafka_events, service_client
 ):
     from jia_payments.core.models import OutboxEvent
-    from jia_payments.core.tests.events_helpers import assert_once_each_in_key_order
-    from jia_payments.core.tests.test_outbox_relay import relay_until_drained
+    from testsupport.events import assert_once_each_in_key_order, relay_until_drained
 
     kafka_events.broker.stop()
     body = {"amount": 500, "currency": "EUR", "payment_method": "bank_transfer", "customer_id": "c"}

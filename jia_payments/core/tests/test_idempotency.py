@@ -1,9 +1,6 @@
 """Idempotency-Key: replay, body mismatch, scope per caller, expiry and pruning, concurrency."""
 
 import json
-import threading
-import urllib.error
-import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -12,8 +9,9 @@ from django.utils import timezone
 
 from jia_payments.core.models import IdempotencyKey
 from jia_payments.core.tasks import prune_idempotency_keys
-from jia_payments.core.tests.test_errors import assert_problem
 from pricing.models import Feature
+from testsupport.concurrency import concurrent_posts
+from testsupport.problems import assert_problem
 
 pytestmark = pytest.mark.urls("jia_payments.core.tests.urls")
 
@@ -156,49 +154,15 @@ def _fingerprint_of(client, body) -> str:
     from rest_framework.parsers import JSONParser
     from rest_framework.request import Request
 
-    from jia_payments.core.idempotency import request_fingerprint
+    from jia_payments.core.api.idempotency import request_fingerprint
 
     raw = RequestFactory().post(SLOW, json.dumps(body), content_type="application/json")
     return request_fingerprint(Request(raw, parsers=[JSONParser()]))
 
 
-def _concurrent_posts(url: str, token: str, body: dict, count: int) -> list[tuple[int, dict, bool]]:
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def worker(index: int):
-        request = urllib.request.Request(  # noqa: S310 (http to our live server)
-            url,
-            data=json.dumps(body).encode(),
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "better-auth-token": token,
-                "Idempotency-Key": "race",
-            },
-        )
-        barrier.wait()
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (our live server)
-                results[index] = (
-                    response.status,
-                    json.load(response),
-                    "Idempotent-Replayed" in response.headers,
-                )
-        except urllib.error.HTTPError as error:
-            results[index] = (error.code, json.load(error), False)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
 def test_20_concurrent_requests_with_one_key_make_one_effect(live_server, token_issuer):
-    results = _concurrent_posts(
+    results = concurrent_posts(
         f"{live_server.url}{THINGS}", token_issuer.token("user_alice"), {"code": "raced"}, 20
     )
     assert Feature.objects.count() == 1
@@ -211,7 +175,7 @@ def test_20_concurrent_requests_with_one_key_make_one_effect(live_server, token_
 
 @pytest.mark.django_db(transaction=True)
 def test_20_concurrent_requests_to_a_non_atomic_view_make_one_effect(live_server, token_issuer):
-    results = _concurrent_posts(
+    results = concurrent_posts(
         f"{live_server.url}{SLOW}", token_issuer.token("user_alice"), {"code": "raced"}, 20
     )
     assert Feature.objects.count() == 1

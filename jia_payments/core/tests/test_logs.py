@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from jia_payments.celery import app as celery_app
-from jia_payments.core.logs import REDACTED, redact
+from jia_payments.core.ops.logs import REDACTED, redact
 from testsupport.logcapture import capture_logs, secrets_in
 
 ROOT = Path(__file__).resolve().parents[3]

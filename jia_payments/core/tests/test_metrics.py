@@ -203,7 +203,7 @@ def test_no_pending_outbox_rows_is_zero_and_zero_age():
 def test_the_celery_worker_serves_its_own_metrics_under_the_same_token():
     import requests
 
-    from jia_payments.core.metrics import serve_worker_metrics
+    from jia_payments.core.ops.metrics import serve_worker_metrics
 
     with override_settings(METRICS_TOKEN=TOKEN):
         server = serve_worker_metrics(0, "127.0.0.1")

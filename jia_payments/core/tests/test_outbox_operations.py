@@ -13,7 +13,7 @@ from django.utils import timezone
 from jia_payments.core.models import OutboxEvent
 from jia_payments.core.outbox import backoff
 from jia_payments.core.outbox.services import _in_key_order, outbox_prune_sent
-from jia_payments.core.tests.events_helpers import record
+from testsupport.events import record
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from django.db import connections, transaction
 from jia_payments.core.models import OutboxEvent
 from jia_payments.core.outbox import backoff, publishers, services
 from jia_payments.core.outbox.services import outbox_relay
-from jia_payments.core.tests.events_helpers import assert_cloudevent, assert_once_each_in_key_order, record
+from testsupport.events import assert_cloudevent, assert_once_each_in_key_order, record, relay_until_drained
 
 # Only the outbox table is emptied after each test (a whole-database flush costs ~3 s here).
 pytestmark = pytest.mark.django_db(transaction=True, available_apps=["jia_payments.core"])
@@ -26,14 +26,6 @@ def backlog(settings, *, aggregates: int, per_aggregate: int) -> list[OutboxEven
     events = [record(key, seq=seq) for seq in range(per_aggregate) for key in keys]
     settings.EVENTS_PROVIDER = provider
     return events
-
-
-def relay_until_drained(timeout: float = 60.0) -> None:
-    """What beat's sweep does every few seconds, until the outbox is empty (backoff included)."""
-    deadline = time.monotonic() + timeout
-    while OutboxEvent.objects.filter(status="pending").exists() and time.monotonic() < deadline:
-        outbox_relay()
-        time.sleep(0.1)
 
 
 def in_child(target, *args) -> multiprocessing.Process:

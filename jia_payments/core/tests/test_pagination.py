@@ -2,8 +2,8 @@
 
 import pytest
 
-from jia_payments.core.tests.test_errors import assert_problem
 from pricing.tests.factories import FeatureFactory
+from testsupport.problems import assert_problem
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("jia_payments.core.tests.urls")]
 

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from jia_payments.core.throttling import _WindowThrottle
+from jia_payments.core.api.throttling import _WindowThrottle
 
 pytestmark = [pytest.mark.urls("jia_payments.core.tests.ops_urls"), pytest.mark.django_db]
 
@@ -124,7 +124,7 @@ def test_a_window_counts_every_request_and_expires(backend):
     from django.core.cache import cache
     from django.core.cache.backends.locmem import LocMemCache
 
-    from jia_payments.core.throttling import _count_in_window
+    from jia_payments.core.api.throttling import _count_in_window
 
     store = cache if backend == "redis" else LocMemCache("throttle-test", {})
     assert (backend == "redis") == hasattr(store, "client")

@@ -2,9 +2,9 @@
 
 import pytest
 
-from jia_payments.core.tests.test_errors import assert_problem
-from jia_payments.core.validation import COUNTRY_CODES, CURRENCY_CODES
+from jia_payments.core.api.validation import COUNTRY_CODES, CURRENCY_CODES
 from pricing.models import Feature
+from testsupport.problems import assert_problem
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("jia_payments.core.tests.urls")]
 
@@ -117,3 +117,25 @@ def test_code_lists_come_from_the_library():
     assert len(CURRENCY_CODES) > 150
     assert {"IN", "US", "XK", "SS", "CW"} <= COUNTRY_CODES
     assert len(COUNTRY_CODES) == 250
+
+
+def test_the_identifier_rules_are_the_models_rules_too():
+    from jia_payments.core.api.validation import (
+        CODE,
+        FEATURE_CODE_MAX_LENGTH,
+        USER_ID_MAX_LENGTH,
+        is_plain_feature_code,
+        is_plain_user_id,
+    )
+    from payments.models import Payment
+
+    assert Feature._meta.get_field("code").max_length == FEATURE_CODE_MAX_LENGTH
+    assert CODE in Feature._meta.get_field("code").validators
+    assert Payment._meta.get_field("customer_id").max_length == USER_ID_MAX_LENGTH
+    assert is_plain_feature_code("a" * FEATURE_CODE_MAX_LENGTH)
+    assert not is_plain_feature_code("a" * (FEATURE_CODE_MAX_LENGTH + 1))
+    assert not is_plain_feature_code("-calendar")
+    assert is_plain_user_id("u:1@x.y_z-" + "a" * (USER_ID_MAX_LENGTH - 11))
+    assert not is_plain_user_id("a" * (USER_ID_MAX_LENGTH + 1))
+    assert not is_plain_user_id("")
+    assert not is_plain_user_id("user 1")

@@ -7,9 +7,9 @@ from rest_framework import generics, serializers, throttling
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jia_payments.core.idempotency import idempotent
-from jia_payments.core.permissions import IsServiceOrStaff
-from jia_payments.core.validation import (
+from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.permissions import IsServiceOrStaff
+from jia_payments.core.api.validation import (
     CountryCodeField,
     CurrencyField,
     JSONObjectField,

@@ -39,9 +39,9 @@ from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from jia_payments.core.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
+from jia_payments.core.api.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
+from jia_payments.core.api.permissions import principal_of
 from jia_payments.core.models import IdempotencyKey
-from jia_payments.core.permissions import principal_of
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"

@@ -11,7 +11,7 @@ from django.http import HttpResponsePermanentRedirect
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.utils.http import escape_leading_slashes
 
-from jia_payments.core.errors import is_api_path, problem, problem_response
+from jia_payments.core.api.errors import is_api_path, problem, problem_response
 
 _CODES = {
     400: "bad_request",

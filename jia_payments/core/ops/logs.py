@@ -113,7 +113,7 @@ def logging_config(*, level: str, log_format: str) -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "structured": {"()": "jia_payments.core.logs.formatter", "log_format": log_format},
+            "structured": {"()": "jia_payments.core.ops.logs.formatter", "log_format": log_format},
         },
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
         "root": {"handlers": ["console"], "level": level},

@@ -1,7 +1,9 @@
-"""Prometheus metrics: `GET /metrics` (issue 7).
+"""Prometheus metrics: the registry and `GET /metrics`.
 
 django-prometheus measures requests (rate, latency by view and status), database queries and cache
-gets; this module adds the business metrics and serves them all in one scrape.
+gets; this module adds Celery task failures and the outbox gauges, and serves every metric of the
+process in one scrape, the business metrics the apps define (`payments.metrics`,
+`entitlements.metrics`) included.
 
 Several processes (gunicorn workers, Celery's prefork children) each count in their own files
 under PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode, set up by gunicorn.conf.py
@@ -14,14 +16,13 @@ numbers are not left open to the internet by accident) and anyone on a DEBUG ser
 answered before host validation and the HTTPS redirect, like the probes, since a scraper calls the
 pod's own address over plain HTTP.
 
-Labels are bounded sets only: statuses, ISO currency codes, Stripe event types we handle, known
-failure codes ("other" for free text), Celery task names. Never a user, payment or event id.
+Labels are bounded sets only (statuses, ISO currency codes, known codes with "other" for the rest,
+Celery task names), never a user, payment or event id: the apps' metrics follow the same rule.
 """
 
 import hmac
 import logging
 import os
-import re
 import time
 
 from django.conf import settings
@@ -45,138 +46,6 @@ logger = logging.getLogger(__name__)
 disable_created_metrics()
 
 PREFIX = "jia_payments"
-
-# --- Payments ----------------------------------------------------------------------------------
-
-PAYMENTS = Counter(
-    f"{PREFIX}_payments",
-    "Payments that reached a status (created = pending), by status and currency.",
-    ["status", "currency"],
-)
-PAYMENT_FAILURES = Counter(
-    f"{PREFIX}_payment_failures",
-    "Payments that failed, by reason (a known failure code, or 'other').",
-    ["reason"],
-)
-
-# Failure codes worth a label of their own: Stripe's error and decline codes that an operator acts
-# on differently. Anything else (free text from a client, a decline message) counts as "other".
-FAILURE_REASONS = frozenset(
-    {
-        "authentication_required",
-        "card_declined",
-        "card_not_supported",
-        "card_velocity_exceeded",
-        "currency_not_supported",
-        "do_not_honor",
-        "expired_card",
-        "fraudulent",
-        "generic_decline",
-        "incorrect_cvc",
-        "incorrect_number",
-        "incorrect_zip",
-        "insufficient_funds",
-        "invalid_account",
-        "invalid_amount",
-        "lost_card",
-        "payment_intent_authentication_failure",
-        "payment_method_not_available",
-        "processing_error",
-        "stolen_card",
-        "try_again_later",
-    }
-)
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-
-
-def failure_reason_label(*candidates: str) -> str:
-    """The first candidate that is a known failure code, else "other"."""
-    for candidate in candidates:
-        code = (candidate or "").strip().lower()
-        if code in FAILURE_REASONS:
-            return code
-    return "other"
-
-
-def payment_reached(*, status: str, currency: str, failure_reason: str = "", failure_code: str = "") -> None:
-    """Count a payment that reached `status` (call on commit)."""
-    PAYMENTS.labels(status=status, currency=currency if _CURRENCY.match(currency or "") else "other").inc()
-    if status == "failed":
-        PAYMENT_FAILURES.labels(reason=failure_reason_label(failure_code, failure_reason)).inc()
-
-
-# --- Entitlements (the access-check hot path: one pre-bound counter increment each) -------------
-
-ENTITLEMENT_CHECKS = Counter(
-    f"{PREFIX}_entitlement_checks",
-    "Entitlement checks answered, by result (active = access granted; else why not).",
-    ["result"],
-)
-ENTITLEMENT_CACHE = Counter(
-    f"{PREFIX}_entitlement_cache_lookups",
-    "Entitlement cache lookups (one per check request, batch checks included), by hit or miss.",
-    ["result"],
-)
-ENTITLEMENT_CACHE_ERRORS = Counter(
-    f"{PREFIX}_entitlement_cache_errors",
-    "Redis errors of the entitlement cache (checks then answer from the database).",
-)
-ENTITLEMENT_CHECK_RESULTS = ("active", "no_entitlement", "expired", "revoked")
-_check_counters = {result: ENTITLEMENT_CHECKS.labels(result=result) for result in ENTITLEMENT_CHECK_RESULTS}
-_cache_counters = {
-    "hits": ENTITLEMENT_CACHE.labels(result="hit"),
-    "misses": ENTITLEMENT_CACHE.labels(result="miss"),
-    "errors": ENTITLEMENT_CACHE_ERRORS,
-}
-
-
-def entitlement_checked(reason: str) -> None:
-    counter = _check_counters.get(reason)
-    if counter is not None:
-        counter.inc()
-
-
-def entitlement_cache_counted(name: str, n: int = 1) -> None:
-    """`entitlements.cache.CacheStats.count` names: hits, misses, errors (others are not exported)."""
-    counter = _cache_counters.get(name)
-    if counter is not None:
-        counter.inc(n)
-
-
-# --- Stripe webhook events ---------------------------------------------------------------------
-
-STRIPE_EVENTS_RECEIVED = Counter(
-    f"{PREFIX}_stripe_events_received",
-    "Stripe events received (webhook or reconciliation), by type and outcome "
-    "(new, duplicate, ignored = a type we do not handle).",
-    ["type", "outcome"],
-)
-STRIPE_EVENTS_PROCESSED = Counter(
-    f"{PREFIX}_stripe_events_processed",
-    "Stripe event processing attempts, by type and outcome "
-    "(processed, skipped = already done, retried, failed = gave up, missing).",
-    ["type", "outcome"],
-)
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-STRIPE_EVENT_PROCESSING = Histogram(
-    f"{PREFIX}_stripe_event_processing_seconds",
-    "Time our handler took to process a Stripe event (successful runs), by type.",
-    ["type"],
-    buckets=_LATENCY_BUCKETS,
-)
-STRIPE_EVENT_LAG = Histogram(
-    f"{PREFIX}_stripe_event_lag_seconds",
-    "From a Stripe event stored (webhook acknowledged) to processed, retries included, by type.",
-    ["type"],
-    buckets=(*_LATENCY_BUCKETS, 900.0, 3600.0, 4 * 3600.0),
-)
-
-
-def stripe_event_type_label(event_type: str) -> str:
-    from payments.webhook_handlers import HANDLERS
-
-    return event_type if event_type in HANDLERS else "unhandled"
-
 
 # --- Celery --------------------------------------------------------------------------------------
 

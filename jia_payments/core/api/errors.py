@@ -39,6 +39,10 @@ class DomainError(Exception):
         super().__init__(self.detail)
 
 
+class BadRequest(DomainError):
+    code, title = "bad_request", "Bad request"
+
+
 class NotFound(DomainError):
     status, code, title = 404, "not_found", "Not found"
 
@@ -69,6 +73,10 @@ class PayloadTooLarge(DomainError):
 
 class ServiceUnavailable(DomainError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
+
+
+class ServerError(DomainError):
+    status, code, title = 500, "server_error", "Internal server error"
 
 
 class ProblemJSONRenderer(JSONRenderer):
@@ -126,7 +134,19 @@ _DRF_CODES = {
     drf.Throttled: (429, "throttled", "Too many requests"),
 }
 
-SERVER_ERROR = (500, "server_error", "Internal server error", "An unexpected error occurred.")
+SERVER_ERROR_DETAIL = "An unexpected error occurred."
+
+
+def identity_of(error: type[Exception]) -> tuple[int, str, str]:
+    """(status, code, title) of an error class: a DomainError's own, or DRF's as we render it."""
+    if issubclass(error, DomainError):
+        return error.status, error.code, error.title
+    return next(spec for cls, spec in _DRF_CODES.items() if issubclass(error, cls))
+
+
+def problem_of(error: type[Exception], detail: str, errors: dict | None = None) -> dict:
+    """The problem body of an error class, with this detail."""
+    return problem(*identity_of(error), detail, errors)
 
 
 def _normalised(exc):
@@ -153,7 +173,7 @@ def problem_for(exc) -> tuple[dict, dict]:
         return problem(exc.status, exc.code, exc.title, exc.detail, exc.errors), headers
     if isinstance(exc, drf.ValidationError):
         errors = _as_field_errors(exc.detail)
-        return problem(400, "invalid", "Invalid request", "The request has invalid fields.", errors), headers
+        return problem_of(DomainError, "The request has invalid fields.", errors), headers
     if isinstance(exc, drf.APIException):
         status, code, title = next(
             (spec for cls, spec in _DRF_CODES.items() if isinstance(exc, cls)),
@@ -166,7 +186,7 @@ def problem_for(exc) -> tuple[dict, dict]:
         detail = exc.detail if isinstance(exc.detail, str) else title
         return problem(status, code, title, str(detail)), headers
     logger.error("unhandled error in API view", exc_info=exc)
-    return problem(*SERVER_ERROR), headers
+    return problem_of(ServerError, SERVER_ERROR_DETAIL), headers
 
 
 def problem_details_handler(exc, context):
@@ -195,7 +215,7 @@ def is_api_path(path: str) -> bool:
 
 def bad_request_view(request, exception=None):
     if is_api_path(request.path):
-        return problem_response(problem(400, "bad_request", "Bad request", "The request is malformed."))
+        return problem_response(problem_of(BadRequest, "The request is malformed."))
     from django.views.defaults import bad_request
 
     return bad_request(request, exception)
@@ -203,7 +223,7 @@ def bad_request_view(request, exception=None):
 
 def permission_denied_view(request, exception=None):
     if is_api_path(request.path):
-        return problem_response(problem(403, "permission_denied", "Permission denied", "Permission denied."))
+        return problem_response(problem_of(drf.PermissionDenied, "Permission denied."))
     from django.views.defaults import permission_denied
 
     return permission_denied(request, exception)
@@ -211,7 +231,7 @@ def permission_denied_view(request, exception=None):
 
 def not_found_view(request, exception=None):
     if is_api_path(request.path):
-        return problem_response(problem(404, "not_found", "Not found", "No such resource."))
+        return problem_response(problem_of(NotFound, "No such resource."))
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
@@ -219,7 +239,7 @@ def not_found_view(request, exception=None):
 
 def server_error_view(request):
     if is_api_path(request.path):
-        return problem_response(problem(*SERVER_ERROR))
+        return problem_response(problem_of(ServerError, SERVER_ERROR_DETAIL))
     from django.views.defaults import server_error
 
     return server_error(request)

@@ -11,7 +11,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
-from jia_payments.core.audit import actor_label, audit_context, entries_for, reason_of
+from jia_payments.core.audit.trail import actor_label, audit_context, entries_for, reason_of
 
 MAX_VALUE_CHARS = 80
 

@@ -4,17 +4,30 @@
 responses it can give, each with an example, unless the view documents that status itself:
 400 (bodies and query parameters), 401, 403 (unless public), 404 (paths with an id), 413 and 415
 (bodies), 409 and 422 (Idempotency-Key), 429 and 500. Views add the statuses only they know
-(409 `invalid_transition`, `plan_full`) with `extend_schema(responses={409: problem_response(...)})`.
+(409 `invalid_transition`, `plan_full`) with `extend_schema(responses={409: problem_response(...)})`,
+naming the error class, which gives the code and title.
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from rest_framework import exceptions as drf
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
-from jia_payments.core.errors import PROBLEM_CONTENT_TYPE, problem
-from jia_payments.core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from jia_payments.core.api.errors import (
+    PROBLEM_CONTENT_TYPE,
+    SERVER_ERROR_DETAIL,
+    DomainError,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    NotFound,
+    PayloadTooLarge,
+    ServerError,
+    identity_of,
+    problem_of,
+)
+from jia_payments.core.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -33,53 +46,32 @@ class ProblemSerializer(serializers.Serializer):
 
 
 _EXAMPLES = {
-    400: problem(
-        400,
-        "invalid",
-        "Invalid request",
-        "The request has invalid fields.",
-        {"amount": ["Must be at least 1."]},
+    400: problem_of(DomainError, "The request has invalid fields.", {"amount": ["Must be at least 1."]}),
+    401: problem_of(drf.NotAuthenticated, "Authentication credentials were not provided."),
+    403: problem_of(drf.PermissionDenied, "You do not have permission to perform this action."),
+    404: problem_of(NotFound, "No such resource."),
+    409: problem_of(
+        IdempotencyKeyInProgress, "A request with this Idempotency-Key is still in progress; retry later."
     ),
-    401: problem(
-        401, "not_authenticated", "Authentication required", "Authentication credentials were not provided."
-    ),
-    403: problem(
-        403, "permission_denied", "Permission denied", "You do not have permission to perform this action."
-    ),
-    404: problem(404, "not_found", "Not found", "No such resource."),
-    409: problem(
-        409,
-        "idempotency_key_in_progress",
-        "Request with this key in progress",
-        "A request with this Idempotency-Key is still in progress; retry later.",
-    ),
-    413: problem(
-        413, "payload_too_large", "Payload too large", "The request body is larger than the server accepts."
-    ),
-    415: problem(
-        415, "unsupported_media_type", "Unsupported media type", 'Unsupported media type "text/plain".'
-    ),
-    422: problem(
-        422,
-        "idempotency_key_reused",
-        "Idempotency key reused",
+    413: problem_of(PayloadTooLarge, "The request body is larger than the server accepts."),
+    415: problem_of(drf.UnsupportedMediaType, 'Unsupported media type "text/plain".'),
+    422: problem_of(
+        IdempotencyKeyReused,
         "This Idempotency-Key was used with a different request; use a new key for a new request.",
     ),
-    429: problem(
-        429, "throttled", "Too many requests", "Request was throttled. Expected available in 3 seconds."
-    ),
-    500: problem(500, "server_error", "Internal server error", "An unexpected error occurred."),
+    429: problem_of(drf.Throttled, "Request was throttled. Expected available in 3 seconds."),
+    500: problem_of(ServerError, SERVER_ERROR_DETAIL),
 }
 
 
-def problem_response(
-    status: int, code: str, title: str, detail: str, description: str = ""
-) -> OpenApiResponse:
-    """A documented error response with its example, for `extend_schema(responses=...)`."""
+def problem_response(error: type[Exception], detail: str, description: str = "") -> OpenApiResponse:
+    """A documented error response of an error class (its code and title), with an example, for
+    `extend_schema(responses=...)`."""
+    _, code, title = identity_of(error)
     return OpenApiResponse(
         response=ProblemSerializer,
         description=description or title,
-        examples=[OpenApiExample(code, value=problem(status, code, title, detail), response_only=True)],
+        examples=[OpenApiExample(code, value=problem_of(error, detail), response_only=True)],
     )
 
 
@@ -160,7 +152,7 @@ class AutoSchema(SpectacularAutoSchema):
 
 
 class BetterAuthTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "jia_payments.core.auth.BetterAuthTokenAuthentication"
+    target_class = "jia_payments.core.api.auth.BetterAuthTokenAuthentication"
     name = ["betterAuthToken", "bearerAuth"]
 
     def get_security_requirement(self, auto_schema):
@@ -180,7 +172,7 @@ class BetterAuthTokenScheme(OpenApiAuthenticationExtension):
 
 
 class StaffSessionScheme(OpenApiAuthenticationExtension):
-    target_class = "jia_payments.core.auth.StaffSessionAuthentication"
+    target_class = "jia_payments.core.api.auth.StaffSessionAuthentication"
     name = "staffSession"
 
     def get_security_definition(self, auto_schema):

@@ -1,6 +1,6 @@
 from rest_framework.permissions import BasePermission
 
-from jia_payments.core.auth import Principal
+from jia_payments.core.api.auth import Principal
 
 
 def principal_of(request) -> Principal | None:

@@ -19,7 +19,7 @@ from django.core.cache import cache
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from jia_payments.core.permissions import principal_of
+from jia_payments.core.api.permissions import principal_of
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The audit trail (issue 7): who changed what, when, from what to what, and why.
+"""The audit trail: who changed what, when, from what to what, and why.
 
 django-auditlog records every save and delete of the models listed in
 `settings.AUDITLOG_INCLUDE_TRACKING_MODELS` as a `LogEntry` (before and after of each field).
@@ -92,7 +92,7 @@ def _django_user(request):
 def caller() -> dict[str, Any]:
     """The LogEntry fields that say who is acting now: actor, actor_email, remote_addr, and the
     `additional_data` (actor label, role, reason, request)."""
-    from jia_payments.core.auth import Principal
+    from jia_payments.core.api.auth import Principal
 
     context = _context.get() or {}
     request = _request.get()

@@ -4,7 +4,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from django.conf import settings
 from django.core import checks
 
-from jia_payments.core.auth import ASYMMETRIC_ALGORITHMS, _verification_keys
+from jia_payments.core.api.auth import ASYMMETRIC_ALGORITHMS, _verification_keys
 
 _ALGORITHMS_BY_KEY_TYPE = (
     ((ed25519.Ed25519PublicKey, ed448.Ed448PublicKey), {"EdDSA", "Ed25519"}),

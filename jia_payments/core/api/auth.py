@@ -2,14 +2,13 @@
 
 Tokens are verified with PyJWT against `AUTH_PUBLIC_KEY_PEM` or the JWKS file `AUTH_JWKS_PATH`,
 with the algorithms of `AUTH_JWT_ALGORITHMS` (asymmetric only: an HMAC or `none` algorithm is a
-configuration error, see `jia_payments.core.checks`). `exp` and `sub` are required; `iss`/`aud`
+configuration error, see `jia_payments.core.ops.checks`). `exp` and `sub` are required; `iss`/`aud`
 are checked when configured. Without a key, and only with DEBUG on, the raw header value is taken
 as the user id (API.md, development only).
 """
 
 import contextlib
 import functools
-import re
 import time
 from dataclasses import dataclass
 
@@ -17,6 +16,8 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
 from rest_framework import authentication, exceptions
+
+from jia_payments.core.api.validation import USER_ID_MAX_LENGTH, is_plain_user_id
 
 # Signature algorithms a public key can verify. HS*/none never verify a Better Auth token.
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -61,7 +62,6 @@ class Principal:
 
 
 _ROLE_CLAIMS = {"service": Principal.SERVICE, "admin": Principal.STAFF}
-_DEV_USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,255}$")
 
 
 def allowed_algorithms() -> list[str]:
@@ -146,7 +146,7 @@ def _verify(token: str) -> tuple[Principal, float]:
     except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise exceptions.AuthenticationFailed("Invalid or expired token.") from error
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject or len(subject) > 255:
+    if not isinstance(subject, str) or not subject or len(subject) > USER_ID_MAX_LENGTH:
         raise exceptions.AuthenticationFailed("Invalid token subject.")
     principal = Principal(user_id=subject, role=_ROLE_CLAIMS.get(claims.get("role"), Principal.USER))
     # PyJWT refuses a token once `exp <= now - leeway`.
@@ -170,7 +170,7 @@ class BetterAuthTokenAuthentication(authentication.BaseAuthentication):
             return None
         if auth_is_configured():
             return verify_token(token), token
-        if settings.DEBUG and _DEV_USER_ID.match(token):
+        if settings.DEBUG and is_plain_user_id(token):
             # Development only: the raw header value is the user id (API.md).
             return Principal(user_id=token, role=Principal.USER), token
         raise exceptions.AuthenticationFailed("Token verification is not configured.")

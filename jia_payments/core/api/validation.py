@@ -3,6 +3,9 @@
 - `StrictSerializer` rejects fields it does not know (a typo is an error, not silently ignored).
 - `StrictIntegerField` takes JSON integers only: no floats (`12.0`), strings (`"12"`) or booleans.
 - `StrictCharField` takes JSON strings only.
+- The identifier rules, each defined here once: feature codes and plan ids (`FEATURE_CODE`,
+  `FeatureCodeField`, the models' `CODE` validator), user ids (`UserIdField`, `is_plain_user_id`)
+  and currencies (`CurrencyField`, the models' `CURRENCY_CODE` validator).
 - `CurrencyField`: an ISO 4217 currency code from pycountry's list (funds, metals and test codes
   excluded), upper-cased.
 - `CountryCodeField`: an ISO 3166-1 alpha-2 code that exists (plus `XK`, Kosovo, which the World
@@ -12,9 +15,11 @@
 """
 
 import json
+import re
 from decimal import Decimal
 
 import pycountry
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 # ISO 4217 codes that are not money a customer pays in: funds, precious metals, SDR-style units,
@@ -28,6 +33,33 @@ CURRENCY_CODES = frozenset(c.alpha_3 for c in pycountry.currencies) - NOT_MONEY
 COUNTRY_CODES = frozenset(c.alpha_2 for c in pycountry.countries) | {"XK"}
 
 DEFAULT_JSON_OBJECT_MAX_BYTES = 4096
+
+# Feature codes and plan ids: lower-case letters, digits, '-' and '_', not starting with a sign.
+FEATURE_CODE_MAX_LENGTH = 64
+FEATURE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_PLAIN_FEATURE_CODE = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{FEATURE_CODE_MAX_LENGTH - 1}}}")
+# User ids are the token issuer's subject: any text up to USER_ID_MAX_LENGTH. Most are "plain"
+# (only the characters below), which the check's fast path and the cache keys rely on.
+USER_ID_MAX_LENGTH = 255
+_PLAIN_USER_ID_CHARACTERS = "A-Za-z0-9_.:@-"
+
+# The models' validators (the same rules, for admin forms and full_clean).
+CURRENCY_CODE = RegexValidator(r"^[A-Z]{3}$", "An upper-case ISO 4217 code, e.g. USD.")
+ISO_COUNTRY_CODE = RegexValidator(r"^[A-Z]{2}$", "Two upper-case letters, e.g. IN.")
+CODE = RegexValidator(FEATURE_CODE.pattern, "Lower-case letters, digits, '-' and '_'.")
+
+
+def is_plain_feature_code(value) -> bool:
+    """A valid feature code of at most FEATURE_CODE_MAX_LENGTH characters."""
+    return type(value) is str and _PLAIN_FEATURE_CODE.fullmatch(value) is not None
+
+
+def is_plain_user_id(value, *, max_length: int = USER_ID_MAX_LENGTH) -> bool:
+    """A user id of 1 to `max_length` characters, letters, digits and `_.:@-` only."""
+    return type(value) is str and 0 < len(value) <= max_length and _PLAIN_USER_ID.fullmatch(value) is not None
+
+
+_PLAIN_USER_ID = re.compile(f"[{_PLAIN_USER_ID_CHARACTERS}]+")
 
 
 def is_currency_code(value: str) -> bool:
@@ -54,6 +86,26 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class FeatureCodeField(StrictCharField):
+    default_error_messages = {"format": "A feature code: lower-case letters, digits, '-' and '_'."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", FEATURE_CODE_MAX_LENGTH)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not FEATURE_CODE.match(value):
+            self.fail("format")
+        return value
+
+
+class UserIdField(StrictCharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", USER_ID_MAX_LENGTH)
+        super().__init__(**kwargs)
 
 
 class CurrencyField(StrictCharField):

@@ -17,7 +17,7 @@ from django.utils.functional import SimpleLazyObject, empty
 from django_structlog import signals
 from rest_framework.throttling import BaseThrottle
 
-from jia_payments.core.auth import Principal
+from jia_payments.core.api.auth import Principal
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _client_address = BaseThrottle()

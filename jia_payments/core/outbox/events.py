@@ -16,24 +16,22 @@ from django.utils import timezone
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
+from jia_payments.core.api.timestamps import iso_utc
 from jia_payments.core.models import OutboxEvent
-from jia_payments.core.timestamps import iso_utc
 
 logger = logging.getLogger("jia_payments.events")
 
-EVENT_TYPES = frozenset(
-    {
-        "payment.created",
-        "payment.status.updated",
-        "payment.completed",
-        "payment.refunded",
-        "entitlement.created",
-        "entitlement.updated",
-        "entitlement.expired",
-        "checkout.session.created",
-        "checkout.session.completed",
-    }
-)
+_event_types: set[str] = set()
+
+
+def register_event_types(*types: str) -> None:
+    """Each app names the event types it records (in its AppConfig.ready); `record_event` refuses
+    any other, so a typo in a type fails the write instead of reaching consumers."""
+    _event_types.update(types)
+
+
+def registered_event_types() -> frozenset[str]:
+    return frozenset(_event_types)
 
 
 def record_event(*, type: str, aggregate_id, subject: str, data: dict) -> OutboxEvent:
@@ -46,7 +44,7 @@ def record_event(*, type: str, aggregate_id, subject: str, data: dict) -> Outbox
     envelope's JSON text goes straight into the jsonb column (no model save, no second encoding),
     and the relay trigger is one per transaction and debounced (`request_relay_on_commit`).
     """
-    if type not in EVENT_TYPES:
+    if type not in _event_types:
         raise ValueError(f"unknown event type {type!r}")
     now = timezone.now()
     event_id, text = build_envelope(type, subject, data, at=now)

@@ -1,13 +1,15 @@
-"""Small helpers shared by the event tests."""
+"""Small helpers shared by the event tests: record an event, check an envelope, drain the outbox."""
 
+import time
 import uuid
 from collections import defaultdict
 from datetime import datetime
 
 from django.db import transaction
 
-from jia_payments.core.events import record_event
 from jia_payments.core.models import OutboxEvent
+from jia_payments.core.outbox.events import record_event
+from jia_payments.core.outbox.services import outbox_relay
 
 ENVELOPE_KEYS = {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"}
 
@@ -55,3 +57,11 @@ def assert_once_each_in_key_order(messages: list[tuple], expected: list[OutboxEv
         expected_order[event.aggregate_id].append(str(event.event_id))
     published_order = {key: [e["id"] for e in envelopes] for key, envelopes in by_key(messages).items()}
     assert published_order == dict(expected_order)
+
+
+def relay_until_drained(timeout: float = 60.0) -> None:
+    """What beat's sweep does every few seconds, until the outbox is empty (backoff included)."""
+    deadline = time.monotonic() + timeout
+    while OutboxEvent.objects.filter(status="pending").exists() and time.monotonic() < deadline:
+        outbox_relay()
+        time.sleep(0.1)
