@@ -229,7 +229,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["jia_payments.core.api.permissions.IsAuthenticatedCaller"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
+        "jia_payments.core.api.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["jia_payments.core.api.parsers.BoundedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "jia_payments.core.api.pagination.LimitOffsetPagination",

@@ -148,7 +148,10 @@ def _verify(token: str) -> tuple[Principal, float]:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > USER_ID_MAX_LENGTH:
         raise exceptions.AuthenticationFailed("Invalid token subject.")
-    principal = Principal(user_id=subject, role=_ROLE_CLAIMS.get(claims.get("role"), Principal.USER))
+    role = claims.get("role")
+    if role is not None and not isinstance(role, str):
+        raise exceptions.AuthenticationFailed("Invalid token role.")
+    principal = Principal(user_id=subject, role=_ROLE_CLAIMS.get(role, Principal.USER))
     # PyJWT refuses a token once `exp <= now - leeway`.
     return principal, float(claims["exp"]) + settings.AUTH_JWT_LEEWAY_SECONDS
 
@@ -163,6 +166,11 @@ def _token_from(request) -> str | None:
     return None
 
 
+def _looks_like_a_jwt(value: str) -> bool:
+    """Three dot-separated parts: a token, which is verified or refused, never taken as an id."""
+    return value.count(".") == 2
+
+
 class BetterAuthTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         token = _token_from(request)
@@ -170,7 +178,7 @@ class BetterAuthTokenAuthentication(authentication.BaseAuthentication):
             return None
         if auth_is_configured():
             return verify_token(token), token
-        if settings.DEBUG and is_plain_user_id(token):
+        if settings.DEBUG and is_plain_user_id(token) and not _looks_like_a_jwt(token):
             # Development only: the raw header value is the user id (API.md).
             return Principal(user_id=token, role=Principal.USER), token
         raise exceptions.AuthenticationFailed("Token verification is not configured.")
