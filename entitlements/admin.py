@@ -1,4 +1,4 @@
-"""Django admin for entitlements and families. Every save and action goes through services.py,
+"""Django admin for entitlements and families. Every save and action goes through the services,
 so admin writes record their events and invalidate the cached answers like API writes do."""
 
 from django import forms

@@ -1,5 +1,6 @@
 """REST endpoints of API.md "Entitlements" and "Families": input checks and permissions only;
-the rules live in services.py (writes) and selectors.py (reads)."""
+the rules live in `entitlements.services` (writes) and `entitlements.selectors` (reads), the
+family visibility policy included."""
 
 import uuid
 
@@ -282,18 +283,13 @@ class EntitlementExpiryView(APIView):
 
 
 def _family_for(request, family_id: str, *, manage: bool):
-    """The family, if the caller may see it (members) or manage it (owner); 404 hides it."""
     principal = principal_of(request)
-    family = selectors.family_get(family_id=_uuid_or_404(family_id))
-    if family is None:
-        raise NotFound("No such family.")
-    if principal.is_privileged or family.owner_user_id == principal.user_id:
-        return family
-    if not selectors.family_is_member(family=family, user_id=principal.user_id):
-        raise NotFound("No such family.")
-    if manage:
-        raise exceptions.PermissionDenied("Only the family owner may change its members.")
-    return family
+    return selectors.family_for_caller(
+        family_id=_uuid_or_404(family_id),
+        user_id=principal.user_id,
+        privileged=principal.is_privileged,
+        manage=manage,
+    )
 
 
 class FamilyMembersView(GenericAPIView):

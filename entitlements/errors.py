@@ -25,3 +25,9 @@ class EntitlementExists(Conflict):
 
 class FamilyOwnerMismatch(Conflict):
     code, title = "family_owner_mismatch", "The family belongs to another user"
+
+
+class NotFamilyOwner(DomainError):
+    """A member may see the family, only its owner may change it (403, like any refused permission)."""
+
+    status, code, title = 403, "permission_denied", "Permission denied"

@@ -1,4 +1,5 @@
-"""Reads: the explained access check (single and batch), a user's entitlements, family members.
+"""Reads: the explained access check (single and batch), a user's entitlements, family members
+and who may see or manage a family.
 
 The check works on "access rows", a compact tuple per entitlement the user holds directly or
 through a family; they are what the per-user cache stores (`entitlements.cache`).
@@ -15,7 +16,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from entitlements import cache, metrics
+from entitlements.errors import NotFamilyOwner
 from entitlements.models import Entitlement, Family, FamilyMember
+from jia_payments.core.api.errors import NotFound
 
 ACTIVE, CANCELLED = Entitlement.Status.ACTIVE.value, Entitlement.Status.CANCELLED.value
 
@@ -44,7 +47,7 @@ def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
 
-def user_entitlements_q(user_id: str) -> Q:
+def user_entitlements_q(*, user_id: str) -> Q:
     """Rows the user holds directly, or through a family they belong to.
 
     The family ids are read first (one small indexed query) so the database can combine two
@@ -71,7 +74,7 @@ def _access_rows_sql() -> str:
 _ACCESS_ROWS_SQL = _access_rows_sql()
 
 
-def load_access_rows(user_id: str) -> tuple[AccessRow, ...]:
+def load_access_rows(*, user_id: str) -> tuple[AccessRow, ...]:
     """One SQL query: the user's own rows UNION ALL their families' rows.
 
     Plain SQL on the cache-miss path: building the same query with the ORM cost more CPU than
@@ -100,12 +103,12 @@ def _ttl(rows: tuple[AccessRow, ...], now: float) -> float | None:
     return min(upcoming) - now if upcoming else None
 
 
-def access_rows(user_id: str) -> tuple[AccessRow, ...]:
+def access_rows(*, user_id: str) -> tuple[AccessRow, ...]:
     """The user's access rows: from the cache (no SQL), or from the database and then cached."""
     found = cache.lookup(user_id)
     if found.rows is not None:
         return found.rows
-    rows = load_access_rows(user_id)
+    rows = load_access_rows(user_id=user_id)
     cache.store(user_id, found.token, rows, _ttl(rows, timezone.now().timestamp()))
     return rows
 
@@ -166,14 +169,14 @@ def _answer(user_id: str, feature_code: str, rows, now: float) -> dict:
 
 def entitlement_check(*, user_id: str, feature_code: str) -> dict:
     """Does the user have the feature, and why (API.md "Entitlements")."""
-    answer = _answer(user_id, feature_code, access_rows(user_id), timezone.now().timestamp())
+    answer = _answer(user_id, feature_code, access_rows(user_id=user_id), timezone.now().timestamp())
     metrics.entitlement_checked(answer["reason"])
     return answer
 
 
 def entitlement_check_many(*, user_id: str, feature_codes: list[str]) -> dict[str, dict]:
     """The check for many features from one cache read."""
-    rows, now = access_rows(user_id), timezone.now().timestamp()
+    rows, now = access_rows(user_id=user_id), timezone.now().timestamp()
     answers = {code: _answer(user_id, code, rows, now) for code in feature_codes}
     for answer in answers.values():
         metrics.entitlement_checked(answer["reason"])
@@ -182,14 +185,34 @@ def entitlement_check_many(*, user_id: str, feature_codes: list[str]) -> dict[st
 
 def entitlement_list(*, user_id: str, status: str | None = None):
     """The user's entitlements, those through a family included, newest first."""
-    queryset = Entitlement.objects.filter(user_entitlements_q(user_id))
+    queryset = Entitlement.objects.filter(user_entitlements_q(user_id=user_id))
     if status:
         queryset = queryset.filter(status=status)
     return queryset.order_by("-granted_at", "-id")
 
 
-def family_get(*, family_id) -> Family | None:
+def family_find(*, family_id) -> Family | None:
+    """The family, or None if there is none (`family_for_caller` is the checked lookup)."""
     return Family.objects.filter(pk=family_id).first()
+
+
+def family_for_caller(*, family_id, user_id: str, privileged: bool, manage: bool = False) -> Family:
+    """The family, if this caller may see it (members) or manage it (`manage`: the owner).
+
+    Service and staff callers (`privileged`) see and manage every family. A family the caller
+    may not see is NotFound, as if it did not exist; a member who may see it but not manage it
+    is NotFamilyOwner (403).
+    """
+    family = family_find(family_id=family_id)
+    if family is None:
+        raise NotFound("No such family.")
+    if privileged or family.owner_user_id == user_id:
+        return family
+    if not family_is_member(family=family, user_id=user_id):
+        raise NotFound("No such family.")
+    if manage:
+        raise NotFamilyOwner("Only the family owner may change its members.")
+    return family
 
 
 def family_is_member(*, family: Family, user_id: str) -> bool:
@@ -200,7 +223,7 @@ def family_members(*, family: Family):
     return family.members.order_by("added_at", "id")
 
 
-def family_user_ids(family_ids) -> set[str]:
+def family_user_ids(*, family_ids) -> set[str]:
     """Everyone who sees these families' rows: members (owners are members) and owners."""
     family_ids = {f for f in family_ids if f}
     if not family_ids:

@@ -195,7 +195,7 @@ def _complete(session, *, payment, subscription_id: str, expires_at) -> Checkout
     session.save(
         update_fields=["status", "payment", "stripe_subscription_id", "stripe_session_id", "updated_at"]
     )
-    entitlement_services.grant_plan(
+    entitlement_services.entitlements_grant_plan(
         user_id=session.user_id,
         plan=session.plan,
         subscription_id=subscription_id,

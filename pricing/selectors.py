@@ -1,7 +1,7 @@
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from jia_payments.core.api.errors import NotFound
 from pricing.models import Plan, PricingZone
@@ -93,3 +93,22 @@ def plan_prices(*, country: str, plan_id: str | None = None) -> list[PriceQuote]
         )
         for plan in plans
     ]
+
+
+def plan_find(*, plan_id: str) -> Plan | None:
+    """The plan, active or retired (a grant honours the plan it was sold under); None if unknown."""
+    return Plan.objects.filter(pk=plan_id).first()
+
+
+def plan_feature_codes(*, plan: Plan) -> list[str]:
+    return list(plan.features.values_list("code", flat=True))
+
+
+def plan_has_feature(*, plan: Plan, feature_code: str) -> bool:
+    return plan.features.filter(code=feature_code).exists()
+
+
+def plan_max_users_subquery(*, plan_ref: str = "plan_id") -> Subquery:
+    """The `max_users` of the plan the outer row's `plan_ref` column points at, for a conditional
+    UPDATE that compares a seat counter with it in the database."""
+    return Subquery(Plan.objects.filter(pk=OuterRef(plan_ref)).order_by().values("max_users")[:1])

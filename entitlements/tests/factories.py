@@ -12,6 +12,21 @@ class FamilyFactory(factory.django.DjangoModelFactory):
     plan = factory.SubFactory(PlanFactory, max_users=6)
 
 
+class OwnedFamilyFactory(FamilyFactory):
+    """A family as a family plan's grant leaves it: the owner holds the first seat."""
+
+    class Meta:
+        skip_postgeneration_save = True
+
+    member_count = 1
+    owner = factory.RelatedFactory(
+        "entitlements.tests.factories.FamilyMemberFactory",
+        factory_related_name="family",
+        user_id=factory.SelfAttribute("..owner_user_id"),
+        role=FamilyMember.Role.OWNER,
+    )
+
+
 class FamilyMemberFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = FamilyMember

@@ -57,10 +57,12 @@ def _entitlement_form(row: Entitlement, **changes) -> dict:
 def granted(committed):
     plan = plan_with(["calendar"], id="premium_admin", usage_limits={"storage_gb": 5})
     with committed():
-        [row] = services.grant_plan(
+        [row] = services.entitlements_grant_plan(
             user_id="u1", plan=plan, subscription_id="s1", expires_at=timezone.now() + timedelta(days=9)
         )
-        services.grant_plan(user_id="bystander", plan=plan_with(["calendar"]), subscription_id="s2")
+        services.entitlements_grant_plan(
+            user_id="bystander", plan=plan_with(["calendar"]), subscription_id="s2"
+        )
     return row
 
 
@@ -136,7 +138,7 @@ def test_entitlements_cannot_be_deleted_in_admin(admin_client, granted):
 def family(committed):
     plan = plan_with(["calendar"], max_users=3)
     with committed():
-        services.grant_plan(user_id="owner", plan=plan, subscription_id="sf")
+        services.entitlements_grant_plan(user_id="owner", plan=plan, subscription_id="sf")
         family = Family.objects.get()
         services.family_member_add(family_id=family.pk, user_id="kid")
     return family
@@ -214,9 +216,11 @@ def test_a_feature_added_to_a_plan_in_admin_reaches_its_subscribers_and_families
     plan = plan_with(["calendar"], max_users=3, usage_limits={"storage_gb": 5})
     FeatureFactory(code="vault")
     with committed():
-        services.grant_plan(user_id="owner", plan=plan, subscription_id="s1")
+        services.entitlements_grant_plan(user_id="owner", plan=plan, subscription_id="s1")
         services.family_member_add(family_id=Family.objects.get().pk, user_id="kid")
-        services.grant_plan(user_id="outsider", plan=plan_with(["calendar"]), subscription_id="s2")
+        services.entitlements_grant_plan(
+            user_id="outsider", plan=plan_with(["calendar"]), subscription_id="s2"
+        )
     for user_id in ("owner", "kid", "outsider"):
         entitlement_check(user_id=user_id, feature_code="vault")
 

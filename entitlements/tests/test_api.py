@@ -39,7 +39,9 @@ def committed(django_capture_on_commit_callbacks):
 @pytest.fixture
 def alice_row():
     plan = plan_with(["calendar", "vault"], id="premium_x", usage_limits={"storage_gb": 50})
-    rows = services.grant_plan(user_id="user_alice", plan=plan, subscription_id="sub_a", expires_at=END)
+    rows = services.entitlements_grant_plan(
+        user_id="user_alice", plan=plan, subscription_id="sub_a", expires_at=END
+    )
     return next(r for r in rows if r.feature_id == "calendar")
 
 
@@ -47,7 +49,9 @@ def alice_row():
 def family(committed):
     plan = plan_with(["calendar"], id="family_x", max_users=3)
     with committed():
-        services.grant_plan(user_id="user_alice", plan=plan, subscription_id="sub_f", expires_at=END)
+        services.entitlements_grant_plan(
+            user_id="user_alice", plan=plan, subscription_id="sub_f", expires_at=END
+        )
         family = Family.objects.get()
         services.family_member_add(family_id=family.pk, user_id="user_kid")
     return family

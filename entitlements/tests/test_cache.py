@@ -37,7 +37,7 @@ def bystander(committed):
     """Another user with a cached answer: no write below may evict it."""
     plan = plan_with(["calendar"], id="bystander_plan")
     with committed():
-        services.grant_plan(user_id="bystander", plan=plan, subscription_id="s_bystander")
+        services.entitlements_grant_plan(user_id="bystander", plan=plan, subscription_id="s_bystander")
     entitlement_check(user_id="bystander", feature_code="calendar")
     return "bystander"
 
@@ -47,7 +47,7 @@ def bystander(committed):
 
 def test_a_hit_costs_no_sql_and_a_miss_at_most_two(django_assert_num_queries, django_assert_max_num_queries):
     plan = plan_with(["calendar", "vault"], max_users=3)
-    services.grant_plan(user_id="owner", plan=plan, subscription_id="s1")
+    services.entitlements_grant_plan(user_id="owner", plan=plan, subscription_id="s1")
     services.family_member_add(family_id=Family.objects.get().pk, user_id="kid")
 
     with django_assert_max_num_queries(2):
@@ -76,8 +76,8 @@ def _entry_pttl_ms(user_id: str) -> int:
 def test_an_entry_never_outlives_the_earliest_expiry_inside_it():
     plan = plan_with(["calendar"])
     soon = timezone.now() + timedelta(seconds=40)
-    services.grant_plan(user_id="u1", plan=plan, subscription_id="s1", expires_at=_days(30))
-    services.grant_plan(user_id="u1", plan=plan, subscription_id="s2", expires_at=soon)
+    services.entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="s1", expires_at=_days(30))
+    services.entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="s2", expires_at=soon)
     entitlement_check(user_id="u1", feature_code="calendar")
     assert 0 < _entry_pttl_ms("u1") <= 40_000
 
@@ -85,14 +85,14 @@ def test_an_entry_never_outlives_the_earliest_expiry_inside_it():
 def test_entries_without_expiry_live_at_most_the_configured_maximum(settings):
     settings.ENTITLEMENTS_CACHE_MAX_TTL = 120
     plan = plan_with(["calendar"], billing_cycle="one_time")
-    services.grant_plan(user_id="u1", plan=plan, payment_id=uuid.uuid4())
+    services.entitlements_grant_plan(user_id="u1", plan=plan, payment_id=uuid.uuid4())
     entitlement_check(user_id="u1", feature_code="calendar")
     assert 110_000 < _entry_pttl_ms("u1") <= 120_000
 
 
 def test_expired_rows_do_not_shorten_the_lifetime():
     plan = plan_with(["calendar"])
-    services.grant_plan(
+    services.entitlements_grant_plan(
         user_id="u1", plan=plan, subscription_id="old", starts_at=_days(-60), expires_at=_days(-30)
     )
     entitlement_check(user_id="u1", feature_code="calendar")
@@ -102,8 +102,8 @@ def test_expired_rows_do_not_shorten_the_lifetime():
 def test_an_answer_read_before_a_write_cannot_be_cached_after_its_invalidation():
     plan = plan_with(["calendar"])
     found = cache.lookup("u1")  # a reader misses and notes the generation ...
-    old_rows = load_access_rows("u1")  # ... and reads the database before the write commits
-    services.grant_plan(user_id="u1", plan=plan, subscription_id="s1")
+    old_rows = load_access_rows(user_id="u1")  # ... and reads the database before the write commits
+    services.entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="s1")
     cache.invalidate_users({"u1"})  # the write's after-commit invalidation
     cache.store("u1", found.token, old_rows, None)  # the slow reader stores what it read
 
@@ -119,7 +119,9 @@ def _plan():
 
 def _family_with_kid(committed):
     with committed():
-        rows = services.grant_plan(user_id="owner", plan=_plan(), subscription_id="s1", expires_at=_days(9))
+        rows = services.entitlements_grant_plan(
+            user_id="owner", plan=_plan(), subscription_id="s1", expires_at=_days(9)
+        )
         family = Family.objects.get()
         services.family_member_add(family_id=family.pk, user_id="kid")
     return {"family": family, "row": rows[0]}
@@ -128,20 +130,22 @@ def _family_with_kid(committed):
 def _granted(committed, **kwargs):
     options = {"subscription_id": "s1", "expires_at": _days(9), **kwargs}
     with committed():
-        [row] = services.grant_plan(user_id="u1", plan=_plan(), **options)
+        [row] = services.entitlements_grant_plan(user_id="u1", plan=_plan(), **options)
     return {"row": row}
 
 
 def _cases():
     def grant(ctx):
-        services.grant_plan(user_id="u1", plan=_plan(), subscription_id="s1")
+        services.entitlements_grant_plan(user_id="u1", plan=_plan(), subscription_id="s1")
 
     def create(ctx):
         plan = _plan()
         services.entitlement_create(user_id="u1", feature_code="calendar", plan_id=plan.pk)
 
     def renew(ctx):
-        services.grant_plan(user_id="u1", plan=ctx["row"].plan, subscription_id="s1", expires_at=_days(40))
+        services.entitlements_grant_plan(
+            user_id="u1", plan=ctx["row"].plan, subscription_id="s1", expires_at=_days(40)
+        )
 
     def cancel_payment(ctx):
         services.entitlements_cancel_for_payment(payment_id=ctx["row"].payment_id, reason="refund")
@@ -289,7 +293,7 @@ def test_nothing_is_invalidated_before_commit(committed):
     plan = _plan()
     entitlement_check(user_id="u1", feature_code="calendar")
     with committed():
-        services.grant_plan(user_id="u1", plan=plan, subscription_id="s1")
+        services.entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="s1")
         assert entitlement_check(user_id="u1", feature_code="calendar")["has_access"] is False
     assert entitlement_check(user_id="u1", feature_code="calendar")["has_access"] is True
 
@@ -314,7 +318,7 @@ def redis_down(settings):
 def test_redis_down_answers_from_the_database_and_logs_a_warning(redis_down, caplog, committed):
     plan = _plan()
     with committed():  # invalidation fails too, and is logged, not raised
-        services.grant_plan(user_id="u1", plan=plan, subscription_id="s1")
+        services.entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="s1")
 
     with caplog.at_level(logging.WARNING, logger="entitlements.cache"):
         first = entitlement_check(user_id="u1", feature_code="calendar")
@@ -339,9 +343,9 @@ def test_redis_down_skips_the_cache_for_a_while_then_tries_again(redis_down, set
 def test_the_rows_behind_an_answer_are_the_databases(committed):
     plan = _plan()
     with committed():
-        services.grant_plan(user_id="u1", plan=plan, subscription_id="s1")
-    assert access_rows("u1") == load_access_rows("u1")
-    assert access_rows("u1") == load_access_rows("u1")  # from the cache this time
+        services.entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="s1")
+    assert access_rows(user_id="u1") == load_access_rows(user_id="u1")
+    assert access_rows(user_id="u1") == load_access_rows(user_id="u1")  # from the cache this time
     assert Entitlement.objects.count() == 1
 
 
@@ -349,7 +353,7 @@ def test_redis_down_nothing_500s_over_http(redis_down, user_client, service_clie
     """The whole request path (rate limits, metrics, the check) with Redis gone: answers, no 500."""
     plan = _plan()
     with committed():
-        services.grant_plan(user_id="user_alice", plan=plan, subscription_id="s1")
+        services.entitlements_grant_plan(user_id="user_alice", plan=plan, subscription_id="s1")
 
     with caplog.at_level(logging.WARNING):
         single = user_client.get("/api/v1/entitlements/check/", {"feature_code": "calendar"})

@@ -50,7 +50,9 @@ def test_nothing_held_is_no_entitlement():
 
 def test_an_active_row_grants_access_and_names_its_source():
     plan = plan_with(["calendar"], usage_limits={"storage_gb": 5})
-    [row] = services.grant_plan(user_id="u1", plan=plan, subscription_id="s1", expires_at=_days(10))
+    [row] = services.entitlements_grant_plan(
+        user_id="u1", plan=plan, subscription_id="s1", expires_at=_days(10)
+    )
     assert _check() == {
         "user_id": "u1",
         "feature_code": "calendar",
@@ -108,7 +110,9 @@ def test_the_longest_lasting_row_is_the_source_and_the_most_generous_limits_win(
 
 def test_family_members_get_the_familys_features_and_lose_them_on_removal():
     plan = plan_with(["calendar", "vault"], max_users=3)
-    rows = services.grant_plan(user_id="owner", plan=plan, subscription_id="s1", expires_at=_days(20))
+    rows = services.entitlements_grant_plan(
+        user_id="owner", plan=plan, subscription_id="s1", expires_at=_days(20)
+    )
     family = Family.objects.get()
     services.family_member_add(family_id=family.pk, user_id="kid")
 
@@ -129,7 +133,7 @@ def test_family_members_get_the_familys_features_and_lose_them_on_removal():
 def test_a_cancelled_family_plan_is_revoked_for_every_member():
     plan = plan_with(["calendar"], max_users=3)
     payment = uuid.uuid4()
-    services.grant_plan(user_id="owner", plan=plan, payment_id=payment)
+    services.entitlements_grant_plan(user_id="owner", plan=plan, payment_id=payment)
     services.family_member_add(family_id=Family.objects.get().pk, user_id="kid")
     services.entitlements_cancel_for_payment(payment_id=payment, reason="refund")
     assert _check(user_id="kid")["reason"] == "revoked"
@@ -138,7 +142,7 @@ def test_a_cancelled_family_plan_is_revoked_for_every_member():
 
 def test_batch_answers_each_feature_like_the_single_check():
     plan = plan_with(["calendar", "vault"])
-    services.grant_plan(user_id="u1", plan=plan, subscription_id="s1")
+    services.entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="s1")
     codes = ["calendar", "vault", "unknown_feature"]
     answers = entitlement_check_many(user_id="u1", feature_codes=codes)
     assert list(answers) == codes

@@ -1,4 +1,4 @@
-"""Family seats: the database decides who gets the last one."""
+"""Family seats (the database decides who gets the last one) and who may see or manage a family."""
 
 import threading
 import uuid
@@ -6,17 +6,17 @@ import uuid
 import pytest
 from django.db import connection
 
-from entitlements import services
-from entitlements.errors import AlreadyMember, OwnerCannotLeave, PlanFull
+from entitlements import selectors, services
+from entitlements.errors import AlreadyMember, NotFamilyOwner, OwnerCannotLeave, PlanFull
 from entitlements.models import Family, FamilyMember
-from entitlements.services import grant_plan
-from entitlements.tests.factories import plan_with
+from entitlements.services import entitlements_grant_plan
+from entitlements.tests.factories import FamilyMemberFactory, OwnedFamilyFactory, plan_with
 from jia_payments.core.api.errors import NotFound
 
 
 def _family(max_users: int) -> Family:
     plan = plan_with(["calendar"], max_users=max_users)
-    grant_plan(user_id="owner", plan=plan, subscription_id=f"sub_{uuid.uuid4().hex}")
+    entitlements_grant_plan(user_id="owner", plan=plan, subscription_id=f"sub_{uuid.uuid4().hex}")
     return Family.objects.get(owner_user_id="owner", plan=plan)
 
 
@@ -100,3 +100,31 @@ def test_ten_concurrent_adds_never_exceed_max_users():
     family.refresh_from_db()
     assert family.member_count == 6
     assert FamilyMember.objects.filter(family=family).count() == 6
+
+
+@pytest.mark.django_db
+def test_who_may_see_and_manage_a_family():
+    family = OwnedFamilyFactory(owner_user_id="owner")
+    FamilyMemberFactory(family=family, user_id="kid")
+
+    def lookup(user_id, *, privileged=False, manage=False):
+        return selectors.family_for_caller(
+            family_id=family.pk, user_id=user_id, privileged=privileged, manage=manage
+        )
+
+    assert lookup("owner", manage=True) == family
+    assert lookup("kid") == family
+    assert lookup("service:crm", privileged=True, manage=True) == family
+    with pytest.raises(NotFamilyOwner) as raised:
+        lookup("kid", manage=True)
+    assert (raised.value.status, raised.value.code) == (403, "permission_denied")
+    for stranger in ({"manage": False}, {"manage": True}):
+        with pytest.raises(NotFound):
+            lookup("stranger", **stranger)
+    with pytest.raises(NotFound):
+        selectors.family_for_caller(family_id=uuid.uuid4(), user_id="owner", privileged=True)
+    assert selectors.family_find(family_id=uuid.uuid4()) is None
+    assert list(FamilyMember.objects.filter(family=family).values_list("user_id", "role")) == [
+        ("owner", "owner"),
+        ("kid", "member"),
+    ]

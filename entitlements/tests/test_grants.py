@@ -1,4 +1,4 @@
-"""grant_plan, renewals, cancellations: the service interface the Stripe webhooks use."""
+"""entitlements_grant_plan, renewals, cancellations: the service interface the Stripe webhooks use."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -9,7 +9,7 @@ from django.utils import timezone
 from entitlements import services
 from entitlements.errors import FamilyOwnerMismatch
 from entitlements.models import Entitlement, Family, FamilyMember
-from entitlements.services import grant_plan, period_end
+from entitlements.services import entitlements_grant_plan, period_end
 from entitlements.tests.factories import plan_with
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +35,7 @@ def test_period_end_is_calendar_correct(start, cycle, end):
 
 def test_grant_creates_one_row_per_feature_with_the_plans_limits(outbox):
     plan = plan_with(["calendar", "lists"], usage_limits={"storage_gb": 50})
-    rows = grant_plan(user_id="u1", plan=plan, subscription_id="sub_1", starts_at=JAN_31)
+    rows = entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="sub_1", starts_at=JAN_31)
 
     assert sorted(r.feature_id for r in rows) == ["calendar", "lists"]
     stored = Entitlement.objects.order_by("feature_id")
@@ -52,7 +52,7 @@ def test_grant_creates_one_row_per_feature_with_the_plans_limits(outbox):
 
 def test_grant_accepts_a_plan_id_and_one_time_plans_never_expire():
     plan_with(["vault"], id="lifetime_x", billing_cycle="one_time")
-    [row] = grant_plan(user_id="u1", plan="lifetime_x", payment_id=uuid.uuid4())
+    [row] = entitlements_grant_plan(user_id="u1", plan="lifetime_x", payment_id=uuid.uuid4())
     assert row.expires_at is None
     assert row.plan_id == "lifetime_x"
 
@@ -60,17 +60,17 @@ def test_grant_accepts_a_plan_id_and_one_time_plans_never_expire():
 def test_an_explicit_expires_at_wins_over_the_billing_cycle():
     plan = plan_with(["calendar"])
     end = timezone.now() + timedelta(days=3)
-    [row] = grant_plan(user_id="u1", plan=plan, subscription_id="sub_1", expires_at=end)
+    [row] = entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="sub_1", expires_at=end)
     assert row.expires_at == end
 
 
 def test_a_retried_webhook_creates_and_changes_nothing(outbox):
     plan = plan_with(["calendar", "lists"])
-    first = grant_plan(user_id="u1", plan=plan, subscription_id="sub_1", starts_at=JAN_31)
+    first = entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="sub_1", starts_at=JAN_31)
     events = outbox()
     before = list(Entitlement.objects.order_by("pk").values())
 
-    again = grant_plan(user_id="u1", plan=plan, subscription_id="sub_1", starts_at=JAN_31)
+    again = entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="sub_1", starts_at=JAN_31)
 
     assert sorted(r.pk for r in again) == sorted(r.pk for r in first)
     assert list(Entitlement.objects.order_by("pk").values()) == before
@@ -80,28 +80,32 @@ def test_a_retried_webhook_creates_and_changes_nothing(outbox):
 def test_a_retried_payment_grant_creates_nothing():
     plan = plan_with(["vault"], billing_cycle="one_time")
     payment_id = uuid.uuid4()
-    grant_plan(user_id="u1", plan=plan, payment_id=payment_id)
-    grant_plan(user_id="u1", plan=plan, payment_id=payment_id)
+    entitlements_grant_plan(user_id="u1", plan=plan, payment_id=payment_id)
+    entitlements_grant_plan(user_id="u1", plan=plan, payment_id=payment_id)
     assert Entitlement.objects.count() == 1
 
 
 def test_a_late_older_period_changes_nothing():
     plan = plan_with(["calendar"])
-    grant_plan(user_id="u1", plan=plan, subscription_id="sub_1", starts_at=datetime(2027, 3, 1, tzinfo=UTC))
-    grant_plan(user_id="u1", plan=plan, subscription_id="sub_1", starts_at=datetime(2027, 2, 1, tzinfo=UTC))
+    entitlements_grant_plan(
+        user_id="u1", plan=plan, subscription_id="sub_1", starts_at=datetime(2027, 3, 1, tzinfo=UTC)
+    )
+    entitlements_grant_plan(
+        user_id="u1", plan=plan, subscription_id="sub_1", starts_at=datetime(2027, 2, 1, tzinfo=UTC)
+    )
     assert Entitlement.objects.get().expires_at == datetime(2027, 4, 1, tzinfo=UTC)
 
 
 def test_renewal_extends_the_rows_instead_of_adding_and_reactivates_expired_ones(outbox):
     plan = plan_with(["calendar", "lists"])
     first_payment, second_payment = uuid.uuid4(), uuid.uuid4()
-    rows = grant_plan(
+    rows = entitlements_grant_plan(
         user_id="u1", plan=plan, subscription_id="sub_1", payment_id=first_payment, starts_at=JAN_31
     )
     Entitlement.objects.filter(feature_id="lists").update(status="expired")
     created = outbox()
 
-    renewed = grant_plan(
+    renewed = entitlements_grant_plan(
         user_id="u1",
         plan=plan,
         subscription_id="sub_1",
@@ -123,9 +127,9 @@ def test_an_upgrade_in_the_same_period_moves_the_rows_to_the_new_plan():
     basic = plan_with(["calendar", "lists"])
     premium = plan_with(["calendar", "vault"], usage_limits={"storage_gb": 9})
     end = timezone.now() + timedelta(days=20)
-    grant_plan(user_id="u1", plan=basic, subscription_id="sub_1", expires_at=end)
+    entitlements_grant_plan(user_id="u1", plan=basic, subscription_id="sub_1", expires_at=end)
 
-    grant_plan(user_id="u1", plan=premium, subscription_id="sub_1", expires_at=end)
+    entitlements_grant_plan(user_id="u1", plan=premium, subscription_id="sub_1", expires_at=end)
 
     rows = {e.feature_id: e for e in Entitlement.objects.all()}
     assert {code: (e.plan_id, e.status) for code, e in rows.items()} == {
@@ -139,14 +143,14 @@ def test_an_upgrade_in_the_same_period_moves_the_rows_to_the_new_plan():
 
 def test_a_family_plan_creates_a_family_owned_by_the_buyer_who_takes_a_seat():
     plan = plan_with(["calendar"], max_users=4)
-    [row] = grant_plan(user_id="owner", plan=plan, subscription_id="sub_f")
+    [row] = entitlements_grant_plan(user_id="owner", plan=plan, subscription_id="sub_f")
 
     family = Family.objects.get()
     assert row.family_id == family.pk
     assert (family.owner_user_id, family.plan_id, family.member_count) == ("owner", plan.pk, 1)
     assert list(FamilyMember.objects.values_list("user_id", "role")) == [("owner", "owner")]
 
-    grant_plan(
+    entitlements_grant_plan(
         user_id="owner", plan=plan, subscription_id="sub_f", starts_at=timezone.now() + timedelta(days=31)
     )
     assert Family.objects.count() == 1
@@ -156,27 +160,27 @@ def test_a_family_plan_creates_a_family_owned_by_the_buyer_who_takes_a_seat():
 def test_a_family_plan_with_a_given_family_id_creates_or_reuses_that_family():
     plan = plan_with(["calendar"], max_users=4)
     family_id = uuid.uuid4()
-    grant_plan(user_id="owner", plan=plan, subscription_id="sub_1", family_id=family_id)
+    entitlements_grant_plan(user_id="owner", plan=plan, subscription_id="sub_1", family_id=family_id)
     assert Family.objects.get().pk == family_id
-    grant_plan(user_id="owner", plan=plan, subscription_id="sub_2", family_id=family_id)
+    entitlements_grant_plan(user_id="owner", plan=plan, subscription_id="sub_2", family_id=family_id)
     assert Family.objects.count() == 1
     with pytest.raises(FamilyOwnerMismatch):
-        grant_plan(user_id="intruder", plan=plan, subscription_id="sub_3", family_id=family_id)
+        entitlements_grant_plan(user_id="intruder", plan=plan, subscription_id="sub_3", family_id=family_id)
     assert not Entitlement.objects.filter(subscription_id="sub_3").exists()
 
 
 def test_an_unkeyed_grant_is_idempotent_per_user_and_plan():
     plan = plan_with(["calendar"], id="free_x", price_cents=0)
-    grant_plan(user_id="u1", plan=plan, starts_at=JAN_31)
-    grant_plan(user_id="u1", plan=plan, starts_at=JAN_31)
+    entitlements_grant_plan(user_id="u1", plan=plan, starts_at=JAN_31)
+    entitlements_grant_plan(user_id="u1", plan=plan, starts_at=JAN_31)
     assert Entitlement.objects.count() == 1
 
 
 def test_cancel_for_payment_cancels_exactly_its_active_rows(outbox):
     plan = plan_with(["calendar", "lists"], billing_cycle="one_time")
     refunded, kept = uuid.uuid4(), uuid.uuid4()
-    grant_plan(user_id="u1", plan=plan, payment_id=refunded)
-    grant_plan(user_id="u2", plan=plan, payment_id=kept)
+    entitlements_grant_plan(user_id="u1", plan=plan, payment_id=refunded)
+    entitlements_grant_plan(user_id="u2", plan=plan, payment_id=kept)
     before = len(outbox())
 
     cancelled = services.entitlements_cancel_for_payment(payment_id=refunded, reason="refund")
@@ -191,8 +195,8 @@ def test_cancel_for_payment_cancels_exactly_its_active_rows(outbox):
 def test_cancel_for_subscription_now_or_at_period_end():
     plan = plan_with(["calendar"])
     end = timezone.now() + timedelta(days=20)
-    grant_plan(user_id="u1", plan=plan, subscription_id="sub_now", expires_at=end)
-    grant_plan(user_id="u2", plan=plan, subscription_id="sub_later", expires_at=end)
+    entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="sub_now", expires_at=end)
+    entitlements_grant_plan(user_id="u2", plan=plan, subscription_id="sub_later", expires_at=end)
 
     services.entitlements_cancel_for_subscription(subscription_id="sub_now", reason="deleted")
     at = timezone.now() + timedelta(days=5)
@@ -207,7 +211,7 @@ def test_cancel_for_subscription_now_or_at_period_end():
 def test_extend_subscription_moves_the_end_later_only():
     plan = plan_with(["calendar", "lists"])
     end = timezone.now() + timedelta(days=2)
-    grant_plan(user_id="u1", plan=plan, subscription_id="sub_1", expires_at=end)
+    entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="sub_1", expires_at=end)
     Entitlement.objects.filter(feature_id="lists").update(status="expired")
 
     later = end + timedelta(days=30)
@@ -219,7 +223,7 @@ def test_extend_subscription_moves_the_end_later_only():
 
 def test_extend_leaves_cancelled_rows_cancelled():
     plan = plan_with(["calendar"])
-    grant_plan(user_id="u1", plan=plan, subscription_id="sub_1")
+    entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="sub_1")
     services.entitlements_cancel_for_subscription(subscription_id="sub_1", reason="deleted")
     services.entitlements_extend_subscription(
         subscription_id="sub_1", expires_at=timezone.now() + timedelta(days=90)
@@ -230,8 +234,8 @@ def test_extend_leaves_cancelled_rows_cancelled():
 def test_a_failed_grant_leaves_nothing_behind(outbox):
     plan = plan_with(["calendar"], max_users=3)
     family_id = uuid.uuid4()
-    grant_plan(user_id="owner", plan=plan, subscription_id="s1", family_id=family_id)
+    entitlements_grant_plan(user_id="owner", plan=plan, subscription_id="s1", family_id=family_id)
     before = (Entitlement.objects.count(), Family.objects.count(), len(outbox()))
     with pytest.raises(FamilyOwnerMismatch):
-        grant_plan(user_id="other", plan=plan, subscription_id="s2", family_id=family_id)
+        entitlements_grant_plan(user_id="other", plan=plan, subscription_id="s2", family_id=family_id)
     assert (Entitlement.objects.count(), Family.objects.count(), len(outbox())) == before

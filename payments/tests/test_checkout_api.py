@@ -159,7 +159,7 @@ def test_a_free_plan_never_reaches_stripe_and_is_granted_at_once(api_client_for,
     assert len(localstripe.get("/v1/checkout/sessions", limit=100)["data"]) == before
     granted = Entitlement.objects.filter(user_id="user_3")
     assert sorted(granted.values_list("feature_id", flat=True)) == ["calendar", "lists"]
-    # a free plan's grant lasts its billing period, like any grant (entitlements.services.grant_plan)
+    # a free plan's grant lasts its billing period, like any grant (entitlements_grant_plan)
     assert {
         (e.plan_id, e.payment_id, e.expires_at - relativedelta(months=1) == e.granted_at) for e in granted
     } == {("free", None, True)}

@@ -162,7 +162,7 @@ def test_a_payment_status_move_by_a_service_token_is_recorded(service_client):
 
 def test_family_seats_moved_by_the_api_are_recorded(api_client_for):
     plan = plan_with(["calendar"], id="family", max_users=3)
-    entitlement_services.grant_plan(user_id="owner", plan=plan, subscription_id="sub_f")
+    entitlement_services.entitlements_grant_plan(user_id="owner", plan=plan, subscription_id="sub_f")
     family = Family.objects.get()
     owner = api_client_for("owner")
     assert (
@@ -285,7 +285,7 @@ def test_the_expiry_sweeper_audits_each_row_of_a_batch_in_one_insert(django_asse
 
 def test_a_subscription_cancelled_by_stripe_is_recorded_per_row():
     plan = plan_with(["calendar", "chat"], id="premium")
-    rows = entitlement_services.grant_plan(user_id="u1", plan=plan, subscription_id="sub_1")
+    rows = entitlement_services.entitlements_grant_plan(user_id="u1", plan=plan, subscription_id="sub_1")
     with audit_context(actor="stripe:customer.subscription.deleted"):
         entitlement_services.entitlements_cancel_for_subscription(subscription_id="sub_1", reason="canceled")
     for row in rows:
@@ -428,7 +428,7 @@ def test_a_grant_in_admin_records_its_reason(admin_client, admin_user):
 
 def test_a_family_member_added_in_admin_is_recorded(admin_client, admin_user):
     plan = plan_with(["calendar"], id="family", max_users=3)
-    entitlement_services.grant_plan(user_id="owner", plan=plan, subscription_id="sub_f")
+    entitlement_services.entitlements_grant_plan(user_id="owner", plan=plan, subscription_id="sub_f")
     family = Family.objects.get()
     owner_member = FamilyMember.objects.get()
     form = {

@@ -90,7 +90,9 @@ def test_counts_follow_a_scripted_sequence_of_api_calls(
     user = f"user_metrics_{uuid.uuid4().hex[:8]}"  # no cache entry from another test
     plan = plan_with(["metrics_feature"], id=f"plan_{uuid.uuid4().hex[:8]}")
     with committed():
-        entitlement_services.grant_plan(user_id=user, plan=plan, subscription_id="sub_m", expires_at=None)
+        entitlement_services.entitlements_grant_plan(
+            user_id=user, plan=plan, subscription_id="sub_m", expires_at=None
+        )
     before = scrape()
 
     # Payments: three created in NOK (bank transfers: no Stripe), one completes, two fail.
