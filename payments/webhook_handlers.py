@@ -1,13 +1,17 @@
 """Our handler for each Stripe event type: the one dispatch table.
 
-Each handler gets the event's object and runs inside the transaction that marks the event
-processed (`stripe_events.stripe_event_process`). Where the order of events matters, a handler
+Each handler gets the event's object and works in two steps (`stripe_events.stripe_event_process`):
+it reads what it needs from Stripe, outside any database transaction or row lock (network time
+holds no lock), and returns the change to make, a function that the caller runs inside the
+transaction that marks the event processed (or None: nothing to change). A retry reads Stripe
+again; nothing is applied until the reads succeeded. Where the order of events matters, a handler
 re-reads the object from Stripe and acts on its current state, so events arriving out of order
 (a renewal before the purchase, an `updated` before its `created`) converge to Stripe's state.
 Handlers only read from Stripe; every change they make is ours, through services.
 """
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from entitlements import services as entitlement_services
@@ -22,20 +26,22 @@ logger = logging.getLogger(__name__)
 
 LIVE_SUBSCRIPTION_STATUSES = {"active", "trialing"}
 
+Change = Callable[[], None] | None  # what a handler returns: the change to apply, or nothing
+
 
 def _datetime(unix_time: int | None) -> datetime | None:
     return datetime.fromtimestamp(unix_time, tz=UTC) if unix_time else None
 
 
-def on_checkout_session_completed(obj: dict) -> None:
+def on_checkout_session_completed(obj: dict) -> Change:
     """Also `checkout.session.async_payment_succeeded`: the money arrived later."""
     session = stripe_gateway.checkout_session_retrieve(obj["id"])
     if session.get("payment_status") not in ("paid", "no_payment_required"):
-        return  # an asynchronous payment method: wait for async_payment_succeeded
+        return None  # an asynchronous payment method: wait for async_payment_succeeded
     ours = checkout_session_get(session.get("client_reference_id"))
     if ours is None:
         logger.warning("checkout session %s is not one of ours; ignored", session["id"])
-        return
+        return None
     subscription_id = session.get("subscription") or ""
     expires_at = None
     if subscription_id:
@@ -45,7 +51,7 @@ def on_checkout_session_completed(obj: dict) -> None:
         payment_intent_id = stripe_gateway.invoice_payment_intent_id(invoice)
     else:
         payment_intent_id = session.get("payment_intent") or ""
-    checkout_session_complete(
+    return lambda: checkout_session_complete(
         checkout_session_id=ours.pk,
         stripe_session_id=session["id"],
         amount_total=session["amount_total"],
@@ -56,68 +62,78 @@ def on_checkout_session_completed(obj: dict) -> None:
     )
 
 
-def on_checkout_session_expired(obj: dict) -> None:
+def on_checkout_session_expired(obj: dict) -> Change:
     ours = checkout_session_get(obj.get("client_reference_id"))
-    if ours is not None:
-        checkout_session_expire(checkout_session_id=ours.pk)
+    if ours is None:
+        return None
+    return lambda: checkout_session_expire(checkout_session_id=ours.pk)
 
 
-def on_payment_intent_changed(obj: dict) -> None:
+def on_payment_intent_changed(obj: dict) -> Change:
     """`payment_intent.succeeded` and `payment_intent.payment_failed`: our payment follows the
     PaymentIntent's current state (a failure event can arrive after a later success)."""
     payment = payment_for_intent(obj["id"])
     if payment is None:
-        return  # not a PaymentIntent of ours, or one Checkout made (its session completes it)
+        return None  # not a PaymentIntent of ours, or one Checkout made (its session completes it)
     intent = stripe_gateway.payment_intent_retrieve(obj["id"])
     if intent["status"] == "succeeded":
-        payment_reach_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
-    elif intent["status"] == "canceled":
-        payment_reach_status(payment_id=payment.pk, status=Payment.Status.CANCELLED)
-    elif intent["status"] == "requires_payment_method" and intent.get("last_payment_error"):
+        return lambda: payment_reach_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
+    if intent["status"] == "canceled":
+        return lambda: payment_reach_status(payment_id=payment.pk, status=Payment.Status.CANCELLED)
+    if intent["status"] == "requires_payment_method" and intent.get("last_payment_error"):
         error = intent["last_payment_error"]
         reason = error.get("message") or error.get("code") or "payment failed"
-        payment_reach_status(
+        return lambda: payment_reach_status(
             payment_id=payment.pk,
             status=Payment.Status.FAILED,
             failure_reason=reason,
             failure_code=error.get("decline_code") or error.get("code") or "",
         )
+    return None
 
 
-def on_charge_refunded(obj: dict) -> None:
+def on_charge_refunded(obj: dict) -> Change:
     payment_intent_id = obj.get("payment_intent") or ""
-    if payment_for_intent(payment_intent_id) is not None:
-        payment_refunds_sync(
-            payment_intent_id=payment_intent_id, stripe_refunds=stripe_gateway.refunds_list(payment_intent_id)
-        )
+    if payment_for_intent(payment_intent_id) is None:
+        return None
+    stripe_refunds = stripe_gateway.refunds_list(payment_intent_id)
+    return lambda: payment_refunds_sync(payment_intent_id=payment_intent_id, stripe_refunds=stripe_refunds)
 
 
-def on_subscription_changed(obj: dict) -> None:
+def on_subscription_changed(obj: dict) -> Change:
     """`customer.subscription.created|updated`: access lasts to the current period's end."""
     subscription = stripe_gateway.subscription_retrieve(obj["id"])
     if subscription["status"] in LIVE_SUBSCRIPTION_STATUSES:
-        _extend(subscription)
-    elif subscription["status"] == "canceled":
-        _cancel_at_period_end(subscription)
+        return lambda: _extend(subscription)
+    if subscription["status"] == "canceled":
+        return lambda: _cancel_at_period_end(subscription)
+    return None
 
 
-def on_invoice_paid(obj: dict) -> None:
+def on_invoice_paid(obj: dict) -> Change:
     """A paid renewal: record its payment and extend access to the new period's end."""
     invoice = stripe_gateway.invoice_retrieve(obj["id"])
     subscription_id = invoice.get("subscription") or (
         ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
     )
     if not subscription_id:
-        return
+        return None
     subscription = stripe_gateway.subscription_retrieve(subscription_id)
-    if invoice.get("billing_reason") != "subscription_create":  # the first is the checkout's payment
-        _record_renewal_payment(invoice, subscription)
-    if subscription["status"] in LIVE_SUBSCRIPTION_STATUSES:
-        _extend(subscription)
+    renewal = invoice.get("billing_reason") != "subscription_create"  # the first is the checkout's payment
+    payment_intent_id = stripe_gateway.invoice_payment_intent_id(invoice) if renewal else ""
+
+    def apply() -> None:
+        if renewal:
+            _record_renewal_payment(invoice, subscription, payment_intent_id)
+        if subscription["status"] in LIVE_SUBSCRIPTION_STATUSES:
+            _extend(subscription)
+
+    return apply
 
 
-def on_subscription_deleted(obj: dict) -> None:
-    _cancel_at_period_end(stripe_gateway.subscription_retrieve(obj["id"]))
+def on_subscription_deleted(obj: dict) -> Change:
+    subscription = stripe_gateway.subscription_retrieve(obj["id"])
+    return lambda: _cancel_at_period_end(subscription)
 
 
 def _extend(subscription: dict) -> None:
@@ -136,8 +152,7 @@ def _cancel_at_period_end(subscription: dict) -> None:
     )
 
 
-def _record_renewal_payment(invoice: dict, subscription: dict) -> None:
-    payment_intent_id = stripe_gateway.invoice_payment_intent_id(invoice)
+def _record_renewal_payment(invoice: dict, subscription: dict, payment_intent_id: str) -> None:
     if not payment_intent_id or payment_for_intent(payment_intent_id) is not None:
         return
     ours = checkout_session_for_subscription(subscription["id"], subscription.get("metadata"))

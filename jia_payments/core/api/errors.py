@@ -15,6 +15,7 @@ from http import HTTPStatus
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.renderers import JSONRenderer
@@ -180,10 +181,17 @@ def title_for(status: int) -> str:
     return phrase[:1] + phrase[1:].lower()
 
 
+DatabaseUnreachable = (OperationalError, InterfaceError)
+
+
 def _normalised(exc):
     """Django's own exceptions as their DRF or domain equivalents."""
     if isinstance(exc, Http404):
         return drf.NotFound("No such resource.")
+    if isinstance(exc, DatabaseUnreachable):
+        # The database went away (restart, failover): nothing was written, the caller may retry.
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return ServiceUnavailable("The database is unavailable; try again shortly.")
     if isinstance(exc, DjangoPermissionDenied):
         return drf.PermissionDenied()
     if isinstance(exc, RequestDataTooBig):

@@ -111,6 +111,8 @@ def production_env(*, token_issuer, localstripe, tansu, topic: str, tmp_path: Pa
         "AUTH_PUBLIC_KEY_PEM": token_issuer.public_pem,
         "EVENTS_BROKERS": tansu.bootstrap_servers,
         "EVENTS_TOPIC": topic,
+        # Its own queue: another test's worker on the same Redis must not take its tasks.
+        "CELERY_TASK_DEFAULT_QUEUE": f"queue-{topic}",
         "LOG_LEVEL": "INFO",
         "DB_WAIT_TIMEOUT": "60",
     }
