@@ -1,6 +1,6 @@
 """The entitlement engine's domain errors (rendered as problem details with these codes)."""
 
-from jia_payments.core.api.errors import Conflict, DomainError
+from jia_payments.core.api.errors import Conflict, DomainError, Forbidden
 
 
 class InvalidEntitlementInput(DomainError):
@@ -27,7 +27,5 @@ class FamilyOwnerMismatch(Conflict):
     code, title = "family_owner_mismatch", "The family belongs to another user"
 
 
-class NotFamilyOwner(DomainError):
+class NotFamilyOwner(Forbidden):
     """A member may see the family, only its owner may change it (403, like any refused permission)."""
-
-    status, code, title = 403, "permission_denied", "Permission denied"

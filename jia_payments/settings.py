@@ -416,7 +416,7 @@ STRIPE_EVENT_RETRY_BACKOFF_MAX_SECONDS = env.float("STRIPE_EVENT_RETRY_BACKOFF_M
 # Stripe retries a webhook for 3 days; reconciliation looks that far back for events never received.
 STRIPE_RECONCILE_LOOKBACK_HOURS = env.int("STRIPE_RECONCILE_LOOKBACK_HOURS", default=72)
 STRIPE_RECONCILE_EVERY_SECONDS = env.int("STRIPE_RECONCILE_EVERY_SECONDS", default=900)
-DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "payments.webhooks.enqueue_webhook_event"
+DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "payments.stripe.webhooks.enqueue_webhook_event"
 CELERY_BEAT_SCHEDULE["payments.reconcile-stripe-events"] = {
     "task": "payments.tasks.reconcile_stripe_events",
     "schedule": STRIPE_RECONCILE_EVERY_SECONDS,

@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from jia_payments.core.ops import health, metrics
-from payments.webhooks import StripeWebhookView
+from payments.stripe.webhooks import StripeWebhookView
 
 api_v1 = [
     path("", include("pricing.urls")),
@@ -16,7 +16,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    # dj-stripe's webhook view, stricter about timestamps (payments/webhooks.py); same URL and name
+    # dj-stripe's webhook view, stricter about timestamps (payments/stripe/webhooks.py); same URL and name
     path("stripe/webhook/<uuid:uuid>/", StripeWebhookView.as_view(), name="stripe-webhook"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
 ]

@@ -5,7 +5,7 @@ from jia_payments.core.api.errors import DomainError
 from jia_payments.core.audit.admin import AuditedAdmin, action_reason
 from payments.models import CheckoutSession, Payment, Refund, StripeEvent
 from payments.refunds import payment_refund
-from payments.stripe_events import stripe_events_reprocess
+from payments.stripe.events import stripe_events_reprocess
 
 
 class PaymentAdminForm(forms.ModelForm):

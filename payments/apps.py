@@ -43,7 +43,7 @@ class PaymentsConfig(AppConfig):
 
         from jia_payments.core.outbox.events import register_event_types
         from payments import metrics
-        from payments.webhook_handlers import HANDLERS
+        from payments.stripe.handlers import HANDLERS
 
         metrics.register_handled_event_types(HANDLERS)
         register_event_types(

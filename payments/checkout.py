@@ -1,35 +1,55 @@
 """Checkout: a plan bought on Stripe Checkout at the price of the buyer's country.
 
-Our `CheckoutSession` row is written first, with the price fixed from the zone at that moment;
-then Stripe's session is created (idempotency key = our row id), outside any transaction. Stripe's
-`checkout.session.completed` webhook completes it: a completed payment, the plan granted.
+Who the buyer is and which country prices the plan are decided here, for every transport
+(`checkout_buyer`, `checkout_country`). Our `CheckoutSession` row is written first, with the price
+fixed from the zone at that moment; then Stripe's session is created (idempotency key = our row
+id), outside any transaction. Stripe's `checkout.session.completed` webhook completes it: a
+completed payment, the plan granted.
 """
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
 from entitlements import services as entitlement_services
-from jia_payments.core.api.errors import NotFound, Unprocessable
+from jia_payments.core.api.auth import Principal
+from jia_payments.core.api.errors import DomainError, NotFound, Unprocessable
 from jia_payments.core.api.validation import is_country_code
 from jia_payments.core.outbox.events import record_event
-from payments import stripe_gateway
 from payments.models import CheckoutSession, Payment
-from payments.services import payment_create, payment_reach_status
+from payments.services import payment_ensure_status, payment_record
+from payments.stripe import gateway
 from pricing.selectors import active_plan, plan_prices
 
 logger = logging.getLogger(__name__)
 
 
-def checkout_country(*, requested: str | None, edge_value: str | None, trust_edge: bool) -> tuple[str, str]:
-    """(country, how it was determined). An end user's country comes from the trusted edge header
-    when it carries one (`trust_edge`), else from the request; a service's or staff's from the
-    request only."""
+def checkout_buyer(*, principal: Principal, user_id: str | None) -> str:
+    """The buyer `principal` asks for: an end user buys for themself (naming anyone else is "no such
+    user": other users are never revealed); a service or staff must name the buyer."""
+    buyer = user_id or principal.user_id
+    if not principal.may_act_for(buyer):
+        raise NotFound("No such user.")
+    if principal.is_privileged and not user_id:
+        raise DomainError(
+            "The request has invalid fields.",
+            errors={"user_id": ["A service or staff must name the buyer."]},
+        )
+    return buyer
+
+
+def checkout_country(
+    *, principal: Principal, requested: str | None, edge_value: str | None
+) -> tuple[str, str]:
+    """(country, how it was determined). An end user's country comes from the edge's country
+    header when it carries one (`edge_value`: set by the edge, not by the caller), else from the
+    request; a service's or staff's from the request only (it calls from its own servers, whose
+    country says nothing of the buyer's)."""
     edge = (edge_value or "").strip().upper()
-    if trust_edge and is_country_code(edge):  # not Cloudflare's XX (unknown) or T1 (Tor)
+    if not principal.is_privileged and is_country_code(edge):  # not Cloudflare's XX (unknown) or T1 (Tor)
         return edge, CheckoutSession.CountrySource.EDGE_HEADER
     requested = (requested or "").strip().upper()
     if requested:
@@ -70,15 +90,22 @@ def _record(session: CheckoutSession, event_type: str) -> None:
 
 def checkout_session_create(
     *,
-    user_id: str,
+    principal: Principal,
     plan_id: str,
     success_url: str,
     cancel_url: str,
-    country: str,
-    country_source: str,
+    user_id: str | None = None,
+    country: str | None = None,
+    edge_country: str | None = None,
     family_id: uuid.UUID | None = None,
 ) -> CheckoutSession:
-    plan = active_plan(plan_id)
+    """A checkout of `plan_id` for the buyer `principal` may name (`checkout_buyer`), priced for
+    `checkout_country` (`country`: asked for in the request; `edge_country`: the edge's header)."""
+    buyer = checkout_buyer(principal=principal, user_id=user_id)
+    country, country_source = checkout_country(
+        principal=principal, requested=country, edge_value=edge_country
+    )
+    plan = active_plan(plan_id=plan_id)
     if family_id is not None and not plan.is_family:
         raise Unprocessable("Only a family plan has a family.", errors={"family_id": ["Not a family plan."]})
     if plan.is_family and family_id is None:
@@ -86,7 +113,7 @@ def checkout_session_create(
     [quote] = plan_prices(country=country, plan_id=plan.pk)
     with transaction.atomic():
         session = CheckoutSession.objects.create(
-            user_id=user_id,
+            user_id=buyer,
             plan=plan,
             country=quote.country,
             country_source=country_source,
@@ -101,7 +128,7 @@ def checkout_session_create(
         if plan.is_free:  # never reaches Stripe: granted at once
             return _complete(session, payment=None, subscription_id="", expires_at=None)
     try:
-        stripe_session = stripe_gateway.checkout_session_create(
+        stripe_session = gateway.checkout_session_create(
             checkout_session_id=session.pk,
             billing_cycle=plan.billing_cycle,
             amount=session.amount,
@@ -119,7 +146,7 @@ def checkout_session_create(
     with transaction.atomic():
         session.stripe_session_id = stripe_session["id"]
         session.url = stripe_session.get("url") or ""
-        session.expires_at = _datetime(stripe_session.get("expires_at"))
+        session.expires_at = gateway.stripe_datetime(stripe_session.get("expires_at"))
         session.save(update_fields=["stripe_session_id", "url", "expires_at", "updated_at"])
         _record(session, "checkout.session.created")
     return session
@@ -135,10 +162,6 @@ def _stripe_metadata(session: CheckoutSession) -> dict[str, str]:
     if session.family_id:
         metadata["family_id"] = str(session.family_id)
     return metadata
-
-
-def _datetime(unix_time: int | None) -> datetime | None:
-    return datetime.fromtimestamp(unix_time, tz=UTC) if unix_time else None
 
 
 def checkout_session_complete(
@@ -167,7 +190,7 @@ def checkout_session_complete(
                 "checkout %s: Stripe charged %s %s, we priced %s %s",
                 session.pk, amount_total, currency, session.amount, session.currency,
             )  # fmt: skip
-        payment = payment_create(
+        payment = payment_record(
             amount=amount_total,
             currency=currency.upper(),
             payment_method=Payment.Method.STRIPE_CHECKOUT,
@@ -181,7 +204,7 @@ def checkout_session_complete(
                 "stripe_subscription_id": subscription_id,
             },
         )
-        payment, _ = payment_reach_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
+        payment, _ = payment_ensure_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
         session.stripe_session_id = session.stripe_session_id or stripe_session_id
         return _complete(
             session, payment=payment, subscription_id=subscription_id, expires_at=expires_at

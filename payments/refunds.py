@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
@@ -20,13 +19,11 @@ from django.utils import timezone
 from entitlements import services as entitlement_services
 from jia_payments.core.api.errors import DomainError, InvalidTransition, NotFound, Unprocessable
 from jia_payments.core.audit.trail import audit_context, record_changes
-from payments import stripe_gateway
 from payments.models import Payment, Refund
-from payments.services import payment_reach_status
+from payments.services import is_stripe_method, payment_ensure_status
+from payments.stripe import gateway
 
 logger = logging.getLogger(__name__)
-
-STRIPE_METHODS_BESIDES_SETTINGS = {Payment.Method.STRIPE_CHECKOUT}
 
 
 class RefundTooLarge(DomainError):
@@ -34,8 +31,10 @@ class RefundTooLarge(DomainError):
 
 
 def is_stripe_payment(payment: Payment) -> bool:
-    methods = set(settings.STRIPE_PAYMENT_METHODS) | STRIPE_METHODS_BESIDES_SETTINGS
-    return payment.payment_method in methods and bool(payment.external_payment_id)
+    """Charged through Stripe: a PaymentIntent we made (`is_stripe_method`) or a Checkout's."""
+    method = payment.payment_method
+    by_stripe = is_stripe_method(method) or method == Payment.Method.STRIPE_CHECKOUT
+    return by_stripe and bool(payment.external_payment_id)
 
 
 def payment_refund(*, payment_id, amount: int | None, reason: str, requested_by: str) -> Payment:
@@ -49,13 +48,13 @@ def _refund(*, payment_id, amount: int | None, reason: str, requested_by: str) -
     refund = _reserve(payment_id=payment_id, amount=amount, reason=reason, requested_by=requested_by)
     payment = refund.payment
     try:
-        stripe_refund = stripe_gateway.refund_create(
+        stripe_refund = gateway.refund_create(
             refund_id=refund.pk,
             payment_intent_id=payment.external_payment_id,
             amount=refund.amount,
             reason=reason,
         )
-    except (stripe_gateway.CardDeclined, stripe_gateway.StripeRejected) as error:
+    except (gateway.CardDeclined, gateway.StripeRejected) as error:
         _fail_pending(refund, str(error.detail))
         raise
     # StripeUnavailable leaves the refund pending: Stripe may have done it. Its webhook, or
@@ -101,7 +100,7 @@ def payment_refunds_sync(*, payment_intent_id: str, stripe_refunds: list[dict]) 
             _sync_one(payment, stripe_refund)
         payment.refresh_from_db()
         if payment.refunded_amount >= payment.amount and payment.status == Payment.Status.COMPLETED:
-            payment, _ = payment_reach_status(payment_id=payment.pk, status=Payment.Status.REFUNDED)
+            payment, _ = payment_ensure_status(payment_id=payment.pk, status=Payment.Status.REFUNDED)
             entitlement_services.entitlements_cancel_for_payment(payment_id=payment.pk, reason="refunded")
             if payment.metadata.get("stripe_subscription_id"):
                 entitlement_services.entitlements_cancel_for_subscription(
@@ -169,10 +168,10 @@ def _audit_refunded_amount(payment: Payment, before_offset: int, **what) -> None
 
 def _cancel_subscription(subscription_id: str) -> None:
     try:
-        stripe_gateway.subscription_cancel(subscription_id)
-    except stripe_gateway.StripeRejected as error:  # e.g. already canceled
+        gateway.subscription_cancel(subscription_id)
+    except gateway.StripeRejected as error:  # e.g. already canceled
         logger.info("subscription %s not canceled: %s", subscription_id, error.detail)
-    except stripe_gateway.StripeUnavailable:
+    except gateway.StripeUnavailable:
         logger.error(
             "refunded subscription %s could not be canceled at Stripe; cancel it there", subscription_id
         )
@@ -188,15 +187,15 @@ def refunds_retry_pending(*, older_than_seconds: int = 600) -> int:
     ):
         with _as_requested(refund):
             try:
-                stripe_refund = stripe_gateway.refund_create(
+                stripe_refund = gateway.refund_create(
                     refund_id=refund.pk,
                     payment_intent_id=refund.payment.external_payment_id,
                     amount=refund.amount,
                     reason=refund.reason,
                 )
-            except stripe_gateway.StripeUnavailable:
+            except gateway.StripeUnavailable:
                 continue
-            except (stripe_gateway.CardDeclined, stripe_gateway.StripeRejected) as error:
+            except (gateway.CardDeclined, gateway.StripeRejected) as error:
                 _fail_pending(refund, str(error.detail))
                 continue
             payment_refunds_sync(

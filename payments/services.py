@@ -1,18 +1,25 @@
-"""Every write to payments: validation, the transaction, and the domain event in that transaction."""
+"""Writes of payments themselves: creation (with its Stripe PaymentIntent when the method is
+charged through Stripe) and status moves, each validated, in one transaction with its domain event.
+
+Checkout sessions are written by payments/checkout.py, refunds by payments/refunds.py.
+"""
 
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jia_payments.core.api.errors import DomainError, InvalidTransition, NotFound
+from jia_payments.core.api.auth import Principal
+from jia_payments.core.api.errors import DomainError, Forbidden, InvalidTransition, NotFound
 from jia_payments.core.api.timestamps import iso_utc
 from jia_payments.core.api.validation import is_currency_code
 from jia_payments.core.audit.trail import record_changes
 from jia_payments.core.outbox.events import record_event
 from payments import metrics
 from payments.models import MAX_AMOUNT, Payment
+from payments.stripe import gateway
 
 # The payment as the API shows it (and as events carry it, API.md "Events").
 PAYMENT_FIELDS = (
@@ -57,7 +64,65 @@ def _count_on_commit(payment: Payment, failure_code: str = "") -> None:
     )
 
 
+class PaymentForbidden(Forbidden):
+    """An end user creating a payment for someone else."""
+
+
+class NewPayment(NamedTuple):
+    payment: Payment
+    client_secret: str | None  # the PaymentIntent's, for Stripe.js; None when Stripe is not involved
+
+
+def is_stripe_method(payment_method: str) -> bool:
+    """Whether a payment of this method is charged through a Stripe PaymentIntent."""
+    return payment_method in settings.STRIPE_PAYMENT_METHODS
+
+
 def payment_create(
+    *,
+    principal: Principal,
+    amount: int,
+    currency: str,
+    payment_method: str,
+    customer_id: str,
+    order_id: str = "",
+    description: str = "",
+    metadata: dict | None = None,
+) -> NewPayment:
+    """A new `pending` payment asked for by `principal` (an end user only for themself).
+
+    A method in STRIPE_PAYMENT_METHODS is charged through a Stripe PaymentIntent, created first
+    under the new payment's id (its idempotency key, and its metadata); then the row is written
+    with `external_payment_id` in one transaction, so a failure at Stripe writes nothing (503, the
+    caller tries again) and `payment.created` already names the intent. The client confirms the
+    intent with Stripe.js and its `client_secret`; the payment then moves only through Stripe's
+    webhooks (payments/stripe/handlers.py). Other methods write the row only.
+    """
+    if not principal.may_act_for(customer_id):
+        raise PaymentForbidden("An end user may only create payments for themself.")
+    payment = _validated_payment(
+        amount=amount,
+        currency=currency,
+        payment_method=payment_method,
+        customer_id=customer_id,
+        order_id=order_id,
+        description=description,
+        metadata=metadata,
+    )
+    client_secret = None
+    if is_stripe_method(payment_method):
+        intent = gateway.payment_intent_create(
+            payment_id=payment.id,
+            amount=amount,
+            currency=currency,
+            description=description,
+            metadata={"customer_id": customer_id, "order_id": order_id},
+        )
+        payment.external_payment_id, client_secret = intent["id"], intent["client_secret"]
+    return NewPayment(_insert(payment), client_secret)
+
+
+def payment_record(
     *,
     amount: int,
     currency: str,
@@ -67,10 +132,24 @@ def payment_create(
     description: str = "",
     metadata: dict | None = None,
     external_payment_id: str = "",
-    payment_id: uuid.UUID | None = None,
 ) -> Payment:
-    """A new payment, `pending`; records `payment.created`. `payment_id`: an id chosen beforehand
-    (a Stripe PaymentIntent is created under it first, see payments/payment_intents.py)."""
+    """A `pending` payment row for money Stripe took on its own (a checkout, a renewal); no
+    principal and no call to Stripe. Records `payment.created`."""
+    return _insert(
+        _validated_payment(
+            amount=amount,
+            currency=currency,
+            payment_method=payment_method,
+            customer_id=customer_id,
+            order_id=order_id,
+            description=description,
+            metadata=metadata,
+            external_payment_id=external_payment_id,
+        )
+    )
+
+
+def _validated_payment(*, amount, currency, metadata, **fields) -> Payment:
     errors = {}
     if type(amount) is not int or not 1 <= amount <= MAX_AMOUNT:
         errors["amount"] = [f"A whole number between 1 and {MAX_AMOUNT}."]
@@ -78,20 +157,14 @@ def payment_create(
         errors["currency"] = [f"'{currency[:10]}' is not an ISO 4217 currency code."]
     if errors:
         raise DomainError(errors=errors)
-    payment = Payment(
-        id=payment_id or uuid.uuid4(),
-        amount=amount,
-        currency=currency,
-        payment_method=payment_method,
-        customer_id=customer_id,
-        order_id=order_id,
-        description=description,
-        metadata=metadata or {},
-        external_payment_id=external_payment_id,
-    )
+    payment = Payment(id=uuid.uuid4(), amount=amount, currency=currency, metadata=metadata or {}, **fields)
     # Field rules (choices, lengths, formats) in Python; the CHECK constraints stay the database's
     # own last word, so no extra query per constraint here.
     payment.full_clean(validate_unique=False, validate_constraints=False)
+    return payment
+
+
+def _insert(payment: Payment) -> Payment:
     with transaction.atomic():
         payment.save(force_insert=True)
         _record(payment, "payment.created")
@@ -99,10 +172,11 @@ def payment_create(
     return payment
 
 
-def payment_update_status(
+def payment_move_status(
     *, payment_id, status: str, failure_reason: str = "", failure_code: str = ""
 ) -> Payment:
-    """Move a payment along the state machine (models.Payment.TRANSITIONS), or 409 `invalid_transition`.
+    """Move a payment along the state machine (models.Payment.TRANSITIONS), or 409 `invalid_transition`:
+    a payment already in `status` is refused too (see `payment_ensure_status` for Stripe's events).
 
     The UPDATE is conditional on the status just read, so two concurrent moves cannot both win:
     the loser re-reads the new status and is judged against it. Records `payment.status.updated`,
@@ -149,17 +223,17 @@ def payment_update_status(
     return payment
 
 
-def payment_reach_status(
+def payment_ensure_status(
     *, payment_id, status: str, failure_reason: str = "", failure_code: str = ""
 ) -> tuple[Payment, bool]:
-    """`payment_update_status` for Stripe's events, which repeat and arrive out of order: a payment
-    already in `status` is left as it is. Answers (payment, moved)."""
+    """`payment_move_status` for Stripe's events, which repeat and arrive out of order: a payment
+    already in `status` is left as it is (not refused). Answers (payment, moved)."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().filter(pk=payment_id).first()
         if payment is None:
             raise NotFound("No such payment.")
         if payment.status == status:
             return payment, False
-        return payment_update_status(
+        return payment_move_status(
             payment_id=payment_id, status=status, failure_reason=failure_reason, failure_code=failure_code
         ), True

@@ -7,7 +7,7 @@ from celery import shared_task
 from django.conf import settings
 
 from payments.refunds import refunds_retry_pending
-from payments.stripe_events import stripe_event_process, stripe_event_record_failure, stripe_events_reconcile
+from payments.stripe.events import stripe_event_process, stripe_event_record_failure, stripe_events_reconcile
 
 logger = logging.getLogger(__name__)
 

@@ -156,7 +156,7 @@ class PlanDetailView(GenericAPIView):
 
     @extend_schema(summary="One active plan (no token needed)")
     def get(self, request, plan_id):
-        return Response(PlanSerializer(selectors.active_plan(plan_id)).data)
+        return Response(PlanSerializer(selectors.active_plan(plan_id=plan_id)).data)
 
 
 class PriceQuery(serializers.Serializer):
@@ -214,7 +214,7 @@ class PricingZoneDetailView(GenericAPIView):
 
     @extend_schema(summary="One country's pricing zone (code in any case; no token needed)")
     def get(self, request, iso_code):
-        return Response(PricingZoneSerializer(selectors.pricing_zone_get(iso_code)).data)
+        return Response(PricingZoneSerializer(selectors.pricing_zone_get(iso_code=iso_code)).data)
 
     @extend_schema(
         request=PricingZonePutSerializer,

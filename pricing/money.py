@@ -11,6 +11,20 @@ ZERO_DECIMAL = frozenset(
 )  # fmt: skip
 THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
 
+# Stripe's minimum charge per currency, in minor units (Stripe docs, "Minimum and maximum charge
+# amounts"): a paid plan is never priced below it, or Stripe would refuse the checkout. The fake
+# Stripe of the tests (testsupport/localstripe_ext.py) refuses below it too, from this table.
+MINIMUM_CHARGE = {
+    "USD": 50, "AUD": 50, "BRL": 50, "CAD": 50, "CHF": 50, "EUR": 50, "INR": 50, "NZD": 50,
+    "SGD": 50, "GBP": 30, "JPY": 50, "DKK": 250, "HKD": 400, "MXN": 1000, "NOK": 300,
+    "PLN": 200, "SEK": 300,
+}  # fmt: skip
+DEFAULT_MINIMUM_CHARGE = 50
+
+
+def stripe_minimum_charge(currency: str) -> int:
+    return MINIMUM_CHARGE.get(currency.upper(), DEFAULT_MINIMUM_CHARGE)
+
 
 def minor_unit_exponent(currency: str) -> int:
     code = currency.upper()

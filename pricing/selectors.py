@@ -1,22 +1,15 @@
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from dateutil.relativedelta import relativedelta
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from jia_payments.core.api.errors import NotFound
 from pricing.models import Plan, PricingZone
+from pricing.money import stripe_minimum_charge
 
 ZONE_A_MULTIPLIER = Decimal("1.00")
-
-
-# Stripe's minimum charge per currency, in minor units (Stripe docs, "Minimum and maximum charge
-# amounts"): a paid plan is never priced below it, or Stripe would refuse the checkout.
-MINIMUM_CHARGE = {
-    "USD": 50, "AUD": 50, "BRL": 50, "CAD": 50, "CHF": 50, "EUR": 50, "INR": 50, "NZD": 50,
-    "SGD": 50, "GBP": 30, "JPY": 50, "DKK": 250, "HKD": 400, "MXN": 1000, "NOK": 300,
-    "PLN": 200, "SEK": 300,
-}  # fmt: skip
-DEFAULT_MINIMUM_CHARGE = 50
 
 
 def zone_price_cents(*, base_price_cents: int, multiplier: Decimal, currency: str) -> int:
@@ -25,10 +18,10 @@ def zone_price_cents(*, base_price_cents: int, multiplier: Decimal, currency: st
     price = int((Decimal(base_price_cents) * multiplier).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
     if base_price_cents == 0:
         return 0
-    return max(price, MINIMUM_CHARGE.get(currency.upper(), DEFAULT_MINIMUM_CHARGE))
+    return max(price, stripe_minimum_charge(currency))
 
 
-def zone_for_country(iso_code: str) -> PricingZone | None:
+def zone_for_country(*, iso_code: str) -> PricingZone | None:
     return PricingZone.objects.filter(iso_code=iso_code.upper()).first()
 
 
@@ -36,7 +29,7 @@ def active_plans() -> QuerySet[Plan]:
     return Plan.objects.filter(active=True).prefetch_related("features").order_by("price_cents", "id")
 
 
-def active_plan(plan_id: str) -> Plan:
+def active_plan(*, plan_id: str) -> Plan:
     plan = active_plans().filter(pk=plan_id).first()
     if plan is None:
         raise NotFound("No such plan.")
@@ -54,8 +47,8 @@ def pricing_zones(*, zone: str | None = None, country: str | None = None, iso_co
     return zones
 
 
-def pricing_zone_get(iso_code: str) -> PricingZone:
-    zone = zone_for_country(iso_code)
+def pricing_zone_get(*, iso_code: str) -> PricingZone:
+    zone = zone_for_country(iso_code=iso_code)
     if zone is None:
         raise NotFound("No pricing zone for this country.")
     return zone
@@ -75,8 +68,8 @@ class PriceQuote:
 
 def plan_prices(*, country: str, plan_id: str | None = None) -> list[PriceQuote]:
     """Each active plan's price in `country`; a country without a zone pays the zone-A price."""
-    plans = [active_plan(plan_id)] if plan_id is not None else list(active_plans())
-    zone = zone_for_country(country)
+    plans = [active_plan(plan_id=plan_id)] if plan_id is not None else list(active_plans())
+    zone = zone_for_country(iso_code=country)
     multiplier = zone.pricing_multiplier if zone else ZONE_A_MULTIPLIER
     return [
         PriceQuote(
@@ -93,6 +86,15 @@ def plan_prices(*, country: str, plan_id: str | None = None) -> list[PriceQuote]
         )
         for plan in plans
     ]
+
+
+def plan_period_end(*, billing_cycle: str, starts_at: datetime) -> datetime | None:
+    """Calendar-correct end of one billing period: 31 Jan + 1 month = end of February."""
+    if billing_cycle == Plan.BillingCycle.MONTHLY:
+        return starts_at + relativedelta(months=1)
+    if billing_cycle == Plan.BillingCycle.YEARLY:
+        return starts_at + relativedelta(years=1)
+    return None
 
 
 def plan_find(*, plan_id: str) -> Plan | None:

@@ -20,7 +20,7 @@ def _forget_content_type_ids(**kwargs):
     ContentType.objects.clear_cache()
 
 
-# Webhook handlers read Stripe outside any transaction or row lock (payments.webhook_handlers):
+# Webhook handlers read Stripe outside any transaction or row lock (payments.stripe.handlers):
 # in the end-to-end worker, a Stripe read inside a transaction fails its task, so every flow the
 # end-to-end tests drive holds to it.
 _HANDLER_READS = (
@@ -44,7 +44,7 @@ def _outside_transactions(read):
 
 
 def _guard_stripe_reads() -> None:
-    from payments import stripe_gateway
+    from payments.stripe import gateway as stripe_gateway
 
     for name in _HANDLER_READS:
         setattr(stripe_gateway, name, _outside_transactions(getattr(stripe_gateway, name)))

@@ -34,15 +34,11 @@ from localstripe import server as ls_server
 from localstripe import webhooks as ls_webhooks
 from localstripe.errors import UserError
 
+from pricing.money import stripe_minimum_charge  # no Django: the table only
+
 API_VERSION = "2026-08-26.dahlia"  # what the pinned stripe SDK sends; rendered into events
 TEMPLATES = json.loads((Path(__file__).with_name("stripe_objects.json")).read_text())
 
-# Stripe's minimum charge per currency, in minor units (docs: "Minimum and maximum charge amounts").
-MINIMUM_CHARGE = {
-    "usd": 50, "aud": 50, "brl": 50, "cad": 50, "chf": 50, "eur": 50, "inr": 50, "nzd": 50,
-    "sgd": 50, "gbp": 30, "jpy": 50, "dkk": 250, "hkd": 400, "mxn": 1000, "nok": 300,
-    "pln": 200, "sek": 300,
-}  # fmt: skip
 INTERVALS = {"day": "days", "week": "weeks", "month": "months", "year": "years"}
 
 _state = {"paused": False, "delay": 0.2}
@@ -250,7 +246,7 @@ class CheckoutSession(Resource):
             raise _invalid("All line items must use the same currency.", param="line_items")
         (session_currency,) = currencies
         total = sum(item["amount_total"] for item in items)
-        minimum = MINIMUM_CHARGE.get(session_currency, 50)
+        minimum = stripe_minimum_charge(session_currency)
         if total < minimum:
             raise _invalid(
                 f"The Checkout Session's total amount due must add up to at least "

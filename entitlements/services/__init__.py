@@ -8,7 +8,7 @@ subscription or payment), `rows` (single rows by hand), `expiry` (the sweeper), 
 (plan changes made in admin), `families` (seats).
 """
 
-from entitlements.services._shared import REASON_FEATURE_REMOVED, REASON_PLAN_CHANGED, period_end
+from entitlements.services._shared import REASON_FEATURE_REMOVED, REASON_PLAN_CHANGED
 from entitlements.services.expiry import EXPIRY_SWEEPER, entitlements_expire_due
 from entitlements.services.families import family_member_add, family_member_remove
 from entitlements.services.grants import (
@@ -46,7 +46,6 @@ __all__ = [
     "entitlements_grant_plan",
     "family_member_add",
     "family_member_remove",
-    "period_end",
     "plan_entitlements_sync",
     "plan_entitlements_sync_later",
 ]

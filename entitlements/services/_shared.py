@@ -1,9 +1,11 @@
 """What the entitlement services share: the row factory, events, cache invalidation, locks."""
 
+from __future__ import annotations
+
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from dateutil.relativedelta import relativedelta
 from django.db import connection, transaction
 
 from entitlements import cache
@@ -13,7 +15,9 @@ from entitlements.selectors import family_user_ids
 from entitlements.serializers import entitlement_data
 from jia_payments.core.outbox.events import record_event
 from pricing import selectors as pricing_selectors
-from pricing.models import Plan
+
+if TYPE_CHECKING:
+    from pricing.models import Plan
 
 ACTIVE = Entitlement.Status.ACTIVE
 EXPIRED = Entitlement.Status.EXPIRED
@@ -21,15 +25,6 @@ CANCELLED = Entitlement.Status.CANCELLED
 
 REASON_FEATURE_REMOVED = "feature removed from plan"
 REASON_PLAN_CHANGED = "subscription changed plan"
-
-
-def period_end(starts_at: datetime, billing_cycle: str) -> datetime | None:
-    """Calendar-correct end of one billing period: 31 Jan + 1 month = end of February."""
-    if billing_cycle == Plan.BillingCycle.MONTHLY:
-        return starts_at + relativedelta(months=1)
-    if billing_cycle == Plan.BillingCycle.YEARLY:
-        return starts_at + relativedelta(years=1)
-    return None
 
 
 def later(candidate: datetime | None, current: datetime | None) -> bool:
@@ -46,7 +41,7 @@ def latest_end(values: Iterable[datetime | None]) -> datetime | None:
 
 def plan_of(plan: Plan | str) -> Plan:
     """The plan itself, or the plan with this id (400 with a `plan_id` field error if unknown)."""
-    if isinstance(plan, Plan):
+    if not isinstance(plan, str):
         return plan
     found = pricing_selectors.plan_find(plan_id=plan)
     if found is None:

@@ -1,7 +1,10 @@
 """Grants from a plan, and what a subscription or payment does to them later: renewals, plan
 changes, cancellations. The interface the checkout and the Stripe webhooks use."""
 
+from __future__ import annotations
+
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,11 +22,12 @@ from entitlements.services._shared import (
     invalidate_rows,
     later,
     latest_end,
-    period_end,
     plan_of,
 )
 from pricing import selectors as pricing_selectors
-from pricing.models import Plan
+
+if TYPE_CHECKING:
+    from pricing.models import Plan
 
 
 def entitlements_grant_plan(
@@ -49,7 +53,7 @@ def entitlements_grant_plan(
     now = timezone.now()
     starts_at = starts_at or now
     if expires_at is None:
-        expires_at = period_end(starts_at, plan.billing_cycle)
+        expires_at = pricing_selectors.plan_period_end(billing_cycle=plan.billing_cycle, starts_at=starts_at)
     features = pricing_selectors.plan_feature_codes(plan=plan)
 
     if subscription_id:

@@ -1,6 +1,9 @@
 """Plan changes made in admin: the plan-granted rows follow the plan's features and limits."""
 
+from __future__ import annotations
+
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 
@@ -16,7 +19,9 @@ from entitlements.services._shared import (
     plan_of,
 )
 from pricing import selectors as pricing_selectors
-from pricing.models import Plan
+
+if TYPE_CHECKING:
+    from pricing.models import Plan
 
 
 def plan_entitlements_sync(*, plan_id: str, batch_users: int = 200) -> dict[str, int]:

@@ -9,8 +9,9 @@ from django.utils import timezone
 from entitlements import services
 from entitlements.errors import FamilyOwnerMismatch
 from entitlements.models import Entitlement, Family, FamilyMember
-from entitlements.services import entitlements_grant_plan, period_end
+from entitlements.services import entitlements_grant_plan
 from entitlements.tests.factories import plan_with
+from pricing.selectors import plan_period_end
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,7 @@ JAN_31 = datetime(2027, 1, 31, 10, 30, tzinfo=UTC)
     ],
 )
 def test_period_end_is_calendar_correct(start, cycle, end):
-    assert period_end(start, cycle) == end
+    assert plan_period_end(billing_cycle=cycle, starts_at=start) == end
 
 
 def test_grant_creates_one_row_per_feature_with_the_plans_limits(outbox):

@@ -6,16 +6,14 @@ from urllib.parse import urlparse
 
 import pytest
 import redis
-import requests
 from django.conf import settings
 from django.core.management import call_command
 
 from jia_payments.celery import app as celery_app
-from payments.models import StripeEvent
-from payments.webhook_endpoint import webhook_endpoint_ensure
+from payments.stripe.endpoint import webhook_endpoint_ensure
+from payments.tests.stripe_e2e import StripeE2E
 from testsupport.celery_worker import CeleryWorker
 from testsupport.localstripe import API_KEY, WEBHOOK_SECRET
-from testsupport.waiting import wait_for
 
 
 @pytest.fixture(scope="session")
@@ -39,52 +37,6 @@ def celery_worker(django_db_setup, localstripe, tmp_path_factory):
     )
     with worker:
         yield worker
-
-
-class StripeE2E:
-    """What an end-to-end test drives: the live server's API, localstripe, the webhook URL."""
-
-    def __init__(self, *, base_url: str, webhook_url: str, localstripe, token_issuer, worker):
-        self.base_url = base_url
-        self.webhook_url = webhook_url
-        self.localstripe = localstripe
-        self.token_issuer = token_issuer
-        self.worker = worker
-
-    def api(self, user_id: str, role: str | None = None) -> requests.Session:
-        session = requests.Session()
-        session.headers["better-auth-token"] = self.token_issuer.token(user_id, role=role)
-        return session
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
-
-    def post_webhook(self, body: bytes, headers: dict) -> requests.Response:
-        return requests.post(self.webhook_url, data=body, headers=headers, timeout=30)
-
-    def stripe_event(self, event_type: str, object_id: str) -> dict:
-        """The event Stripe (localstripe) made of `event_type` about `object_id`."""
-        events = self.localstripe.events(type=event_type)
-        matching = [e for e in events if e["data"]["object"]["id"] == object_id]
-        assert len(matching) == 1, (event_type, object_id, len(matching))
-        return matching[0]
-
-    def wait_processed(self, *event_ids: str) -> None:
-        wait_for(
-            lambda: (
-                StripeEvent.objects.filter(pk__in=event_ids, status=StripeEvent.Status.PROCESSED).count()
-                == len(set(event_ids))
-            ),
-            what=f"events {event_ids} processed",
-        )
-
-    def wait_settled(self) -> None:
-        """No webhook in flight and no stored event waiting for the worker."""
-        wait_for(lambda: self.localstripe.deliveries_in_flight() == 0, what="webhooks delivered")
-        wait_for(
-            lambda: not StripeEvent.objects.filter(status=StripeEvent.Status.PENDING).exists(),
-            what="stripe events processed",
-        )
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from django.db import connection
 from jia_payments.core.api.errors import InvalidTransition
 from jia_payments.core.models import OutboxEvent
 from payments.models import Payment
-from payments.services import payment_update_status
+from payments.services import payment_move_status
 from payments.tests.factories import PaymentFactory
 from payments.tests.payloads import GOOD
 from testsupport.concurrency import concurrent_posts
@@ -79,7 +79,7 @@ def test_concurrent_status_moves_let_exactly_one_win():
     def move(status: str):
         try:
             barrier.wait()
-            payment_update_status(payment_id=payment.id, status=status)
+            payment_move_status(payment_id=payment.id, status=status)
             outcomes[status] = "moved"
         except InvalidTransition:
             outcomes[status] = "refused"

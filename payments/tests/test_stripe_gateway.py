@@ -1,4 +1,4 @@
-"""payments/stripe_gateway.py against localstripe: shapes, idempotency keys, error mapping."""
+"""payments/gateway.py against localstripe: shapes, idempotency keys, error mapping."""
 
 import copy
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from payments import stripe_gateway
+from payments.stripe import gateway
 
 OBJECTS = json.loads((Path(__file__).parents[2] / "testsupport" / "stripe_objects.json").read_text())
 
@@ -25,7 +25,7 @@ def _create(checkout_session_id=None, **overrides):
         "metadata": {"user_id": "u1", "plan_id": "lifetime", "zone": "A"},
         **overrides,
     }
-    return stripe_gateway.checkout_session_create(**params)
+    return gateway.checkout_session_create(**params)
 
 
 def test_one_time_plan_is_a_payment_mode_session_with_inline_price(localstripe):
@@ -60,13 +60,13 @@ def test_the_idempotency_key_is_our_row_id_so_a_retry_creates_nothing_new():
 def test_reusing_a_row_id_with_other_parameters_is_refused():
     our_id = uuid.uuid4()
     _create(our_id)
-    with pytest.raises(stripe_gateway.StripeRejected) as info:
+    with pytest.raises(gateway.StripeRejected) as info:
         _create(our_id, amount=100)
     assert info.value.stripe_code == "idempotency_error"
 
 
 def test_a_request_stripe_refuses_is_stripe_rejected_with_its_code():
-    with pytest.raises(stripe_gateway.StripeRejected) as info:
+    with pytest.raises(gateway.StripeRejected) as info:
         _create(amount=49)
     assert (info.value.status, info.value.code, info.value.stripe_code) == (
         422,
@@ -78,47 +78,47 @@ def test_a_request_stripe_refuses_is_stripe_rejected_with_its_code():
 @pytest.mark.parametrize(
     ("status", "error"),
     [
-        (402, stripe_gateway.CardDeclined),
-        (500, stripe_gateway.StripeUnavailable),
-        (429, stripe_gateway.StripeUnavailable),
+        (402, gateway.CardDeclined),
+        (500, gateway.StripeUnavailable),
+        (429, gateway.StripeUnavailable),
     ],
 )
 def test_sdk_errors_become_domain_errors(localstripe, status, error):
     session = _create()
     localstripe.fail_next("GET", f"/v1/checkout/sessions/{session['id']}", status=status)
     with pytest.raises(error):
-        stripe_gateway.checkout_session_retrieve(session["id"])
-    assert stripe_gateway.checkout_session_retrieve(session["id"])["id"] == session["id"]
+        gateway.checkout_session_retrieve(session["id"])
+    assert gateway.checkout_session_retrieve(session["id"])["id"] == session["id"]
 
 
 def test_unreachable_stripe_is_unavailable_503():
     with override_settings(STRIPE_API_BASE="http://127.0.0.1:9", STRIPE_MAX_NETWORK_RETRIES=0):
-        with pytest.raises(stripe_gateway.StripeUnavailable) as info:
-            stripe_gateway.account_retrieve()
+        with pytest.raises(gateway.StripeUnavailable) as info:
+            gateway.account_retrieve()
     assert (info.value.status, info.value.code) == (503, "stripe_unavailable")
 
 
 def test_wrong_api_key_is_unavailable_not_a_client_error():
-    with override_settings(STRIPE_SECRET="not-a-key"), pytest.raises(stripe_gateway.StripeUnavailable):
-        stripe_gateway.account_retrieve()
+    with override_settings(STRIPE_SECRET="not-a-key"), pytest.raises(gateway.StripeUnavailable):
+        gateway.account_retrieve()
 
 
 def test_payment_intent_and_refunds(localstripe):
     payment_id = uuid.uuid4()
-    intent = stripe_gateway.payment_intent_create(
+    intent = gateway.payment_intent_create(
         payment_id=payment_id, amount=2000, currency="EUR", description="order 7", metadata={"order_id": "7"}
     )
     assert intent["metadata"] == {"order_id": "7", "payment_id": str(payment_id)}
-    again = stripe_gateway.payment_intent_create(
+    again = gateway.payment_intent_create(
         payment_id=payment_id, amount=2000, currency="EUR", description="order 7", metadata={"order_id": "7"}
     )
     assert again["id"] == intent["id"]
     localstripe.post(f"/v1/payment_intents/{intent['id']}", {"payment_method": "pm_card_visa"})
     localstripe.post(f"/v1/payment_intents/{intent['id']}/confirm")
-    assert stripe_gateway.payment_intent_retrieve(intent["id"])["status"] == "succeeded"
+    assert gateway.payment_intent_retrieve(intent["id"])["status"] == "succeeded"
 
     refund_id = uuid.uuid4()
-    refund = stripe_gateway.refund_create(
+    refund = gateway.refund_create(
         refund_id=refund_id, payment_intent_id=intent["id"], amount=500, reason="requested_by_customer"
     )
     assert (refund["amount"], refund["reason"], refund["metadata"]["refund_id"]) == (
@@ -126,22 +126,22 @@ def test_payment_intent_and_refunds(localstripe):
         "requested_by_customer",
         str(refund_id),
     )
-    same = stripe_gateway.refund_create(
+    same = gateway.refund_create(
         refund_id=refund_id, payment_intent_id=intent["id"], amount=500, reason="requested_by_customer"
     )
     assert same["id"] == refund["id"]
-    free_text = stripe_gateway.refund_create(
+    free_text = gateway.refund_create(
         refund_id=uuid.uuid4(), payment_intent_id=intent["id"], amount=100, reason="app crashed"
     )
     assert (free_text["reason"], free_text["metadata"]["reason"]) == (None, "app crashed")
-    assert sorted(r["amount"] for r in stripe_gateway.refunds_list(intent["id"])) == [100, 500]
+    assert sorted(r["amount"] for r in gateway.refunds_list(intent["id"])) == [100, 500]
 
 
 def test_events_since_pages_through_every_event(localstripe):
     ids = [_create()["id"] for _ in range(3)]
     for session_id in ids:
-        stripe_gateway.checkout_session_expire(session_id)
-    events = list(stripe_gateway.events_since(created_gte=0, types=["checkout.session.expired"]))
+        gateway.checkout_session_expire(session_id)
+    events = list(gateway.events_since(created_gte=0, types=["checkout.session.expired"]))
     assert {e["data"]["object"]["id"] for e in events} >= set(ids)
     assert all(e["type"] == "checkout.session.expired" for e in events)
 
@@ -149,11 +149,11 @@ def test_events_since_pages_through_every_event(localstripe):
 def test_period_end_and_payment_intent_read_both_api_shapes():
     subscription = copy.deepcopy(OBJECTS["subscription"])
     subscription["items"]["data"][0]["current_period_end"] = 1_800_000_000
-    assert stripe_gateway.subscription_period_end(subscription) == 1_800_000_000
-    assert stripe_gateway.subscription_period_end({"items": {"data": []}, "current_period_end": 17}) == 17
+    assert gateway.subscription_period_end(subscription) == 1_800_000_000
+    assert gateway.subscription_period_end({"items": {"data": []}, "current_period_end": 17}) == 17
 
     invoice = copy.deepcopy(OBJECTS["invoice"])
-    assert stripe_gateway.invoice_payment_intent_id(invoice) == ""
+    assert gateway.invoice_payment_intent_id(invoice) == ""
     invoice["payments"] = {"data": [{"status": "paid", "payment": {"payment_intent": "pi_new"}}]}
-    assert stripe_gateway.invoice_payment_intent_id(invoice) == "pi_new"
-    assert stripe_gateway.invoice_payment_intent_id({"payment_intent": "pi_old"}) == "pi_old"
+    assert gateway.invoice_payment_intent_id(invoice) == "pi_new"
+    assert gateway.invoice_payment_intent_id({"payment_intent": "pi_old"}) == "pi_old"

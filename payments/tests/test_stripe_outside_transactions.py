@@ -6,9 +6,9 @@ import pytest
 import stripe
 from django.db import connection, transaction
 
-from payments import stripe_gateway
 from payments.models import Payment, StripeEvent
-from payments.stripe_events import stripe_event_process, stripe_event_receive
+from payments.stripe import gateway as stripe_gateway
+from payments.stripe.events import stripe_event_process, stripe_event_receive
 from payments.tests.payloads import GOOD
 from testsupport.localstripe import API_KEY
 

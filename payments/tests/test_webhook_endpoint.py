@@ -9,7 +9,8 @@ from django.test import override_settings
 from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 
 from payments.models import StripeEvent
-from payments.webhook_handlers import HANDLERS
+from payments.stripe.handlers import HANDLERS
+from payments.tests.factories import StripeEventPayloadFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -76,16 +77,7 @@ def signed_post(client, endpoint, body: bytes, **extra):
 
 
 def stripe_event(event_id: str) -> bytes:
-    event = {
-        "id": event_id,
-        "object": "event",
-        "type": "customer.created",
-        "api_version": "2024-06-20",
-        "created": 1_700_000_000,
-        "livemode": False,
-        "data": {"object": {"id": "cus_x", "object": "customer"}},
-    }
-    return json.dumps(event).encode()
+    return json.dumps(StripeEventPayloadFactory(id=event_id)).encode()
 
 
 @pytest.fixture

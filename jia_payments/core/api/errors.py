@@ -45,6 +45,10 @@ class BadRequest(DomainError):
     code, title = "bad_request", "Bad request"
 
 
+class Forbidden(DomainError):
+    status, code, title = 403, "permission_denied", "Permission denied"
+
+
 class NotFound(DomainError):
     status, code, title = 404, "not_found", "Not found"
 
@@ -127,7 +131,7 @@ def _as_field_errors(detail, prefix: str = "") -> dict:
 _DRF_CODES = {
     drf.NotAuthenticated: (401, "not_authenticated", "Authentication required"),
     drf.AuthenticationFailed: (401, "authentication_failed", "Authentication failed"),
-    drf.PermissionDenied: (403, "permission_denied", "Permission denied"),
+    drf.PermissionDenied: (Forbidden.status, Forbidden.code, Forbidden.title),
     drf.NotFound: (404, "not_found", "Not found"),
     drf.MethodNotAllowed: (405, "method_not_allowed", "Method not allowed"),
     drf.NotAcceptable: (406, "not_acceptable", "Not acceptable"),

@@ -4,13 +4,13 @@ import pytest
 from django.contrib import admin
 from django.core.management import call_command
 from django.urls import reverse
-from django.utils import timezone
 
 from entitlements.tests.factories import EntitlementFactory, FamilyMemberFactory
 from jia_payments.core.models import IdempotencyKey
 from jia_payments.core.outbox.events import record_event
-from payments.models import CheckoutSession, Payment, StripeEvent
-from payments.tests.factories import PaymentFactory
+from payments.models import Payment
+from payments.tests.factories import CheckoutSessionFactory, PaymentFactory, StripeEventFactory
+from pricing.models import Plan
 
 pytestmark = pytest.mark.django_db
 
@@ -23,24 +23,10 @@ def populated():
     payment = PaymentFactory()
     EntitlementFactory()
     FamilyMemberFactory()
-    CheckoutSession.objects.create(
-        user_id="user_1",
-        plan_id="premium_monthly",
-        country="IN",
-        country_source="request",
-        zone="C",
-        multiplier="0.40",
-        amount=400,
-        currency="USD",
-        success_url="https://app.jia/ok",
-        cancel_url="https://app.jia/cancel",
-        payment=payment,
-    )
+    CheckoutSessionFactory(user_id="user_1", plan=Plan.objects.get(pk="premium_monthly"), payment=payment)
     record_event(type="payment.created", aggregate_id=payment.pk, subject=f"payments/{payment.pk}", data={})
     IdempotencyKey.objects.create(caller="u", key="k", method="POST", path="/x", request_fingerprint="0" * 64)
-    StripeEvent.objects.create(
-        id="evt_1", type="invoice.paid", stripe_created_at=timezone.now(), payload={}, source="webhook"
-    )
+    StripeEventFactory(event__id="evt_1", event__type="invoice.paid")
 
 
 def _our_models():
@@ -109,8 +95,6 @@ def test_plan_page_shows_its_price_in_each_zone(admin_client, populated):
 
 
 def test_plan_page_shows_a_zero_decimal_currency_in_its_own_units(admin_client):
-    from pricing.models import Plan
-
     Plan.objects.create(
         id="premium_jpy", name="Premium (JPY)", billing_cycle="monthly", price_cents=1500, currency="JPY"
     )

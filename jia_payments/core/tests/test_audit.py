@@ -15,8 +15,8 @@ from entitlements import services as entitlement_services
 from entitlements.models import Entitlement, Family, FamilyMember
 from entitlements.tests.factories import plan_with
 from jia_payments.core.audit.trail import audit_context, record_changes
-from payments import stripe_gateway
 from payments.models import Payment, Refund
+from payments.stripe import gateway
 from payments.tests.factories import PaymentFactory
 from pricing.models import Feature, Plan, PricingZone
 from pricing.tests.factories import FeatureFactory, PricingZoneFactory
@@ -189,7 +189,7 @@ def test_family_seats_moved_by_the_api_are_recorded(api_client_for):
 
 def _completed_stripe_payment(localstripe, amount: int = 2000) -> Payment:
     payment_id = uuid.uuid4()
-    intent = stripe_gateway.payment_intent_create(
+    intent = gateway.payment_intent_create(
         payment_id=payment_id, amount=amount, currency="USD", description="audit", metadata={}
     )
     localstripe.post(f"/v1/payment_intents/{intent['id']}", {"payment_method": "pm_card_visa"})
@@ -225,10 +225,10 @@ def test_a_refund_retried_by_beat_names_who_asked_for_it(service_client, localst
     payment = _completed_stripe_payment(localstripe)
 
     def down(**kwargs):
-        raise stripe_gateway.StripeUnavailable()
+        raise gateway.StripeUnavailable()
 
     with monkeypatch.context() as patched:
-        patched.setattr(stripe_gateway, "refund_create", down)
+        patched.setattr(gateway, "refund_create", down)
         response = service_client.post(
             f"/api/v1/payments/{payment.pk}/refund/", {"reason": "duplicate order"}, format="json"
         )

@@ -9,9 +9,6 @@ ROOT = Path(__file__).resolve().parents[3]
 # Lowest first: each may import only those before it.
 LAYERS = ("core", "pricing", "entitlements", "payments")
 PUBLIC = ("services", "selectors")
-# Cross-app imports of anything but services/selectors that exist today and are being removed
-# (plan lookups through pricing.selectors). Empty it as they go; never add to it.
-NOT_YET_THROUGH_SERVICES = {("entitlements", "pricing.models")}
 
 
 def _layer_of(module: str) -> str | None:
@@ -30,10 +27,24 @@ def _modules(layer: str) -> list[Path]:
     ]
 
 
+def _type_checking_blocks(tree: ast.Module) -> set[int]:
+    """Nodes under `if TYPE_CHECKING:`: imports for annotations only, never executed."""
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            skipped.update(id(inner) for statement in node.body for inner in ast.walk(statement))
+    return skipped
+
+
 def _imported(path: Path) -> set[str]:
-    """Every module `path` imports (`from a import b` counts as a.b when b may be a module)."""
+    """Every module `path` imports at run time (`from a import b` counts as a.b when b may be a
+    module); imports only for type annotations (under `if TYPE_CHECKING:`) are not dependencies."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    annotations_only = _type_checking_blocks(tree)
+    for node in ast.walk(tree):
+        if id(node) in annotations_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -76,9 +87,9 @@ def test_apps_import_only_downwards():
 
 def test_another_app_is_used_only_through_its_services_and_selectors():
     offending = []
-    for layer, path, module in _cross_layer_imports():
+    for _layer, path, module in _cross_layer_imports():
         target = _layer_of(module)
-        if target == "core" or (layer, module) in NOT_YET_THROUGH_SERVICES:
+        if target == "core":
             continue
         if module.split(".")[1:2] not in ([name] for name in PUBLIC):
             offending.append((path, module))
@@ -91,3 +102,12 @@ def test_the_checks_see_an_import_inside_a_function(tmp_path):
         "def f():\n    from payments.models import Payment\n    from entitlements import services\n"
     )
     assert _imported(source) == {"payments.models", "entitlements.services"}
+
+
+def test_an_import_for_annotations_only_is_not_a_dependency(tmp_path):
+    source = tmp_path / "example.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pricing.models import Plan\n"
+        "from pricing import selectors\n"
+    )
+    assert _imported(source) == {"typing", "pricing.selectors"}

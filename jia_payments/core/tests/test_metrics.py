@@ -12,7 +12,7 @@ from entitlements import services as entitlement_services
 from entitlements.tests.factories import plan_with
 from jia_payments.core.models import OutboxEvent
 from payments.models import StripeEvent
-from payments.stripe_events import stripe_event_receive, stripe_event_record_failure
+from payments.stripe.events import stripe_event_receive, stripe_event_record_failure
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ derived from the secret so that running the command again changes nothing.
 
 from django.core.management.base import BaseCommand, CommandError
 
-from payments.webhook_endpoint import webhook_endpoint_ensure
+from payments.stripe.endpoint import webhook_endpoint_ensure
 
 
 class Command(BaseCommand):

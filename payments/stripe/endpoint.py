@@ -7,7 +7,7 @@ from django.db import transaction
 from djstripe.enums import WebhookEndpointStatus
 from djstripe.models import WebhookEndpoint
 
-from payments.webhook_handlers import HANDLERS
+from payments.stripe.handlers import HANDLERS
 
 _UUID_NAMESPACE = uuid.UUID("5b0a6c8e-2f53-4d6e-9a57-7d1c3b1f0e42")
 

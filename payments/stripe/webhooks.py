@@ -13,7 +13,7 @@ from django.http import HttpResponseBadRequest
 from djstripe.views import ProcessWebhookView
 
 from payments.models import StripeEvent
-from payments.stripe_events import stripe_event_receive
+from payments.stripe.events import stripe_event_receive
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""REST: `POST/GET /api/v1/checkout/sessions/` and `POST /api/v1/payments/{id}/refund/`."""
+"""REST: `POST /api/v1/checkout/sessions/` and `GET /api/v1/checkout/sessions/{id}/`."""
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
@@ -6,19 +6,15 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jia_payments.core.api.errors import NotFound
 from jia_payments.core.api.idempotency import idempotent
-from jia_payments.core.api.permissions import IsServiceOrStaff, principal_of
+from jia_payments.core.api.permissions import principal_of
 from jia_payments.core.api.validation import (
     CountryCodeField,
     StrictCharField,
-    StrictIntegerField,
     StrictSerializer,
     UserIdField,
 )
-from payments.api import PaymentSerializer
-from payments.checkout import checkout_country, checkout_data, checkout_session_create
-from payments.refunds import payment_refund
+from payments.checkout import checkout_data, checkout_session_create
 from payments.selectors import checkout_session_get
 
 
@@ -54,29 +50,13 @@ class CheckoutSessionListView(APIView):
     @extend_schema(request=CheckoutSessionCreateSerializer, responses={201: CheckoutSessionSerializer})
     @idempotent(atomic=False)  # it calls Stripe: no transaction may stay open
     def post(self, request):
-        principal = principal_of(request)
         body = CheckoutSessionCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        data = body.validated_data
-        user_id = data.get("user_id") or principal.user_id
-        if not principal.may_act_for(user_id):
-            raise NotFound("No such user.")  # never reveal other users (API.md)
-        if principal.is_privileged and not data.get("user_id"):
-            raise serializers.ValidationError({"user_id": ["A service or staff must name the buyer."]})
         header = settings.CHECKOUT_COUNTRY_HEADER
-        country, source = checkout_country(
-            requested=data.get("country"),
-            edge_value=request.headers.get(header) if header else None,
-            trust_edge=not principal.is_privileged,
-        )
         session = checkout_session_create(
-            user_id=user_id,
-            plan_id=data["plan_id"],
-            success_url=data["success_url"],
-            cancel_url=data["cancel_url"],
-            country=country,
-            country_source=source,
-            family_id=data.get("family_id"),
+            principal=principal_of(request),
+            edge_country=request.headers.get(header) if header else None,
+            **body.validated_data,
         )
         return Response(
             CheckoutSessionSerializer(checkout_data(session)).data, status=status.HTTP_201_CREATED
@@ -86,31 +66,5 @@ class CheckoutSessionListView(APIView):
 class CheckoutSessionDetailView(APIView):
     @extend_schema(responses={200: CheckoutSessionSerializer})
     def get(self, request, pk):
-        session = checkout_session_get(pk)
-        if session is None or not principal_of(request).may_act_for(session.user_id):
-            raise NotFound("No such checkout session.")
+        session = checkout_session_get(principal=principal_of(request), checkout_session_id=pk)
         return Response(CheckoutSessionSerializer(checkout_data(session)).data)
-
-
-class RefundSerializer(StrictSerializer):
-    amount = StrictIntegerField(
-        min_value=1, required=False, allow_null=True, help_text="Default: all that is left"
-    )
-    reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
-
-
-class PaymentRefundView(APIView):
-    permission_classes = [IsServiceOrStaff]
-
-    @extend_schema(request=RefundSerializer, responses={200: PaymentSerializer})
-    @idempotent(atomic=False)
-    def post(self, request, payment_id):
-        body = RefundSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        payment = payment_refund(
-            payment_id=payment_id,
-            amount=body.validated_data.get("amount"),
-            reason=body.validated_data["reason"],
-            requested_by=str(principal_of(request)),
-        )
-        return Response(PaymentSerializer(payment).data)

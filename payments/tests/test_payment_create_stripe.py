@@ -1,4 +1,5 @@
-"""POST /api/v1/payments/ with a Stripe-backed method creates a PaymentIntent (localstripe)."""
+"""POST /api/v1/payments/ with a Stripe-backed method creates a PaymentIntent (localstripe) first,
+under our payment id (services.payment_create)."""
 
 import pytest
 from django.test import override_settings

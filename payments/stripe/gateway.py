@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import stripe
@@ -232,6 +233,11 @@ def invoice_payment_intent_id(invoice: dict) -> str:
         if payment.get("status") == "paid" and (payment.get("payment") or {}).get("payment_intent"):
             return payment["payment"]["payment_intent"]
     return invoice.get("payment_intent") or ""
+
+
+def stripe_datetime(unix_time: int | None) -> datetime | None:
+    """A time as Stripe sends it (unix seconds; null or 0 for none) as an aware UTC datetime."""
+    return datetime.fromtimestamp(unix_time, tz=UTC) if unix_time else None
 
 
 def subscription_period_end(subscription: dict) -> int | None:

@@ -1,12 +1,10 @@
-"""REST API v1 for payments (API.md "Payments"): serializers and views; the rules live in services.
+"""REST: `/api/v1/payments/` (API.md "Payments"): list, create, one payment, its status moves.
 
-Checkout sessions and refunds add their views in modules of their own beside this one and their
-routes to payments/urls.py.
+Who may create a payment for whom, and whether Stripe is involved, is `services.payment_create`'s.
 """
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
@@ -23,8 +21,7 @@ from jia_payments.core.api.validation import (
 )
 from payments import selectors, services
 from payments.models import MAX_AMOUNT, Payment
-from payments.payment_intents import is_stripe_method, payment_create_with_intent
-from payments.stripe_gateway import StripeUnavailable
+from payments.stripe.gateway import StripeUnavailable
 
 API_METHODS = [
     Payment.Method.CREDIT_CARD,
@@ -95,7 +92,7 @@ class PaymentListCreateView(GenericAPIView):
         responses={
             201: PaymentSerializer,
             403: problem_response(
-                PermissionDenied,
+                services.PaymentForbidden,
                 "An end user may only create payments for themself.",
                 "An end user asked for another customer_id",
             ),
@@ -132,14 +129,11 @@ class PaymentListCreateView(GenericAPIView):
     def post(self, request):
         data = PaymentCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if not request.user.may_act_for(data.validated_data["customer_id"]):
-            raise PermissionDenied("An end user may only create payments for themself.")
-        if is_stripe_method(data.validated_data["payment_method"]):
-            payment, client_secret = payment_create_with_intent(**data.validated_data)
-            body = {**PaymentSerializer(payment).data, "client_secret": client_secret}
-            return Response(body, status=status.HTTP_201_CREATED)
-        payment = services.payment_create(**data.validated_data)
-        return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
+        created = services.payment_create(principal=request.user, **data.validated_data)
+        body = PaymentSerializer(created.payment).data
+        if created.client_secret is not None:
+            body = {**body, "client_secret": created.client_secret}
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class PaymentDetailView(GenericAPIView):
@@ -179,5 +173,5 @@ class PaymentStatusView(GenericAPIView):
         data = PaymentStatusSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         # Only services and staff get here, and they see every payment: the service's 404 suffices.
-        payment = services.payment_update_status(payment_id=payment_id, **data.validated_data)
+        payment = services.payment_move_status(payment_id=payment_id, **data.validated_data)
         return Response(PaymentSerializer(payment).data)

@@ -1,6 +1,6 @@
 """Our handler for each Stripe event type: the one dispatch table.
 
-Each handler gets the event's object and works in two steps (`stripe_events.stripe_event_process`):
+Each handler gets the event's object and works in two steps (`payments.stripe.events.stripe_event_process`):
 it reads what it needs from Stripe, outside any database transaction or row lock (network time
 holds no lock), and returns the change to make, a function that the caller runs inside the
 transaction that marks the event processed (or None: nothing to change). A retry reads Stripe
@@ -12,15 +12,18 @@ Handlers only read from Stripe; every change they make is ours, through services
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from entitlements import services as entitlement_services
-from payments import stripe_gateway
 from payments.checkout import checkout_session_complete, checkout_session_expire
 from payments.models import Payment
 from payments.refunds import payment_refunds_sync
-from payments.selectors import checkout_session_for_subscription, checkout_session_get, payment_for_intent
-from payments.services import payment_create, payment_reach_status
+from payments.selectors import (
+    checkout_session_find,
+    checkout_session_find_for_subscription,
+    payment_find_for_intent,
+)
+from payments.services import payment_ensure_status, payment_record
+from payments.stripe import gateway
 
 logger = logging.getLogger(__name__)
 
@@ -29,26 +32,22 @@ LIVE_SUBSCRIPTION_STATUSES = {"active", "trialing"}
 Change = Callable[[], None] | None  # what a handler returns: the change to apply, or nothing
 
 
-def _datetime(unix_time: int | None) -> datetime | None:
-    return datetime.fromtimestamp(unix_time, tz=UTC) if unix_time else None
-
-
 def on_checkout_session_completed(obj: dict) -> Change:
     """Also `checkout.session.async_payment_succeeded`: the money arrived later."""
-    session = stripe_gateway.checkout_session_retrieve(obj["id"])
+    session = gateway.checkout_session_retrieve(obj["id"])
     if session.get("payment_status") not in ("paid", "no_payment_required"):
         return None  # an asynchronous payment method: wait for async_payment_succeeded
-    ours = checkout_session_get(session.get("client_reference_id"))
+    ours = checkout_session_find(checkout_session_id=session.get("client_reference_id"))
     if ours is None:
         logger.warning("checkout session %s is not one of ours; ignored", session["id"])
         return None
     subscription_id = session.get("subscription") or ""
     expires_at = None
     if subscription_id:
-        subscription = stripe_gateway.subscription_retrieve(subscription_id)
-        expires_at = _datetime(stripe_gateway.subscription_period_end(subscription))
-        invoice = stripe_gateway.invoice_retrieve(session["invoice"]) if session.get("invoice") else {}
-        payment_intent_id = stripe_gateway.invoice_payment_intent_id(invoice)
+        subscription = gateway.subscription_retrieve(subscription_id)
+        expires_at = gateway.stripe_datetime(gateway.subscription_period_end(subscription))
+        invoice = gateway.invoice_retrieve(session["invoice"]) if session.get("invoice") else {}
+        payment_intent_id = gateway.invoice_payment_intent_id(invoice)
     else:
         payment_intent_id = session.get("payment_intent") or ""
     return lambda: checkout_session_complete(
@@ -63,7 +62,7 @@ def on_checkout_session_completed(obj: dict) -> Change:
 
 
 def on_checkout_session_expired(obj: dict) -> Change:
-    ours = checkout_session_get(obj.get("client_reference_id"))
+    ours = checkout_session_find(checkout_session_id=obj.get("client_reference_id"))
     if ours is None:
         return None
     return lambda: checkout_session_expire(checkout_session_id=ours.pk)
@@ -72,18 +71,18 @@ def on_checkout_session_expired(obj: dict) -> Change:
 def on_payment_intent_changed(obj: dict) -> Change:
     """`payment_intent.succeeded` and `payment_intent.payment_failed`: our payment follows the
     PaymentIntent's current state (a failure event can arrive after a later success)."""
-    payment = payment_for_intent(obj["id"])
+    payment = payment_find_for_intent(payment_intent_id=obj["id"])
     if payment is None:
         return None  # not a PaymentIntent of ours, or one Checkout made (its session completes it)
-    intent = stripe_gateway.payment_intent_retrieve(obj["id"])
+    intent = gateway.payment_intent_retrieve(obj["id"])
     if intent["status"] == "succeeded":
-        return lambda: payment_reach_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
+        return lambda: payment_ensure_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
     if intent["status"] == "canceled":
-        return lambda: payment_reach_status(payment_id=payment.pk, status=Payment.Status.CANCELLED)
+        return lambda: payment_ensure_status(payment_id=payment.pk, status=Payment.Status.CANCELLED)
     if intent["status"] == "requires_payment_method" and intent.get("last_payment_error"):
         error = intent["last_payment_error"]
         reason = error.get("message") or error.get("code") or "payment failed"
-        return lambda: payment_reach_status(
+        return lambda: payment_ensure_status(
             payment_id=payment.pk,
             status=Payment.Status.FAILED,
             failure_reason=reason,
@@ -94,15 +93,15 @@ def on_payment_intent_changed(obj: dict) -> Change:
 
 def on_charge_refunded(obj: dict) -> Change:
     payment_intent_id = obj.get("payment_intent") or ""
-    if payment_for_intent(payment_intent_id) is None:
+    if payment_find_for_intent(payment_intent_id=payment_intent_id) is None:
         return None
-    stripe_refunds = stripe_gateway.refunds_list(payment_intent_id)
+    stripe_refunds = gateway.refunds_list(payment_intent_id)
     return lambda: payment_refunds_sync(payment_intent_id=payment_intent_id, stripe_refunds=stripe_refunds)
 
 
 def on_subscription_changed(obj: dict) -> Change:
     """`customer.subscription.created|updated`: access lasts to the current period's end."""
-    subscription = stripe_gateway.subscription_retrieve(obj["id"])
+    subscription = gateway.subscription_retrieve(obj["id"])
     if subscription["status"] in LIVE_SUBSCRIPTION_STATUSES:
         return lambda: _extend(subscription)
     if subscription["status"] == "canceled":
@@ -112,19 +111,18 @@ def on_subscription_changed(obj: dict) -> Change:
 
 def on_invoice_paid(obj: dict) -> Change:
     """A paid renewal: record its payment and extend access to the new period's end."""
-    invoice = stripe_gateway.invoice_retrieve(obj["id"])
+    invoice = gateway.invoice_retrieve(obj["id"])
     subscription_id = invoice.get("subscription") or (
         ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
     )
     if not subscription_id:
         return None
-    subscription = stripe_gateway.subscription_retrieve(subscription_id)
+    subscription = gateway.subscription_retrieve(subscription_id)
     renewal = invoice.get("billing_reason") != "subscription_create"  # the first is the checkout's payment
-    payment_intent_id = stripe_gateway.invoice_payment_intent_id(invoice) if renewal else ""
 
     def apply() -> None:
         if renewal:
-            _record_renewal_payment(invoice, subscription, payment_intent_id)
+            _record_renewal_payment(invoice, subscription)
         if subscription["status"] in LIVE_SUBSCRIPTION_STATUSES:
             _extend(subscription)
 
@@ -132,12 +130,12 @@ def on_invoice_paid(obj: dict) -> Change:
 
 
 def on_subscription_deleted(obj: dict) -> Change:
-    subscription = stripe_gateway.subscription_retrieve(obj["id"])
+    subscription = gateway.subscription_retrieve(obj["id"])
     return lambda: _cancel_at_period_end(subscription)
 
 
 def _extend(subscription: dict) -> None:
-    expires_at = _datetime(stripe_gateway.subscription_period_end(subscription))
+    expires_at = gateway.stripe_datetime(gateway.subscription_period_end(subscription))
     if expires_at is not None:
         entitlement_services.entitlements_extend_subscription(
             subscription_id=subscription["id"], expires_at=expires_at
@@ -146,20 +144,25 @@ def _extend(subscription: dict) -> None:
 
 def _cancel_at_period_end(subscription: dict) -> None:
     """Paid time is kept: access ends at the end of the period that was paid for."""
-    at = _datetime(stripe_gateway.subscription_period_end(subscription) or subscription.get("ended_at"))
+    at = gateway.stripe_datetime(
+        gateway.subscription_period_end(subscription) or subscription.get("ended_at")
+    )
     entitlement_services.entitlements_cancel_for_subscription(
         subscription_id=subscription["id"], reason="subscription_canceled", at=at
     )
 
 
-def _record_renewal_payment(invoice: dict, subscription: dict, payment_intent_id: str) -> None:
-    if not payment_intent_id or payment_for_intent(payment_intent_id) is not None:
+def _record_renewal_payment(invoice: dict, subscription: dict) -> None:
+    payment_intent_id = gateway.invoice_payment_intent_id(invoice)
+    if not payment_intent_id or payment_find_for_intent(payment_intent_id=payment_intent_id) is not None:
         return
-    ours = checkout_session_for_subscription(subscription["id"], subscription.get("metadata"))
+    ours = checkout_session_find_for_subscription(
+        subscription_id=subscription["id"], metadata=subscription.get("metadata")
+    )
     if ours is None:
         logger.warning("paid invoice %s of a subscription %s not ours", invoice["id"], subscription["id"])
         return
-    payment = payment_create(
+    payment = payment_record(
         amount=invoice["amount_paid"],
         currency=invoice["currency"].upper(),
         payment_method=Payment.Method.STRIPE_CHECKOUT,
@@ -173,7 +176,7 @@ def _record_renewal_payment(invoice: dict, subscription: dict, payment_intent_id
             "stripe_subscription_id": subscription["id"],
         },
     )
-    payment_reach_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
+    payment_ensure_status(payment_id=payment.pk, status=Payment.Status.COMPLETED)
 
 
 HANDLERS = {

@@ -3,7 +3,7 @@
 - `stripe_event_receive` stores an event (from the webhook or from reconciliation) under Stripe's
   event id; a second delivery of the same id stores nothing and enqueues nothing.
 - `stripe_event_process` (run by a Celery task) locks the event's row, runs our handler for its
-  type (`webhook_handlers.HANDLERS`) and marks it processed, all in one transaction: two workers
+  type (`handlers.HANDLERS`) and marks it processed, all in one transaction: two workers
   given the same event cannot both apply it, and a failed handler leaves no partial effect.
 - `stripe_events_reconcile` (Celery beat) asks Stripe for recent events we never received.
 """
@@ -18,9 +18,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jia_payments.core.audit.trail import audit_context
-from payments import metrics, stripe_gateway
+from payments import metrics
 from payments.models import StripeEvent
-from payments.webhook_handlers import HANDLERS
+from payments.stripe import gateway
+from payments.stripe.handlers import HANDLERS
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ _DONE = (StripeEvent.Status.PROCESSED, StripeEvent.Status.IGNORED)
 def stripe_event_process(*, event_id: str) -> str:
     """Run the handler of one event, once; answers the event's status afterwards.
 
-    The handler's Stripe reads run first, outside any transaction or lock (webhook_handlers);
+    The handler's Stripe reads run first, outside any transaction or lock (payments.stripe.handlers);
     then, in one transaction holding the event's row lock, the change they returned is applied
     and the event marked processed. Two workers with the same event may both read Stripe; the
     second to take the lock finds it processed and applies nothing.
@@ -155,7 +156,7 @@ def stripe_events_reconcile() -> dict[str, int]:
     now = timezone.now()
     since = int((now - timedelta(hours=settings.STRIPE_RECONCILE_LOOKBACK_HOURS)).timestamp())
     received = 0
-    for event in stripe_gateway.events_since(created_gte=since, types=sorted(HANDLERS)):
+    for event in gateway.events_since(created_gte=since, types=sorted(HANDLERS)):
         if StripeEvent.objects.filter(pk=event["id"]).exists():
             continue
         with transaction.atomic():
