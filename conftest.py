@@ -14,8 +14,12 @@ def pytest_configure(config):
     built by its own migrations."""
     from django.conf import settings
 
-    third_party = ["djstripe", "auth", "contenttypes", "admin", "sessions", "auditlog"]
-    settings.MIGRATION_MODULES = {**getattr(settings, "MIGRATION_MODULES", {}), **dict.fromkeys(third_party)}
+    from testsupport.schema import THIRD_PARTY_BUILT_FROM_MODELS
+
+    settings.MIGRATION_MODULES = {
+        **getattr(settings, "MIGRATION_MODULES", {}),
+        **dict.fromkeys(THIRD_PARTY_BUILT_FROM_MODELS),
+    }
 
 
 @pytest.fixture(scope="session")

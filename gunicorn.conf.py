@@ -26,8 +26,10 @@ Logs: gunicorn's own lines and the access lines are JSON objects in the same sha
 
 import os
 import tempfile
+import threading
 
 from gunicorn import glogging
+from gunicorn import util as gunicorn_util
 
 
 def _int(name: str, default: int) -> int:
@@ -69,9 +71,12 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 # gunicornc's control socket: not used here, and its default path is shared by every instance.
 control_socket_disable = True
 # Request line and header limits (gunicorn's defaults); bodies are bounded by Django
-# (DATA_UPLOAD_MAX_MEMORY_SIZE).
+# (DATA_UPLOAD_MAX_MEMORY_SIZE). gunicorn refuses a request over them before the app sees it
+# (414 for the request line, 431 for a header line or too many headers), in problem details like
+# every other error (write_problem below).
 limit_request_line = 4094
 limit_request_fields = 100
+limit_request_field_size = 8190
 
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 errorlog = "-"
@@ -149,3 +154,62 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+# --- gunicorn's own refusals in the API's error shape ---------------------------------------------
+# A request gunicorn cannot or will not parse (request line or header over the limits above, a
+# malformed request line) is answered by gunicorn itself, with an HTML page: here it is problem
+# details, as the app would answer (gunicorn's workers all call gunicorn.util.write_error).
+
+_PROBLEM_DETAILS = {
+    414: f"The request line (method, path and query) is longer than {limit_request_line} bytes.",
+    431: f"A header line is longer than {limit_request_field_size} bytes, or there are more than "
+    f"{limit_request_fields} headers.",
+}
+
+
+def write_problem(sock, status_int, reason, mesg):
+    import json
+
+    from gunicorn.util import write_nonblock
+
+    from jia_payments.core.api.errors import PROBLEM_CONTENT_TYPE, code_for, problem, title_for
+
+    title = title_for(status_int)
+    detail = _PROBLEM_DETAILS.get(status_int) or (mesg[:200] if mesg else f"{title}.")
+    body = json.dumps(problem(status_int, code_for(status_int), title, detail)).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: {PROBLEM_CONTENT_TYPE}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    write_nonblock(sock, head.encode("latin-1") + body)
+
+
+gunicorn_util.write_error = write_problem
+
+
+# --- A request whose body the app did not read: the connection closes, and says so ---------------
+# An answer given without reading the body (413 over DATA_UPLOAD_MAX_MEMORY_SIZE, 401 before the
+# body is parsed) left the rest of that body on a keep-alive connection; gunicorn drains only a
+# bounded amount and then dropped the connection after saying "keep-alive", losing the client's
+# next request on it. Such answers now say "Connection: close" and close.
+
+_serving = threading.local()
+
+
+def pre_request(worker, req):
+    _serving.request = req
+
+
+def post_worker_init(worker):
+    app = worker.wsgi
+
+    def closing_when_the_body_is_unread(environ, start_response):
+        result = app(environ, start_response)
+        unread = getattr(getattr(environ.get("wsgi.input"), "reader", None), "length", 0)
+        request = getattr(_serving, "request", None)
+        if unread and request is not None:
+            request.must_close = True  # gunicorn then answers "Connection: close" and closes
+        return result
+
+    worker.wsgi = closing_when_the_body_is_unread

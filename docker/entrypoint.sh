@@ -2,7 +2,9 @@
 # The image's one entrypoint: docker/entrypoint.sh ROLE [ARGS...]
 #
 #   web            wait for the database, migrate (one replica at a time: a PostgreSQL advisory
-#                  lock; MIGRATE_ON_START=false skips it), then gunicorn -c gunicorn.conf.py
+#                  lock; MIGRATE_ON_START=false skips it, and only the system checks run), then
+#                  gunicorn -c gunicorn.conf.py: a system check error (core.E005, no token key)
+#                  stops it there
 #   worker         wait for the database and its migrations, then the Celery worker
 #                  (CELERY_METRICS_PORT set: it serves its metrics there)
 #   beat           wait for the database, then Celery beat (schedule state in /tmp)
@@ -41,6 +43,8 @@ case "$role" in
         wait_for_db
         if [ "${MIGRATE_ON_START:-true}" = "true" ]; then
             manage migrate_locked
+        else
+            manage check
         fi
         metrics_dir
         exec gunicorn -c gunicorn.conf.py "$@"

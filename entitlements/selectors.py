@@ -7,6 +7,7 @@ through a family; they are what the per-user cache stores (`entitlements.cache`)
 
 import json
 import math
+import uuid
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -32,6 +33,11 @@ class AccessRow(NamedTuple):
     expires_at: float | None  # POSIX seconds; None = lifetime
     ended_at: float  # when a row that no longer grants access stopped granting it
     usage_limits: dict
+
+
+def _uuid_text(value) -> str:
+    """A raw row's uuid as the API shows every id (dashed): SQLite hands back 32 bare hex digits."""
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -87,9 +93,8 @@ def load_access_rows(*, user_id: str) -> tuple[AccessRow, ...]:
         ended = updated_at.timestamp() if status == CANCELLED or expires is None else expires
         if isinstance(limits, str | bytes):
             limits = json.loads(limits)
-        rows.append(
-            AccessRow(str(pk), feature, plan, family and str(family), status, expires, ended, limits or {})
-        )
+        family = family and _uuid_text(family)
+        rows.append(AccessRow(_uuid_text(pk), feature, plan, family, status, expires, ended, limits or {}))
     return tuple(rows)
 
 

@@ -157,7 +157,19 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
+# The queue tasks go to and workers take from: deployments sharing one Redis need their own.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_ACKS_LATE = True
+# A task whose worker process died mid-run (SIGKILL, OOM) is put back on the queue, not dropped
+# as failed; every task is idempotent, so running it again has its effect once.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A message taken by a worker that died whole (not only a pool process) comes back after this
+# long (Redis transport). Above the longest countdown a task is given (Stripe event retries wait
+# up to STRIPE_EVENT_RETRY_BACKOFF_MAX_SECONDS, 1800 s): below it, a waiting retry would be
+# delivered again early.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=3600)
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -218,6 +230,8 @@ EVENTS_BACKOFF_MAX_SECONDS = env.float("EVENTS_BACKOFF_MAX_SECONDS", default=60.
 EVENTS_SWEEP_SECONDS = env.float("EVENTS_SWEEP_SECONDS", default=5.0)
 EVENTS_RETENTION_DAYS = env.float("EVENTS_RETENTION_DAYS", default=7.0)
 EVENTS_RELAY_DELAY_SECONDS = env.float("EVENTS_RELAY_DELAY_SECONDS", default=0.1)
+# Refusals that retrying cannot cure (a message over the broker's size limit) before a row is dead.
+EVENTS_MAX_ATTEMPTS = env.int("EVENTS_MAX_ATTEMPTS", default=5)
 CELERY_IMPORTS = ["jia_payments.core.outbox.tasks"]
 CELERY_BEAT_SCHEDULE["core.relay_events"] = {
     "task": "core.relay_events",
@@ -236,7 +250,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["jia_payments.core.api.permissions.IsAuthenticatedCaller"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
+        "jia_payments.core.api.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["jia_payments.core.api.parsers.BoundedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "jia_payments.core.api.pagination.LimitOffsetPagination",
@@ -292,18 +306,22 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256
 
 # --- Production hardening (check --deploy clean when DEBUG is false) ----------------------
 
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# HTTPS is known to be in front only when a TLS-terminating proxy is declared
+# (SECURE_PROXY_SSL_HEADER, e.g. "HTTP_X_FORWARDED_PROTO,https"): only then do the HTTPS redirect
+# and secure-only cookies default on, so a plain-HTTP server (compose on http://localhost:8000)
+# answers instead of redirecting to an https:// address nothing listens on.
+_proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header.split(",", 1))
+_behind_tls = bool(_proxy_ssl_header) and not DEBUG
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_behind_tls)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_behind_tls)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_behind_tls)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-_proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="")
-if _proxy_ssl_header:
-    # e.g. "HTTP_X_FORWARDED_PROTO,https" behind a TLS-terminating proxy
-    SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header.split(",", 1))
 
 # --- Logging (structured) ---------------------------------------------------------------------
 # JSON lines by default (LOG_FORMAT=json); LOG_FORMAT=console for people (`make run` sets it).
@@ -363,6 +381,9 @@ REST_FRAMEWORK["NUM_PROXIES"] = env.int("THROTTLE_NUM_PROXIES", default=0)
 # --- Idempotency keys (API creates) -------------------------------------------------------
 # Kept at least this long (API.md: 24 h), then pruned by the beat task below.
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+# A key whose request is still in progress after this long is taken by the next request with it
+# (its process died); well above the request timeout (GUNICORN_TIMEOUT, 30 s).
+IDEMPOTENCY_LEASE_SECONDS = env.float("IDEMPOTENCY_LEASE_SECONDS", default=300.0)
 CELERY_BEAT_SCHEDULE["core.prune_idempotency_keys"] = {
     "task": "core.prune_idempotency_keys",
     "schedule": 3600.0,

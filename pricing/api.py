@@ -104,7 +104,19 @@ def _reason_field():
 
 
 class PricingZonePutSerializer(PricingZoneWriteSerializer):
+    """The zone as GET shows it is a valid PUT body: `iso_code` may be sent and must be the URL's
+    (in any case); `id`, `created_at` and `updated_at` are ignored."""
+
+    echoed_fields = frozenset({"id", "created_at", "updated_at"})
+    default_error_messages = {"other_zone": "Must be the URL's code ({url_code}) or left out."}
+    iso_code = CountryCodeField(required=False)
     reason = _reason_field()
+
+    def validate_iso_code(self, value: str) -> str:
+        url_code = self.context["iso_code"].upper()
+        if value != url_code:
+            self.fail("other_zone", url_code=url_code)
+        return value
 
 
 class PricingZoneBulkItemSerializer(PricingZoneWriteSerializer):
@@ -211,9 +223,10 @@ class PricingZoneDetailView(GenericAPIView):
         description="`reason` (optional) is kept in the audit trail of the change.",
     )
     def put(self, request, iso_code):
-        data = PricingZonePutSerializer(data=request.data)
+        data = PricingZonePutSerializer(data=request.data, context={"iso_code": iso_code})
         data.is_valid(raise_exception=True)
-        zone, created = services.pricing_zone_upsert(iso_code=iso_code, **data.validated_data)
+        values = {name: value for name, value in data.validated_data.items() if name != "iso_code"}
+        zone, created = services.pricing_zone_upsert(iso_code=iso_code, **values)
         return Response(
             PricingZoneSerializer(zone).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

@@ -4,6 +4,11 @@ End-to-end tests need the webhook's task to run where production runs it: in ano
 taking it from the broker, with its own database connections. `CeleryWorker` starts
 `celery -A <app> worker` with the test process's environment plus `DATABASE_URL` naming the
 test database pytest-django created, waits until it reports ready, and stops it.
+
+With `PRODUCTION_VENV` set (make test sets it), the worker runs on that virtual environment: the
+packages of requirements/base.txt and nothing else, as in the image, so a runtime dependency that
+only the test tools bring in (pytest brings `packaging`, which kombu's Redis transport needs) fails
+here as it would in production.
 """
 
 import os
@@ -18,6 +23,17 @@ from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def production_python() -> str:
+    """The interpreter of the production environment (PRODUCTION_VENV), else this one."""
+    venv = os.environ.get("PRODUCTION_VENV")
+    if not venv:
+        return sys.executable
+    python = Path(venv) / "bin" / "python"
+    if not python.exists():
+        raise RuntimeError(f"PRODUCTION_VENV={venv} has no bin/python: make {venv}/.installed")
+    return str(python)
 
 
 class CeleryWorker:
@@ -35,7 +51,7 @@ class CeleryWorker:
 
     def start(self, timeout: float = 60) -> "CeleryWorker":
         command = [
-            sys.executable, "-m", "celery", "-A", self.app, "worker",
+            production_python(), "-m", "celery", "-A", self.app, "worker",
             "--loglevel=INFO", "--pool=prefork", f"--concurrency={self.concurrency}",
             "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", self.name,
         ]  # fmt: skip

@@ -557,3 +557,22 @@ def test_remove_member_permissions(user_client, api_client_for, service_client, 
 
 def test_the_bench_endpoint_is_not_mounted_by_default(user_client):
     assert_problem(user_client.get("/api/v1/_bench/constant/"), 404, "not_found")
+
+
+def test_an_entitlement_id_is_one_text_in_lists_checks_and_batch_checks(service_client, family):
+    listed = service_client.get(LIST, {"user_id": "user_kid"}).json()["results"]
+    [row] = listed
+    one = service_client.get(CHECK, {"feature_code": "calendar", "user_id": "user_kid"}).json()
+    batch = service_client.post(CHECK, {"user_id": "user_kid", "feature_codes": ["calendar"]}, format="json")
+    sources = [one["source"], batch.json()["results"]["calendar"]["source"]]
+    assert {s["entitlement_id"] for s in sources} == {row["id"]} == {str(uuid.UUID(row["id"]))}
+    assert {s["family_id"] for s in sources} == {row["family_id"]} == {str(family.pk)}
+
+
+def test_raw_rows_uuids_read_dashed_whatever_the_database_hands_back():
+    from entitlements.selectors import _uuid_text
+
+    dashed = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    assert {_uuid_text(dashed), _uuid_text(dashed.replace("-", "")), _uuid_text(uuid.UUID(dashed))} == {
+        dashed
+    }

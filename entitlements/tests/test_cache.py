@@ -380,3 +380,80 @@ def test_a_user_id_too_long_or_not_plain_for_a_cache_key_is_hashed():
         assert user_id not in key and key.split(":")[-1].startswith("h.")
         assert generation_key(user_id) != key
     assert entry_key("u" * 200) != entry_key("u" * 201)
+
+
+# --- Redis restarted while checks run (a private redis-server, never the shared one) ---------
+
+
+class PrivateRedis:
+    """redis-server on a free port of 127.0.0.1, in memory only, that the test can kill and restart."""
+
+    def __init__(self, tmp_path):
+        self.port, self.dir, self.process = _closed_port(), tmp_path, None
+
+    def start(self):
+        import subprocess
+        import time
+
+        import redis
+
+        self.process = subprocess.Popen(
+            ["/usr/bin/redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client, deadline = redis.Redis(port=self.port), time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                return client.ping()
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError("private redis-server did not start")
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait()
+
+    def keys(self) -> int:
+        import redis
+
+        return redis.Redis(port=self.port).dbsize()
+
+
+REQUESTS_PER_PHASE = 40
+
+
+def test_redis_restarted_during_checks_every_answer_is_right_and_the_cache_comes_back(
+    user_client, committed, settings, tmp_path
+):
+    requests_per_phase = REQUESTS_PER_PHASE
+    private = PrivateRedis(tmp_path)
+    private.start()
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{private.port}/0"},
+    }
+    settings.ENTITLEMENTS_CACHE_RETRY_SECONDS = 0.2
+    plan = _plan()
+    with committed():
+        services.entitlements_grant_plan(user_id="user_alice", plan=plan, subscription_id="s1")
+    answers = []
+    try:
+        for phase in ("up", "down", "up again"):
+            if phase == "down":
+                private.kill()
+            elif phase == "up again":
+                private.start()
+                cache.breaker.open_until = 0
+            for _ in range(requests_per_phase):
+                response = user_client.get("/api/v1/entitlements/check/", {"feature_code": "calendar"})
+                answers.append((phase, response.status_code, response.json().get("has_access")))
+            if phase == "up again":
+                cached_after_restart = private.keys()
+    finally:
+        if private.process.poll() is None:
+            private.kill()
+    made = len(answers)
+    right = sum(1 for _, status, access in answers if (status, access) == (200, True))
+    assert (made, right) == (3 * requests_per_phase, 3 * requests_per_phase)  # none failed, none wrong
+    assert cached_after_restart > 0  # back on the cache, without a restart of the app

@@ -11,11 +11,18 @@ class OutboxEvent(models.Model):
     published while an earlier row of its aggregate is still pending. `event_id` is the
     CloudEvents id: a re-publish carries the same one. Sent rows are pruned after
     EVENTS_RETENTION_DAYS; pending rows are never deleted.
+
+    A row the broker refused EVENTS_MAX_ATTEMPTS times with an error that retrying cannot cure
+    (kafka-python's non-retriable errors: a message over the size limit, say) is `dead`: the
+    relay stops trying it, so it no longer backs off every batch. It still holds back the later
+    rows of its aggregate: consumers never see an aggregate's events out of order. Admin's
+    "publish again" makes it pending again, in its place; admin and /metrics show dead rows.
     """
 
     class Status(models.TextChoices):
         PENDING = "pending"
         SENT = "sent"
+        DEAD = "dead"
 
     id = models.BigAutoField(primary_key=True)
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -50,10 +57,16 @@ class OutboxEvent(models.Model):
                 name="outbox_pending_aggregate_idx",
                 condition=models.Q(status="pending"),
             ),
+            # The same probe for dead rows, which hold back their aggregate too (a few at most).
+            models.Index(
+                fields=["aggregate_id", "id"],
+                name="outbox_dead_aggregate_idx",
+                condition=models.Q(status="dead"),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(status__in=["pending", "sent"]), name="outbox_status_valid"
+                condition=models.Q(status__in=["pending", "sent", "dead"]), name="outbox_status_valid"
             ),
         ]
 

@@ -29,7 +29,14 @@ API_METHODS = [
     Payment.Method.BANK_TRANSFER,
     Payment.Method.WALLET,
 ]
-API_STATUSES = [Payment.Status.COMPLETED, Payment.Status.FAILED, Payment.Status.CANCELLED]
+# Targets of POST .../status/: "pending" is one (a move back to it is the 409 invalid_transition
+# the contract names, not an unknown value); "refunded" is not: a refund moves money, .../refund/.
+API_STATUSES = [
+    Payment.Status.PENDING,
+    Payment.Status.COMPLETED,
+    Payment.Status.FAILED,
+    Payment.Status.CANCELLED,
+]
 
 
 def _max(field: str) -> int:

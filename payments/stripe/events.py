@@ -61,32 +61,50 @@ def stripe_event_receive(*, event: dict, source: str) -> bool:
     return True
 
 
+_DONE = (StripeEvent.Status.PROCESSED, StripeEvent.Status.IGNORED)
+
+
 def stripe_event_process(*, event_id: str) -> str:
-    """Run the handler of one event, once; answers the event's status afterwards."""
-    with transaction.atomic():
-        event = StripeEvent.objects.select_for_update().filter(pk=event_id).first()
-        if event is None:
-            logger.warning("stripe event %s is not stored here", event_id)
-            metrics.STRIPE_EVENTS_PROCESSED.labels(type="unknown", outcome="missing").inc()
-            return "missing"
-        type_label = metrics.stripe_event_type_label(event.type)
-        tracing.set_attributes({"stripe.event.id": event.pk, "stripe.event.type": event.type})
-        if event.status in (StripeEvent.Status.PROCESSED, StripeEvent.Status.IGNORED):
-            metrics.STRIPE_EVENTS_PROCESSED.labels(type=type_label, outcome="skipped").inc()
-            return event.status
-        started = time.monotonic()
-        # The audit trail names the event that made these changes (no person or API caller did).
-        with audit_context(actor=f"stripe:{event.type}", stripe_event=event.pk):
-            HANDLERS[event.type](event.payload["data"]["object"])
-        took = time.monotonic() - started
-        event.status = StripeEvent.Status.PROCESSED
-        event.attempts += 1
-        event.last_error = ""
-        event.processed_at = timezone.now()
-        event.save(update_fields=["status", "attempts", "last_error", "processed_at", "updated_at"])
-        lag = (event.processed_at - event.received_at).total_seconds()
-        transaction.on_commit(lambda: _count_processed(type_label, took, lag))
+    """Run the handler of one event, once; answers the event's status afterwards.
+
+    The handler's Stripe reads run first, outside any transaction or lock (payments.stripe.handlers);
+    then, in one transaction holding the event's row lock, the change they returned is applied
+    and the event marked processed. Two workers with the same event may both read Stripe; the
+    second to take the lock finds it processed and applies nothing.
+    """
+    event = StripeEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        logger.warning("stripe event %s is not stored here", event_id)
+        metrics.STRIPE_EVENTS_PROCESSED.labels(type="unknown", outcome="missing").inc()
+        return "missing"
+    type_label = metrics.stripe_event_type_label(event.type)
+    tracing.set_attributes({"stripe.event.id": event.pk, "stripe.event.type": event.type})
+    if event.status in _DONE:
+        metrics.STRIPE_EVENTS_PROCESSED.labels(type=type_label, outcome="skipped").inc()
+        return event.status
+    started = time.monotonic()
+    # The audit trail names the event that made these changes (no person or API caller did).
+    with audit_context(actor=f"stripe:{event.type}", stripe_event=event.pk):
+        change = HANDLERS[event.type](event.payload["data"]["object"])
+        with transaction.atomic():
+            event = StripeEvent.objects.select_for_update().get(pk=event_id)
+            if event.status in _DONE:  # another worker applied it meanwhile
+                metrics.STRIPE_EVENTS_PROCESSED.labels(type=type_label, outcome="skipped").inc()
+                return event.status
+            if change is not None:
+                change()
+            _mark_processed(event, took=time.monotonic() - started, type_label=type_label)
     return event.status
+
+
+def _mark_processed(event: StripeEvent, *, took: float, type_label: str) -> None:
+    event.status = StripeEvent.Status.PROCESSED
+    event.attempts += 1
+    event.last_error = ""
+    event.processed_at = timezone.now()
+    event.save(update_fields=["status", "attempts", "last_error", "processed_at", "updated_at"])
+    lag = (event.processed_at - event.received_at).total_seconds()
+    transaction.on_commit(lambda: _count_processed(type_label, took, lag))
 
 
 def _count_processed(type_label: str, took: float, lag: float) -> None:

@@ -135,6 +135,8 @@ def test_failed_needs_a_reason_and_keeps_it(staff_client):
         ("failed", "completed"),
         ("cancelled", "completed"),
         ("refunded", "cancelled"),
+        ("completed", "pending"),
+        ("pending", "pending"),
     ],
 )
 def test_illegal_moves_are_409_and_change_nothing(service_client, current, target):

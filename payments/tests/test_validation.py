@@ -88,3 +88,26 @@ def test_malformed_json_and_wrong_content_type_write_nothing(service_client):
     form = service_client.post(PAYMENTS, "amount=1999", content_type="application/x-www-form-urlencoded")
     assert_problem(form, 415, "unsupported_media_type")
     assert not Payment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "code"),
+    [
+        (rb'{"note": "a\u0000b"}', "invalid"),
+        (rb'{"\u0000": 1}', "invalid"),
+        (rb'{"note": "\ud800"}', "malformed_request"),
+        (rb'{"\udc00x": "y"}', "malformed_request"),
+    ],
+)
+def test_text_postgresql_cannot_store_in_metadata_is_400_and_writes_nothing(service_client, metadata, code):
+    import json
+
+    body = json.dumps(GOOD).encode()[:-1] + b', "metadata": ' + metadata + b"}"
+    response = service_client.post(
+        PAYMENTS, body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="nul-1"
+    )
+    errors = {"metadata": ["Null characters are not allowed."]} if code == "invalid" else None
+    assert_problem(response, 400, code, errors)
+    assert not Payment.objects.exists()
+    assert not OutboxEvent.objects.exists()
+    assert not IdempotencyKey.objects.exists()

@@ -1,5 +1,6 @@
 """REST API v1, plans, prices and pricing zones: exact bodies, filters, who may write, validation."""
 
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -306,6 +307,32 @@ def test_a_zone_must_match_its_definition_and_the_multiplier_range(staff_client,
     assert not PricingZone.objects.exists()
 
 
+def test_get_modify_put_the_zones_own_representation(staff_client):
+    PricingZoneFactory()
+    zone = staff_client.get(f"{ZONES}IN/").json()
+    changed = {**zone, "zone": "D", "zone_name": "Low-Income", "pricing_multiplier": "0.25", "iso_code": "in"}
+    response = staff_client.put(f"{ZONES}IN/", changed, format="json")
+    assert response.status_code == 200, response.content
+    after = response.json()
+    assert after == {
+        **zone,
+        "zone": "D",
+        "zone_name": "Low-Income",
+        "pricing_multiplier": "0.25",
+        "updated_at": after["updated_at"],
+    }
+    assert (after["id"], after["created_at"]) == (zone["id"], zone["created_at"])
+
+
+def test_put_ignores_the_echoed_id_and_timestamps(staff_client):
+    PricingZoneFactory()
+    before = staff_client.get(f"{ZONES}IN/").json()
+    echoed = {"id": str(uuid.uuid4()), "created_at": "2000-01-01T00:00:00Z", "updated_at": "x"}
+    response = staff_client.put(f"{ZONES}IN/", {**before, **echoed}, format="json")
+    assert response.status_code == 200, response.content
+    assert (response.json()["id"], response.json()["created_at"]) == (before["id"], before["created_at"])
+
+
 def test_delete_is_204_then_404(staff_client):
     PricingZoneFactory()
     response = staff_client.delete(f"{ZONES}in/")
@@ -402,8 +429,10 @@ def test_bulk_upsert_refuses_an_empty_list_and_an_empty_object(staff_client):
         ({"zone": "E"}, {"zone": ['"E" is not a valid choice.']}),
         ({"country": "x" * 101}, {"country": ["Ensure this field has no more than 100 characters."]}),
         ({"zone_name": ""}, {"zone_name": ["This field may not be blank."]}),
-        ({"iso_code": "XK"}, {"iso_code": ["Unknown field."]}),
-        ({"id": "x"}, {"id": ["Unknown field."]}),
+        ({"iso_code": "IN"}, {"iso_code": ["Must be the URL's code (XK) or left out."]}),
+        ({"iso_code": "ZZ"}, {"iso_code": ["'ZZ' is not an ISO 3166-1 alpha-2 country code."]}),
+        ({"colour": "red"}, {"colour": ["Unknown field."]}),
+        ({"multiplier": "0.70"}, {"multiplier": ["Unknown field."]}),
     ],
 )
 def test_put_validation_writes_nothing(staff_client, change, errors):

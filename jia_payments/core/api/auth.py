@@ -154,7 +154,10 @@ def _verify(token: str, key=None) -> tuple[Principal, float]:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > USER_ID_MAX_LENGTH:
         raise exceptions.AuthenticationFailed("Invalid token subject.")
-    principal = Principal(user_id=subject, role=_ROLE_CLAIMS.get(claims.get("role"), Principal.USER))
+    role = claims.get("role")
+    if role is not None and not isinstance(role, str):
+        raise exceptions.AuthenticationFailed("Invalid token role.")
+    principal = Principal(user_id=subject, role=_ROLE_CLAIMS.get(role, Principal.USER))
     # PyJWT refuses a token once `exp <= now - leeway`.
     return principal, float(claims["exp"]) + settings.AUTH_JWT_LEEWAY_SECONDS
 

@@ -10,10 +10,12 @@ never a stack trace) and, through `handler400/403/404/500`, the errors Django an
 
 import logging
 import math
+from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.renderers import JSONRenderer
@@ -153,10 +155,47 @@ def problem_of(error: type[Exception], detail: str, errors: dict | None = None) 
     return problem(*identity_of(error), detail, errors)
 
 
+_STATUS_CODES = {
+    400: "bad_request",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    500: "server_error",
+}
+
+
+def code_for(status: int) -> str:
+    """The `code` of an error known only by its status (answered outside a DRF view)."""
+    return _STATUS_CODES.get(status) or title_for(status).lower().replace(" ", "_").replace("-", "_")
+
+
+def title_for(status: int) -> str:
+    """The one title of a status wherever an error is rendered: the DRF and domain errors' own
+    (404 "Not found"), else the HTTP reason phrase in the same sentence case."""
+    known = {spec[0]: spec[2] for spec in _DRF_CODES.values()} | {
+        400: BadRequest.title,
+        413: PayloadTooLarge.title,
+        414: "URI too long",
+        500: ServerError.title,
+    }
+    if status in known:
+        return known[status]
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    return phrase[:1] + phrase[1:].lower()
+
+
+DatabaseUnreachable = (OperationalError, InterfaceError)
+
+
 def _normalised(exc):
     """Django's own exceptions as their DRF or domain equivalents."""
     if isinstance(exc, Http404):
         return drf.NotFound("No such resource.")
+    if isinstance(exc, DatabaseUnreachable):
+        # The database went away (restart, failover): nothing was written, the caller may retry.
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return ServiceUnavailable("The database is unavailable; try again shortly.")
     if isinstance(exc, DjangoPermissionDenied):
         return drf.PermissionDenied()
     if isinstance(exc, RequestDataTooBig):

@@ -21,6 +21,10 @@ Use it on a DRF handler method:
   transaction open. The claim commits first; a concurrent request meanwhile gets 409
   `idempotency_key_in_progress` (retry later); an exception releases the key. The external call
   must itself be idempotent (Stripe idempotency keys derived from our row ids, DESIGN.md rule 6).
+- A claim in progress is a lease of `IDEMPOTENCY_LEASE_SECONDS` (300 by default, well above the
+  request timeout: gunicorn kills a request after GUNICORN_TIMEOUT, 30 s). A request whose process
+  died mid-flight (worker killed, OOM) cannot release its key; once the lease is over, the next
+  request with that key takes it and runs, instead of meeting 409 for the key's whole life.
 - Keys are kept `IDEMPOTENCY_KEY_TTL_HOURS` (24 by default); older ones no longer replay and are
   deleted by the periodic task `core.prune_idempotency_keys`.
 """
@@ -29,7 +33,7 @@ import functools
 import hashlib
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -149,9 +153,12 @@ class _Claim:
             record = IdempotencyKey.objects.filter(caller=self.caller, key=self.key).first()
             if record is None:
                 continue  # the holder's row was pruned meanwhile: claim again
-            if not _expired(record.created_at):
+            if not _expired(record):
                 return record, False
-            IdempotencyKey.objects.filter(pk=record.pk, created_at=record.created_at).delete()
+            # Only the row as read: a holder that completes meanwhile keeps its answer.
+            IdempotencyKey.objects.filter(
+                pk=record.pk, created_at=record.created_at, state=record.state
+            ).delete()
         raise IdempotencyKeyInProgress("Another request with this Idempotency-Key is in progress.")
 
 
@@ -174,8 +181,13 @@ def _claim_sql() -> str:
     )
 
 
-def _expired(created_at: datetime) -> bool:
-    return created_at < timezone.now() - key_ttl()
+def _expired(record: IdempotencyKey) -> bool:
+    """Past the key's life, or a claim still in progress past its lease (its request died)."""
+    now = timezone.now()
+    if record.created_at < now - key_ttl():
+        return True
+    lease = timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
+    return record.state == IdempotencyKey.State.IN_PROGRESS and record.created_at < now - lease
 
 
 def _answer_for(record: IdempotencyKey, fingerprint: str) -> Response:

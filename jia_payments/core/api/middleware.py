@@ -5,22 +5,12 @@ view, and, with DEBUG on, its technical 404/500 pages, which bypass handler404/h
 middleware turns any such non-JSON error response on an API path into problem details.
 """
 
-from http import HTTPStatus
-
 from django.http import HttpResponsePermanentRedirect
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.utils.http import escape_leading_slashes
 
-from jia_payments.core.api.errors import is_api_path, problem, problem_response
+from jia_payments.core.api.errors import code_for, is_api_path, problem, problem_response, title_for
 
-_CODES = {
-    400: "bad_request",
-    403: "permission_denied",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    500: "server_error",
-}
 _DETAILS = {404: "No such resource.", 500: "An unexpected error occurred."}
 
 
@@ -36,9 +26,8 @@ class ProblemDetailsMiddleware:
         if content_type.startswith(("application/problem+json", "application/json")):
             return response
         status = response.status_code
-        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-        code = _CODES.get(status, phrase.lower().replace(" ", "_").replace("-", "_"))
-        body = problem(status, code, phrase, _DETAILS.get(status, f"{phrase}."))
+        title = title_for(status)
+        body = problem(status, code_for(status), title, _DETAILS.get(status, f"{title}."))
         headers = {name: response[name] for name in ("Allow", "Retry-After") if response.has_header(name)}
         return problem_response(body, headers)
 

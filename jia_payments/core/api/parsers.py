@@ -1,15 +1,29 @@
-"""The API's one request parser: DRF's JSON parser with a bound on how deeply a body may nest.
+"""The API's one request parser: strict JSON that every layer behind it can take.
 
-No request of the API nests deeper than a few levels (metadata and usage_limits are small JSON
-objects). Without a bound, a body of `[[[[...` deep enough makes Python's decoder raise
-RecursionError, which would surface as a 500; past MAX_DEPTH the body is a 400 like any other
-malformed JSON.
+- Nesting is bounded: no request of the API nests deeper than a few levels (metadata and
+  usage_limits are small JSON objects). Without a bound, a body of `[[[[...` deep enough makes
+  Python's decoder raise RecursionError, which would surface as a 500.
+- A key may appear once per object: with the last one winning, a proxy or a logger that reads the
+  first value would see another request than the one served.
+- No string (key or value) may hold an unpaired surrogate (`"\\ud800"`): JSON's escapes allow one,
+  but it is no Unicode character, UTF-8 cannot encode it and PostgreSQL cannot store it, so it
+  could only fail later, as a 500. (NUL, valid text that PostgreSQL cannot store either, is refused
+  by the fields: jia_payments.core.api.validation.)
+- NaN and Infinity are not JSON.
+
+Each is a 400 like any other malformed body, before a view sees the data.
 """
 
+import codecs
+import json
+import re
+
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, get_encoding
+from rest_framework.utils.json import strict_constant
 
 MAX_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def nesting_depth(value) -> int:
@@ -31,12 +45,43 @@ def nesting_depth(value) -> int:
     return deepest
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"the key {json.dumps(duplicate)} appears more than once in an object")
+    return data
+
+
+def has_text_matching(value, pattern: re.Pattern) -> bool:
+    """Whether any string in `value` (keys included, at any depth) matches `pattern`."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if pattern.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 class BoundedJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
+        encoding = get_encoding(parser_context or {})
         try:
-            data = super().parse(stream, media_type, parser_context)
+            text = codecs.getreader(encoding)(stream).read()
+            data = json.loads(text, parse_constant=strict_constant, object_pairs_hook=_unique_keys)
         except RecursionError:
             raise ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels.") from None
+        except ValueError as error:  # also UnicodeDecodeError: not text in the declared encoding
+            raise ParseError(f"JSON parse error - {error}") from None
         if nesting_depth(data) > MAX_DEPTH:
             raise ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels.")
+        if has_text_matching(data, _SURROGATE):
+            raise ParseError("JSON parse error - a string holds an unpaired surrogate (\\ud800-\\udfff).")
         return data

@@ -22,6 +22,8 @@ import pycountry
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from jia_payments.core.api.parsers import has_text_matching
+
 # ISO 4217 codes that are not money a customer pays in: funds, precious metals, SDR-style units,
 # the testing code and "no currency".
 NOT_MONEY = frozenset(
@@ -139,10 +141,15 @@ class CountryCodeField(StrictCharField):
         return value
 
 
+_NUL = re.compile("\x00")
+
+
 class JSONObjectField(serializers.JSONField):
     default_error_messages = {
         "not_object": "A JSON object is required.",
         "too_large": "At most {max_bytes} bytes of JSON.",
+        # PostgreSQL's jsonb cannot hold U+0000 in a key or a string (it was a 500)
+        "null_characters": "Null characters are not allowed.",
     }
 
     def __init__(self, *, max_bytes: int = DEFAULT_JSON_OBJECT_MAX_BYTES, **kwargs):
@@ -153,6 +160,8 @@ class JSONObjectField(serializers.JSONField):
         data = super().to_internal_value(data)
         if not isinstance(data, dict):
             self.fail("not_object")
+        if has_text_matching(data, _NUL):
+            self.fail("null_characters")
         if len(json.dumps(data, separators=(",", ":")).encode()) > self.max_bytes:
             self.fail("too_large", max_bytes=self.max_bytes)
         return data
@@ -176,11 +185,16 @@ class StrictSerializer(serializers.Serializer):
     """A serializer for writes that refuses fields it does not declare as writable."""
 
     default_error_messages = {"unknown_field": "Unknown field."}
+    # Fields of the resource's own representation that a write may send back unchanged (GET,
+    # modify, PUT) and that are not written: its id and timestamps. Accepted and ignored.
+    echoed_fields: frozenset[str] = frozenset()
 
     def to_internal_value(self, data):
         unknown = []
         if isinstance(data, dict):
-            writable = {name for name, field in self.fields.items() if not field.read_only}
+            writable = {
+                name for name, field in self.fields.items() if not field.read_only
+            } | self.echoed_fields
             unknown = sorted(str(name) for name in data if name not in writable)
         errors = {name: [self.error_messages["unknown_field"]] for name in unknown}
         try:

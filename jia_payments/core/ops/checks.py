@@ -32,6 +32,14 @@ def check_token_verification(app_configs, **kwargs):
         ]
     if not settings.AUTH_JWT_ALGORITHMS:
         return [checks.Error("AUTH_JWT_ALGORITHMS is empty.", id="core.E002")]
+    if not (settings.AUTH_PUBLIC_KEY_PEM or settings.AUTH_JWKS_PATH) and not settings.DEBUG:
+        return [
+            checks.Error(
+                "No token verification key: set AUTH_PUBLIC_KEY_PEM (the issuer's public key, PEM) "
+                "or AUTH_JWKS_PATH (a JWKS file). Without one every API token is refused (401).",
+                id="core.E005",
+            )
+        ]
     try:
         keys = _verification_keys()
     except Exception as error:  # noqa: BLE001 (any failure to load is reported, not raised)

@@ -83,9 +83,10 @@ OUTBOX_COUNT_CAP = 1_000_000
 
 
 class OutboxCollector:
-    """Pending outbox rows and the oldest one's age, read at scrape time: two index-only probes of
-    the partial index of pending rows (the count stops at OUTBOX_COUNT_CAP). With the database
-    down these two gauges are left out of the scrape (and /readyz says why)."""
+    """Pending and dead outbox rows and the oldest pending one's age, read at scrape time:
+    index-only probes of the partial indexes of pending and dead rows (counts stop at
+    OUTBOX_COUNT_CAP). With the database down these gauges are left out of the scrape (and
+    /readyz says why)."""
 
     def collect(self):
         from django.db import DatabaseError
@@ -96,6 +97,11 @@ class OutboxCollector:
         try:
             count = pending.order_by()[:OUTBOX_COUNT_CAP].count()
             oldest = pending.order_by("id").values_list("created_at", flat=True).first()
+            dead = (
+                OutboxEvent.objects.filter(status=OutboxEvent.Status.DEAD)
+                .order_by()[:OUTBOX_COUNT_CAP]
+                .count()
+            )
         except DatabaseError as error:
             logger.warning("metrics: outbox gauges left out (%s)", error.__class__.__name__)
             return
@@ -107,6 +113,11 @@ class OutboxCollector:
             f"{PREFIX}_outbox_oldest_pending_age_seconds",
             "Age of the oldest event not yet published (0 when none is pending).",
             value=age,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_outbox_dead_events",
+            "Domain events the broker refused EVENTS_MAX_ATTEMPTS times (admin: publish again).",
+            value=dead,
         )
 
 

@@ -21,6 +21,7 @@ logger = logging.getLogger("jia_payments.events")
 
 PENDING = OutboxEvent.Status.PENDING
 SENT = OutboxEvent.Status.SENT
+DEAD = OutboxEvent.Status.DEAD
 PRUNE_CHUNK = 10_000
 
 
@@ -102,13 +103,17 @@ def _publish_span(messages: list[Message]):
 
 def _claimable():
     """Pending rows, oldest first, that no other relay holds, and whose aggregate has no earlier
-    pending row: with two relays, one aggregate's rows are never in flight in both at once."""
-    earlier_pending = OutboxEvent.objects.filter(
-        status=PENDING, aggregate_id=OuterRef("aggregate_id"), id__lt=OuterRef("id")
-    )
+    pending (or dead) row: with two relays, one aggregate's rows are never in flight in both at
+    once, and no row overtakes a dead one of its aggregate."""
+
+    def earlier(status):
+        return OutboxEvent.objects.filter(
+            status=status, aggregate_id=OuterRef("aggregate_id"), id__lt=OuterRef("id")
+        )
+
     return (
         OutboxEvent.objects.filter(status=PENDING)
-        .filter(~Exists(earlier_pending))
+        .filter(~Exists(earlier(PENDING)), ~Exists(earlier(DEAD)))
         .order_by("id")
         .only("id", "aggregate_id", "envelope", "trace_context")
         .select_for_update(skip_locked=True)
@@ -136,11 +141,32 @@ def _mark_sent(ids: list[int]) -> None:
 
 
 def _mark_failed(failed: list[tuple]) -> None:
-    by_error: dict[str, list[int]] = {}
+    by_error: dict[tuple[str, bool], list[int]] = {}
     for row, error in failed:
-        by_error.setdefault(_describe(error), []).append(row.id)
-    for error, ids in by_error.items():
+        by_error.setdefault((_describe(error), _incurable(error)), []).append(row.id)
+    for (error, incurable), ids in by_error.items():
         OutboxEvent.objects.filter(id__in=ids).update(attempts=F("attempts") + 1, last_error=error)
+        if incurable:
+            died = OutboxEvent.objects.filter(
+                id__in=ids, status=PENDING, attempts__gte=settings.EVENTS_MAX_ATTEMPTS
+            ).update(status=DEAD)
+            if died:
+                logger.error(
+                    "event relay: %d events dead after %d refusals: %s",
+                    died,
+                    settings.EVENTS_MAX_ATTEMPTS,
+                    error,
+                )
+
+
+def _incurable(error) -> bool:
+    """The broker (or client) refused this very message, and trying again cannot help; a broker
+    that is down or slow (retriable errors, a failed batch) never makes a row dead."""
+    return (
+        isinstance(error, Exception)
+        and not isinstance(error, PublishError)
+        and getattr(error, "retriable", True) is False
+    )
 
 
 def _describe(error) -> str:
@@ -149,11 +175,13 @@ def _describe(error) -> str:
 
 
 def outbox_republish(*, ids: list[int]) -> int:
-    """Publish sent rows again, with their original CloudEvents id (consumers drop duplicates)."""
+    """Publish sent or dead rows again, with their original CloudEvents id (consumers drop
+    duplicates); a dead row gets EVENTS_MAX_ATTEMPTS tries again, in its place in its aggregate."""
     from jia_payments.core.outbox.events import request_relay_on_commit
 
     with transaction.atomic():
         count = OutboxEvent.objects.filter(id__in=ids, status=SENT).update(status=PENDING, sent_at=None)
+        count += OutboxEvent.objects.filter(id__in=ids, status=DEAD).update(status=PENDING, attempts=0)
         if count:
             request_relay_on_commit()
     return count

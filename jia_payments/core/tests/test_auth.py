@@ -287,3 +287,16 @@ def test_checks_refuse_a_key_that_does_not_load_or_fit_the_algorithms(tmp_path, 
     _, rsa_pem = _rsa_issuer()
     with override_settings(AUTH_PUBLIC_KEY_PEM=rsa_pem, AUTH_JWT_ALGORITHMS=["RS256", "PS256"]):
         assert _core_errors() == []
+
+
+@override_settings(DEBUG=True, AUTH_PUBLIC_KEY_PEM="", AUTH_JWKS_PATH="")
+def test_a_development_server_never_takes_a_jwt_shaped_value_as_a_user_id(token_issuer):
+    # A real signed token (its text is in token_issuer.issued: the autouse log check fails the
+    # test if any log line holds it) and a hand-made three-part value.
+    for value in (token_issuer.token("user_alice"), "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.sig", "a.b.c"):
+        _assert_401(_call(value))
+
+
+@pytest.mark.parametrize("role", [["admin"], {"name": "admin"}, 1, True])
+def test_a_role_claim_that_is_not_a_string_is_401(token_issuer, role):
+    _assert_401(_call(token_issuer.token("user_mallory", role=role)))

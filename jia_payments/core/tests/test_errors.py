@@ -73,6 +73,62 @@ def test_nesting_depth_counts_containers():
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        rb'{"code": "x", "metadata": {"note": "\ud800"}}',
+        rb'{"code": "x", "metadata": {"\udfff": 1}}',
+        rb'{"code": "x", "metadata": {"list": ["ok", ["\udc00"]]}}',
+        rb'{"code": "x\ud800"}',
+    ],
+)
+def test_a_lone_surrogate_anywhere_in_a_body_is_400_not_500(user_client, body):
+    response = user_client.post(THINGS, data=body, content_type="application/json")
+    problem = assert_problem(response, 400, "malformed_request")
+    assert "unpaired surrogate" in problem["detail"]
+    assert not Feature.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [rb'{"note": "a\u0000b"}', rb'{"a\u0000": 1}', rb'{"list": ["ok", [{"k": "\u0000"}]]}'],
+)
+def test_nul_in_a_json_object_field_is_a_400_on_that_field(user_client, metadata):
+    body = b'{"code": "x", "metadata": ' + metadata + b"}"
+    response = user_client.post(THINGS, data=body, content_type="application/json")
+    assert_problem(response, 400, "invalid", {"metadata": ["Null characters are not allowed."]})
+    assert not Feature.objects.exists()
+
+
+def test_a_surrogate_pair_is_a_character_like_any_other(user_client):
+    body = rb'{"code": "x", "metadata": {"smile": "\ud83d\ude00"}}'
+    response = user_client.post(THINGS, data=body, content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert Feature.objects.get(code="x")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"code": "x", "code": "y"}',
+        b'{"code": "x", "metadata": {"k": 1, "k": 2}}',
+        b'{"code": "x", "metadata": {"list": [{"a": 1, "a": 1}]}}',
+    ],
+)
+def test_a_key_twice_in_one_object_is_400(user_client, body):
+    response = user_client.post(THINGS, data=body, content_type="application/json")
+    problem = assert_problem(response, 400, "malformed_request")
+    assert "appears more than once" in problem["detail"]
+    assert not Feature.objects.exists()
+
+
+@pytest.mark.parametrize("body", [b'{"code": NaN}', b'{"code": "x", "metadata": {"n": Infinity}}'])
+def test_nan_and_infinity_are_not_json(user_client, body):
+    assert_problem(
+        user_client.post(THINGS, data=body, content_type="application/json"), 400, "malformed_request"
+    )
+
+
+@pytest.mark.parametrize(
     ("content_type", "data"),
     [
         ("text/plain", b"code=x"),
@@ -148,3 +204,64 @@ def test_a_plain_django_405_on_an_api_path_is_a_problem(client):
     response = client.post("/api/test/django-get-only/")
     assert_problem(response, 405, "method_not_allowed")
     assert response["Allow"] == "GET"
+
+
+LISTS = [
+    "/api/v1/payments/",
+    "/api/v1/plans/",
+    "/api/v1/pricing-zones/",
+    "/api/v1/entitlements/",
+    "/api/v1/prices/",
+]
+QUERIES = {"/api/v1/entitlements/": {"user_id": "user_alice"}, "/api/v1/prices/": {"country": "IN"}}
+
+
+@pytest.mark.urls("jia_payments.urls")
+@pytest.mark.parametrize("path", LISTS)
+def test_lists_asked_for_html_by_a_browser_render_the_browsable_api(staff_client, path):
+    from pricing.tests.factories import PlanFactory, PricingZoneFactory
+
+    PlanFactory(id="basic_x")
+    PricingZoneFactory()
+    as_json = staff_client.get(path, QUERIES.get(path, {}))
+    assert as_json.status_code == 200, as_json.content
+    for accept in ("text/html", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"):
+        page = staff_client.get(path, QUERIES.get(path, {}), HTTP_ACCEPT=accept)
+        assert page.status_code == 200, page.content[:500]
+        assert page["Content-Type"].startswith("text/html")
+        assert b"&quot;count&quot;" in page.content and b"&quot;results&quot;" in page.content
+
+
+@pytest.mark.urls("jia_payments.urls")
+def test_every_404_has_one_title(service_client):
+    import uuid
+
+    responses = [
+        service_client.get("/api/v1/no-such-thing/"),
+        service_client.get(f"/api/v1/payments/{uuid.uuid4()}/"),
+        service_client.get("/api/v1/payments/not-a-uuid/"),
+        service_client.get("/api/v1/plans/no_such_plan/"),
+        service_client.get("/api/v1/pricing-zones/ZZ/"),
+        service_client.post(
+            f"/stripe/webhook/{uuid.uuid4()}/",
+            b"{}",
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE="t=1,v1=x",
+        ),
+    ]
+    titles = {assert_problem(response, 404, "not_found")["title"] for response in responses}
+    assert titles == {"Not found"}
+
+
+def test_titles_are_one_spelling_for_each_status():
+    from jia_payments.core.api.errors import title_for
+
+    assert [title_for(status) for status in (400, 404, 405, 413, 414, 431, 500)] == [
+        "Bad request",
+        "Not found",
+        "Method not allowed",
+        "Payload too large",
+        "URI too long",
+        "Request header fields too large",
+        "Internal server error",
+    ]

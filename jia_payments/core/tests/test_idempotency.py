@@ -149,6 +149,40 @@ def test_a_key_in_progress_is_409_for_a_non_atomic_view(user_client):
     assert not Feature.objects.exists()
 
 
+@pytest.mark.django_db
+def test_a_key_left_in_progress_by_a_dead_request_is_taken_after_its_lease(user_client, settings):
+    settings.IDEMPOTENCY_LEASE_SECONDS = 60
+    fingerprint = _fingerprint_of(user_client, {"code": "thing"})
+    IdempotencyKey.objects.create(
+        caller="user:user_alice", key="key-1", method="POST", path=SLOW, request_fingerprint=fingerprint
+    )
+    IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(seconds=59))
+    assert_problem(_post(user_client, {"code": "thing"}, path=SLOW), 409, "idempotency_key_in_progress")
+    assert not Feature.objects.exists()
+    IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(seconds=61))
+    retried = _post(user_client, {"code": "thing"}, path=SLOW)
+    assert retried.status_code == 201, retried.content
+    replayed = _post(user_client, {"code": "thing"}, path=SLOW)
+    assert (replayed.status_code, replayed["Idempotent-Replayed"]) == (201, "true")
+    assert list(Feature.objects.values_list("code", flat=True)) == ["thing"]
+    [key] = IdempotencyKey.objects.all()
+    assert key.state == IdempotencyKey.State.COMPLETED
+
+
+@pytest.mark.django_db
+def test_a_completed_key_is_never_taken_by_the_lease(user_client, settings):
+    settings.IDEMPOTENCY_LEASE_SECONDS = 60
+    assert _post(user_client, {"code": "thing"}, path=SLOW).status_code == 201
+    IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    replayed = _post(user_client, {"code": "thing"}, path=SLOW)
+    assert replayed["Idempotent-Replayed"] == "true"
+    assert Feature.objects.count() == 1
+
+
+def test_the_lease_is_well_above_the_request_timeout():
+    assert settings.IDEMPOTENCY_LEASE_SECONDS == 300
+
+
 def _fingerprint_of(client, body) -> str:
     from django.test import RequestFactory
     from rest_framework.parsers import JSONParser

@@ -182,3 +182,58 @@ def test_a_partly_failed_batch_republishes_only_the_unacknowledged_rows(kafka_ev
     backoff.clear()
     relay_until_drained()
     assert_once_each_in_key_order(kafka_events.read(min_messages=8), events)
+
+
+def test_a_row_the_broker_can_never_take_goes_dead_without_reordering_its_aggregate(kafka_events, settings):
+    from jia_payments.core.ops.metrics import OutboxCollector
+    from jia_payments.core.outbox.services import outbox_republish
+
+    settings.EVENTS_MAX_ATTEMPTS = 3
+    stuck_key, other_key = uuid.uuid4(), uuid.uuid4()
+    provider, settings.EVENTS_PROVIDER = settings.EVENTS_PROVIDER, "outbox"
+    poison, held_back, other = record(stuck_key, seq=0), record(stuck_key, seq=1), record(other_key, seq=0)
+    settings.EVENTS_PROVIDER = provider
+    # Over kafka-python's 1 MiB request limit: refused at send, an error retrying cannot cure.
+    envelope = {**poison.envelope, "data": {**poison.envelope["data"], "pad": "x" * 2_000_000}}
+    OutboxEvent.objects.filter(pk=poison.pk).update(envelope=envelope)
+
+    for _ in range(settings.EVENTS_MAX_ATTEMPTS):
+        backoff.clear()
+        outbox_relay()
+    poison.refresh_from_db()
+    assert (poison.status, poison.attempts) == ("dead", 3)
+    assert "MessageSizeTooLarge" in poison.last_error
+    # The other aggregate flowed; the dead row's later event waits behind it, in order.
+    assert OutboxEvent.objects.get(pk=other.pk).status == "sent"
+    assert OutboxEvent.objects.get(pk=held_back.pk).status == "pending"
+    backoff.clear()
+    assert outbox_relay().failed == 0  # the relay no longer trips over it
+    [(key, envelope_sent, _)] = kafka_events.read(min_messages=1)
+    assert (key, envelope_sent["data"]["seq"]) == (str(other_key), 0)
+    gauges = {metric.name: metric.samples[0].value for metric in OutboxCollector().collect()}
+    assert gauges["jia_payments_outbox_dead_events"] == 1
+    assert gauges["jia_payments_outbox_pending_events"] == 1
+
+    # Published again (admin's action): pending in its place, with fresh tries.
+    OutboxEvent.objects.filter(pk=poison.pk).update(envelope=poison.envelope | {"data": {"seq": 0}})
+    assert outbox_republish(ids=[poison.pk]) == 1
+    relay_until_drained()
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"sent"}
+    stuck = [(k, e["data"]["seq"]) for k, e, _ in kafka_events.read(min_messages=3) if k == str(stuck_key)]
+    assert stuck == [(str(stuck_key), 0), (str(stuck_key), 1)]
+
+
+def test_a_broker_that_is_down_never_makes_a_row_dead(kafka_events, settings):
+    settings.EVENTS_MAX_ATTEMPTS = 2
+    provider, settings.EVENTS_PROVIDER = settings.EVENTS_PROVIDER, "outbox"
+    event = record(uuid.uuid4())
+    settings.EVENTS_PROVIDER = provider
+    kafka_events.broker.stop()
+    try:
+        for _ in range(4):
+            backoff.clear()
+            outbox_relay()
+    finally:
+        kafka_events.broker.start()
+    event.refresh_from_db()
+    assert (event.status, event.attempts >= 4) == ("pending", True)

@@ -17,9 +17,12 @@ import pytest
 import requests
 from django.conf import settings
 
+from testsupport.tokens import TokenIssuer
+
 ROOT = Path(__file__).resolve().parents[3]
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 TOKEN = "metrics-token-" + "g" * 24
+ISSUER = TokenIssuer()
 PRODUCTION = {
     "DEBUG": "false",
     "SECRET_KEY": "k" * 20 + "-production-secret-9f8e7d6c5b4a3928171605ab",
@@ -28,6 +31,7 @@ PRODUCTION = {
     "SECURE_SSL_REDIRECT": "false",
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "json",
+    "AUTH_PUBLIC_KEY_PEM": ISSUER.public_pem,
 }
 
 
@@ -403,3 +407,94 @@ def test_migrate_locked_waits_for_the_replica_that_migrates(monkeypatch):
         other_replica.execute("SELECT pg_advisory_unlock(%s)", [migrate_locked.MIGRATION_LOCK_KEY])
     call_command("migrate_locked", "--lock-timeout", "1")
     assert ran == ["migrate"]
+
+
+@pytest.fixture
+def threaded_gunicorn(django_db_setup, tmp_path):
+    """One gthread worker: keep-alive connections (the sync worker closes after every answer)."""
+    test_database = settings.DATABASES["default"]["NAME"]
+    database_url = urlparse(os.environ["DATABASE_URL"])._replace(path=f"/{test_database}").geturl()
+    server = Gunicorn(tmp_path, database_url, WEB_CONCURRENCY="1", GUNICORN_THREADS="2")
+    try:
+        server.wait_until_up()
+        yield server
+    finally:
+        server.stop()
+
+
+UNREAD_BODIES = [
+    (None, 60_000, 401),
+    (None, 300_000, 401),
+    ("service", 300_000, 413),
+    ("service", 2_000_000, 413),
+]
+
+
+@pytest.mark.django_db
+def test_an_answer_that_left_the_body_unread_says_close_and_the_next_request_is_served(threaded_gunicorn):
+    import http.client
+
+    served = 0
+    for token, size, status in UNREAD_BODIES:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["better-auth-token"] = ISSUER.token("svc_big", role=token)
+        body = b'{"description": "' + b"x" * size + b'"}'
+        for _ in range(5):
+            connection = http.client.HTTPConnection("127.0.0.1", threaded_gunicorn.port, timeout=30)
+            connection.request("POST", "/api/v1/payments/", body=body, headers=headers)
+            first = connection.getresponse()
+            problem = json.loads(first.read())
+            assert (first.status, problem["status"]) == (status, status)
+            assert first.getheader("Connection") == "close", (token, size)
+            connection.request("GET", "/healthz")  # http.client reconnects, as a client told "close" does
+            second = connection.getresponse()
+            second.read()
+            served += second.status == 200
+            connection.close()
+    assert served == 5 * len(UNREAD_BODIES)
+
+
+def _raw_request(port: int, request: bytes) -> tuple[int, dict, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {
+        name.lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)
+    }
+    return int(status_line.split()[1]), headers, body
+
+
+REFUSED_BY_GUNICORN = [
+    (b"GET /api/v1/plans/?q=" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+    (
+        b"GET /api/v1/plans/ HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+        431,
+        "request_header_fields_too_large",
+    ),
+    (
+        b"GET /api/v1/plans/ HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-H%d: 1\r\n" % n for n in range(120))
+        + b"\r\n",
+        431,
+        "request_header_fields_too_large",
+    ),
+    (b"GET /api/v1/plans/ HTTP/9.9\r\nHost: x\r\n\r\n", 400, "bad_request"),
+]
+
+
+@pytest.mark.django_db
+def test_requests_gunicorn_refuses_itself_are_answered_in_problem_details(gunicorn):
+    for request_bytes, status, code in REFUSED_BY_GUNICORN:
+        answered, headers, body = _raw_request(gunicorn.port, request_bytes)
+        assert answered == status, body
+        assert headers["content-type"] == "application/problem+json"
+        assert headers["connection"] == "close"
+        problem = json.loads(body)
+        assert (problem["status"], problem["code"]) == (status, code)
+        assert problem["type"] == f"https://docs.jia.app/problems/{code}"
+        assert set(problem) == {"type", "title", "status", "detail", "code"}

@@ -12,6 +12,8 @@ from django.db.migrations.executor import MigrationExecutor
 
 class Command(BaseCommand):
     help = "Wait until the database answers a query."
+    # It only waits: the configuration is checked by what runs next (migrate, `check`).
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait at most")

@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("core", "0003_outbox_pending_aggregate_index"),
+        ("core", "0004_outbox_dead"),
     ]
 
     operations = [

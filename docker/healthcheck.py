@@ -1,0 +1,60 @@
+"""The container health check of each role: python docker/healthcheck.py [web|worker|beat].
+
+web     GET /healthz on the local port answers 200 (the process serves; dependencies are /readyz's)
+worker  this container's Celery worker answers a ping through the broker
+beat    the broker beat publishes to accepts a connection
+
+Exit 0 healthy, 1 not (what Docker's HEALTHCHECK reads); one line on stdout says why.
+"""
+
+import os
+import socket
+import sys
+import urllib.request
+
+TIMEOUT = float(os.environ.get("HEALTHCHECK_TIMEOUT", "4"))
+
+
+def web() -> str:
+    port = os.environ.get("PORT", "8000")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=TIMEOUT) as response:
+        if response.status != 200:
+            raise RuntimeError(f"/healthz answered {response.status}")
+    return "web answers /healthz"
+
+
+def _celery_app():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jia_payments.settings")
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from jia_payments.celery import app
+
+    return app
+
+
+def worker() -> str:
+    node = os.environ.get("CELERY_NODE_NAME") or f"celery@{socket.gethostname()}"
+    replies = _celery_app().control.ping(destination=[node], timeout=TIMEOUT)
+    if not replies:
+        raise RuntimeError(f"worker {node} did not answer a ping")
+    return f"worker {node} answers"
+
+
+def beat() -> str:
+    with _celery_app().connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, timeout=TIMEOUT)
+    return "beat's broker accepts a connection"
+
+
+def main() -> int:
+    role = sys.argv[1] if len(sys.argv) > 1 else "web"
+    probe = {"web": web, "worker": worker, "beat": beat}[role]
+    try:
+        print(probe())
+    except Exception as error:  # noqa: BLE001 (any failure is "unhealthy", said in one line)
+        print(f"unhealthy: {type(error).__name__}: {error}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
