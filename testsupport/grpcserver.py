@@ -12,6 +12,8 @@ from urllib.parse import urlparse, urlunparse
 
 from django.conf import settings
 
+from testsupport.tokens import TokenIssuer
+
 ROOT = Path(__file__).resolve().parents[1]
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
 
@@ -39,6 +41,8 @@ class GrpcServerProcess:
             "GRPC_ADDRESS": self.address,
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "INFO",
+            # Production refuses to start without a token verification key (a system check).
+            "AUTH_PUBLIC_KEY_PEM": TokenIssuer().public_pem,
             **(env or {}),
         }
         self.process: subprocess.Popen | None = None
