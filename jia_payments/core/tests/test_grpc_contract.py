@@ -64,8 +64,9 @@ def test_the_checked_in_code_is_what_the_protos_generate(tmp_path):
 
 
 def _pinned(name: str) -> str:
+    """The version the runtime lock (requirements/base.txt, hash-pinned) installs."""
     text = (ROOT / "requirements" / "base.txt").read_text()
-    return re.search(rf"^{re.escape(name)}==(\S+)$", text, re.MULTILINE).group(1)
+    return re.search(rf"^{re.escape(name)}==([^\s\\]+)", text, re.MULTILINE).group(1)
 
 
 def test_the_generated_code_runs_on_the_pinned_protobuf_runtime():

@@ -14,6 +14,7 @@ import pytest
 import requests
 from django.conf import settings
 
+from testsupport.tokens import TokenIssuer
 from testsupport.tracing import OtlpGrpcReceiver, OtlpReceiver
 from testsupport.waiting import wait_for
 
@@ -169,7 +170,13 @@ def test_the_grpc_server_exports_its_calls_with_the_callers_traceparent_as_paren
     import grpc
 
     port = _free_port()
-    env = {**os.environ, **PRODUCTION, **otlp_receiver.environ(), "DATABASE_URL": _test_database_url()}
+    env = {
+        **os.environ,
+        **PRODUCTION,
+        **otlp_receiver.environ(),
+        "DATABASE_URL": _test_database_url(),
+        "AUTH_PUBLIC_KEY_PEM": TokenIssuer().public_pem,  # production refuses to start without one
+    }
     with open(tmp_path / "grpcserver.log", "w+") as log:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "grpcserver", "--address", f"127.0.0.1:{port}"],
