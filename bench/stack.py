@@ -135,9 +135,9 @@ def _environ(method: str, path: str, *, token: str = "", body: bytes = b"", head
 
 
 def child(rounds: int, requests: int) -> None:
-    from testsupport.tokens import TokenIssuer
-
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from testsupport.tokens import TokenIssuer
 
     issuer = TokenIssuer(load_pem_private_key(os.environ.pop("BENCH_PRIVATE_KEY_PEM").encode(), None))
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
