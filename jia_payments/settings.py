@@ -490,7 +490,9 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     {"model": "entitlements.Entitlement", "exclude_fields": ["updated_at"]},
     {"model": "entitlements.Family", "exclude_fields": ["updated_at"]},
     {"model": "entitlements.FamilyMember"},
-    {"model": "payments.Payment", "exclude_fields": ["updated_at"]},
+    # checkout_session: the reverse side of CheckoutSession.payment, not a column of the payment;
+    # auditlog read it (a query, on every save) only to find it unchanged.
+    {"model": "payments.Payment", "exclude_fields": ["updated_at", "checkout_session"]},
     {"model": "payments.Refund", "exclude_fields": ["updated_at"]},
 )
 

@@ -1,4 +1,5 @@
-"""EntitlementSerializer's own representation is, value for value and byte for byte, DRF's."""
+"""The serializers rendered by a plan (DirectRepresentation) answer value for value and byte for byte
+what DRF's fields answer."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -6,16 +7,19 @@ import pytest
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
-from entitlements.models import Entitlement
-from entitlements.serializers import EntitlementSerializer
-from entitlements.tests.factories import EntitlementFactory, FamilyFactory
+from entitlements.models import Entitlement, FamilyMember
+from entitlements.serializers import EntitlementSerializer, FamilyMemberSerializer
+from entitlements.tests.factories import EntitlementFactory, FamilyFactory, FamilyMemberFactory
+from payments.api.payments import PaymentSerializer
+from payments.models import Payment
+from payments.tests.factories import PaymentFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def _drf(instance) -> dict:
+def _drf(instance, serializer_class=EntitlementSerializer) -> dict:
     """What DRF's fields give (Serializer.to_representation, field by field)."""
-    return serializers.Serializer.to_representation(EntitlementSerializer(), instance)
+    return serializers.Serializer.to_representation(serializer_class(), instance)
 
 
 def _rows() -> list[Entitlement]:
@@ -57,3 +61,39 @@ def test_not_a_model_instance_goes_through_the_fields():
     values.update(expires_at=None, usage_limits={}, metadata={}, created_at=row.created_at)
     values.update(updated_at=row.updated_at)
     assert EntitlementSerializer(values).data == _drf(row)
+
+
+@pytest.mark.parametrize("serializer_class", [EntitlementSerializer, FamilyMemberSerializer, PaymentSerializer])
+def test_each_serializer_has_a_plan(serializer_class):
+    assert serializer_class._representation_plan(serializer_class()) is not None
+
+
+def test_family_members_and_payments_as_drf_renders_them():
+    FamilyMemberFactory(role=FamilyMember.Role.OWNER)
+    FamilyMemberFactory()
+    PaymentFactory(metadata={"k": ["v", 1]}, description="caf\u00e9")
+    PaymentFactory(status=Payment.Status.FAILED, failure_reason="card_declined", refunded_amount=0)
+    for serializer_class, rows in (
+        (FamilyMemberSerializer, list(FamilyMember.objects.all())),
+        (PaymentSerializer, list(Payment.objects.all())),
+    ):
+        assert len(rows) == 2
+        ours = serializer_class(rows, many=True).data
+        drf = [_drf(row, serializer_class) for row in rows]
+        assert ours == drf
+        assert JSONRenderer().render(ours) == JSONRenderer().render(drf)
+
+
+def test_a_field_it_does_not_know_makes_the_class_use_drf():
+    class WithMethod(EntitlementSerializer):
+        extra = serializers.SerializerMethodField()
+
+        class Meta(EntitlementSerializer.Meta):
+            fields = [*EntitlementSerializer.Meta.fields, "extra"]
+
+        def get_extra(self, row):
+            return row.user_id.upper()
+
+    row = EntitlementFactory()
+    assert WithMethod._representation_plan(WithMethod()) is None
+    assert WithMethod(row).data == {**_drf(row), "extra": row.user_id.upper()}
