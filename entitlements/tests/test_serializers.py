@@ -63,7 +63,10 @@ def test_not_a_model_instance_goes_through_the_fields():
     assert EntitlementSerializer(values).data == _drf(row)
 
 
-@pytest.mark.parametrize("serializer_class", [EntitlementSerializer, FamilyMemberSerializer, PaymentSerializer])
+PLANNED = [EntitlementSerializer, FamilyMemberSerializer, PaymentSerializer]
+
+
+@pytest.mark.parametrize("serializer_class", PLANNED)
 def test_each_serializer_has_a_plan(serializer_class):
     assert serializer_class._representation_plan(serializer_class()) is not None
 

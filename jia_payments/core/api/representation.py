@@ -10,8 +10,9 @@ that is not an instance of the serializer's model.
 
 Known renderings (DRF's `to_representation` of each): None stays None; CharField, and a
 ChoiceField whose choices are strings: `str(value)`; UUIDField in its default format: `str`;
-IntegerField: `int` (BigIntegerField: `str` when it coerces to strings); DateTimeField in ISO 8601 with the project's UTC: the API's timestamp text
-(`iso_utc`; a naive time taken as UTC, a string as it is); JSONField (not binary): the value itself.
+IntegerField: `int` (BigIntegerField: `str` when it coerces to strings); DateTimeField in ISO 8601
+with the project's UTC: the API's timestamp text (`iso_utc`; a naive time taken as UTC, a string as
+it is); JSONField (not binary): the value itself.
 """
 
 from datetime import UTC
