@@ -11,7 +11,7 @@ development only): a value shaped like a JWT is never taken as a user id.
 import contextlib
 import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -33,6 +33,9 @@ class Principal:
 
     user_id: str
     role: str  # "user", "service" or "staff"
+    # A logged-in Django staff user (admin's session), whose admin permissions bound what it may
+    # change through the API (`core.api.permissions`); None for token callers.
+    session_user: object = field(default=None, compare=False, repr=False)
 
     USER = "user"
     SERVICE = "service"
@@ -213,4 +216,6 @@ class StaffSessionAuthentication(authentication.SessionAuthentication):
         user, _ = result
         if not user.is_staff:
             return None
-        return Principal(user_id=f"staff:{user.get_username()}", role=Principal.STAFF), None
+        return Principal(
+            user_id=f"staff:{user.get_username()}", role=Principal.STAFF, session_user=user
+        ), None
