@@ -10,6 +10,7 @@ development only): a value shaped like a JWT is never taken as a user id.
 
 import contextlib
 import functools
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -25,6 +26,9 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"EdDSA", "Ed25519", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 )
 MAX_TOKEN_LENGTH = 8192
+# Text PostgreSQL cannot hold (NUL, unpaired surrogates): a subject with it would fail at the first
+# query as a 500, so the token is refused instead.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,12 @@ def _verify(token: str, key=None) -> tuple[Principal, float]:
     except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise exceptions.AuthenticationFailed("Invalid or expired token.") from error
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject or len(subject) > USER_ID_MAX_LENGTH:
+    if (
+        not isinstance(subject, str)
+        or not subject
+        or len(subject) > USER_ID_MAX_LENGTH
+        or _UNSTORABLE.search(subject)
+    ):
         raise exceptions.AuthenticationFailed("Invalid token subject.")
     role = claims.get("role")
     if role is not None and not isinstance(role, str):
