@@ -491,6 +491,7 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     {"model": "entitlements.FamilyMember"},
     {"model": "payments.Payment", "exclude_fields": ["updated_at"]},
     {"model": "payments.Refund", "exclude_fields": ["updated_at"]},
+    {"model": "payments.Subscription", "exclude_fields": ["updated_at"]},
 )
 
 # --- gRPC (manage.py grpcserver) ---------------------------------------------------------------
