@@ -332,7 +332,7 @@ def test_an_upgrade_and_a_downgrade_delivered_twice_newest_first(stripe_e2e):
         assert answer.status_code == 200, answer.text
 
     held = e2e.delivered_twice_newest_first(downgrade)
-    assert [e["type"] for e in held] == ["customer.subscription.updated"]
+    assert [e["type"] for e in held if e["type"].startswith("customer.")] == ["customer.subscription.updated"]
     ours = subscription_get(e2e, "user_storm_down", subscription["id"])
     assert (ours["plan_id"], ours["amount"]) == ("premium_monthly", 999)
     assert access_of(e2e, "user_storm_down", "priority_support")["has_access"] is False

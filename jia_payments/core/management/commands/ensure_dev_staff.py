@@ -11,7 +11,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--base-url", default="http://127.0.0.1:8000", help="Where the server listens (make run: RUN_PORT)"
+            "--base-url", default="http://127.0.0.1:8000", help="Where the server listens (RUN_PORT)"
         )
 
     def handle(self, *args, **options):
