@@ -16,7 +16,7 @@ from jia_payments.core.api.validation import (
     UserIdField,
 )
 from payments.api.subscriptions import SubscriptionSerializer, subscription_render
-from payments.checkout import CheckoutSuperseded, checkout_data, checkout_or_change_plan
+from payments.checkout import checkout_data, checkout_or_change_plan
 from payments.selectors import checkout_session_get
 from payments.subscriptions import PRORATIONS, AlreadySubscribed
 
@@ -75,8 +75,8 @@ class CheckoutSessionListView(APIView):
                 "user_1 already has subscription 5f0c... (premium_monthly, active): ask for the checkout "
                 "with change_plan=true, or POST /api/v1/subscriptions/5f0c.../change/.",
                 "A recurring plan while the buyer has a live subscription, without change_plan "
-                "(or `checkout_superseded`: a newer checkout of the buyer replaced this one)",
-                (CheckoutSuperseded, "A newer checkout of user_1 replaced checkout 7a1e...."),
+                "(also `checkout_superseded`: a newer checkout of the buyer replaced this one while "
+                "it was made)",
             ),
         },
     )

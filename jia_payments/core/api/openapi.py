@@ -64,18 +64,15 @@ _EXAMPLES = {
 }
 
 
-def problem_response(
-    error: type[Exception], detail: str, description: str = "", *more: tuple[type[Exception], str]
-) -> OpenApiResponse:
+def problem_response(error: type[Exception], detail: str, description: str = "") -> OpenApiResponse:
     """A documented error response of an error class (its code and title), with an example, for
-    `extend_schema(responses=...)`; `more`: other (error class, detail) of the same status."""
+    `extend_schema(responses=...)`."""
     _, code, title = identity_of(error)
-    examples = [OpenApiExample(code, value=problem_of(error, detail), response_only=True)]
-    for other, other_detail in more:
-        examples.append(
-            OpenApiExample(identity_of(other)[1], value=problem_of(other, other_detail), response_only=True)
-        )
-    return OpenApiResponse(response=ProblemSerializer, description=description or title, examples=examples)
+    return OpenApiResponse(
+        response=ProblemSerializer,
+        description=description or title,
+        examples=[OpenApiExample(code, value=problem_of(error, detail), response_only=True)],
+    )
 
 
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
