@@ -210,7 +210,7 @@ def _replace_open_checkouts(buyer: str) -> list[CheckoutSession]:
     open_ones = list(
         CheckoutSession.objects.filter(user_id=buyer, status=CheckoutSession.Status.OPEN)
         .exclude(plan__billing_cycle="one_time")
-        .select_for_update()
+        .select_for_update(of=("self",))  # not the plan's row: other buyers' checkouts go on
     )
     unmade = [older.pk for older in open_ones if not older.stripe_session_id]
     CheckoutSession.objects.filter(pk__in=unmade).update(
