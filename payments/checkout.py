@@ -173,7 +173,7 @@ def checkout_session_create(
             return _complete(session, payment=None, subscription_id="", expires_at=None)
     try:
         for older in replaced:
-            _expire_at_stripe(older, replacing=session)
+            _expire_replaced(older)
         stripe_session = gateway.checkout_session_create(
             checkout_session_id=session.pk,
             billing_cycle=plan.billing_cycle,
@@ -219,7 +219,7 @@ def _replace_open_checkouts(buyer: str) -> list[CheckoutSession]:
     return [older for older in open_ones if older.stripe_session_id]
 
 
-def _expire_at_stripe(older: CheckoutSession, *, replacing: CheckoutSession) -> None:
+def _expire_replaced(older: CheckoutSession) -> None:
     """Expire a replaced checkout at Stripe, then ours; one Stripe says is paid refuses the new one."""
     status = _expire_stripe_session(older.stripe_session_id)
     if status == "complete":
