@@ -127,11 +127,3 @@ def test_registering_with_the_fake_is_refused_when_debug_is_false(settings):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="development only"):
         _run("stripe_dev_webhook", base_url="http://127.0.0.1:8000")
-
-
-def test_the_admin_login_names_the_port_make_run_serves_on(settings):
-    settings.DEBUG = True
-    said = _run("ensure_dev_staff", base_url="http://127.0.0.1:9180")
-    assert "Admin: http://127.0.0.1:9180/admin/  login admin / admin" in said
-    assert "API docs: http://127.0.0.1:9180/api/docs/" in said
-    assert "8000" not in said

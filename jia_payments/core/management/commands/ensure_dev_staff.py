@@ -11,11 +11,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--base-url", default="http://127.0.0.1:8000", help="Where the server listens (RUN_PORT)"
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            help="where the server listens (make run's RUN_PORT)",
         )
 
-    def handle(self, *args, **options):
-        base_url = options["base_url"].rstrip("/")
+    def handle(self, *args, base_url, **options):
         if not settings.DEBUG:
             raise CommandError("ensure_dev_staff is for development only (DEBUG=true).")
         user_model = get_user_model()
@@ -25,6 +26,7 @@ class Command(BaseCommand):
         if created:
             user.set_password(PASSWORD)
             user.save()
+        base_url = base_url.rstrip("/")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Admin: {base_url}/admin/  login {USERNAME} / {PASSWORD}"
