@@ -494,6 +494,7 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     # auditlog read it (a query, on every save) only to find it unchanged.
     {"model": "payments.Payment", "exclude_fields": ["updated_at", "checkout_session"]},
     {"model": "payments.Refund", "exclude_fields": ["updated_at"]},
+    {"model": "payments.Subscription", "exclude_fields": ["updated_at"]},
 )
 
 # --- gRPC (manage.py grpcserver) ---------------------------------------------------------------
