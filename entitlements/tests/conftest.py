@@ -27,3 +27,15 @@ def outbox():
         ]
 
     return events
+
+
+@pytest.fixture
+def audit_reasons():
+    """The reasons the audit trail gives for the updates of a row, oldest first."""
+    from auditlog.models import LogEntry
+
+    def reasons(row) -> list:
+        entries = LogEntry.objects.filter(object_pk=str(row.pk), action=LogEntry.Action.UPDATE).order_by("id")
+        return [(entry.additional_data or {}).get("reason") for entry in entries]
+
+    return reasons

@@ -455,11 +455,14 @@ def test_status_and_expiry_refuse_bad_input_unknown_ids_and_end_users(service_cl
     assert (alice_row.status, alice_row.expires_at) == ("active", END)
 
 
-def test_expiry_moves_the_end_and_null_means_lifetime(service_client, alice_row, committed):
+def test_expiry_moves_the_end_and_null_means_lifetime(service_client, alice_row, committed, audit_reasons):
     url = _expiry_url(alice_row.pk)
     with committed():
-        body = service_client.post(url, {"expires_at": "2032-02-29T12:00:00Z"}, format="json").json()
+        body = service_client.post(
+            url, {"expires_at": "2032-02-29T12:00:00Z", "reason": "support goodwill"}, format="json"
+        ).json()
     assert body["expires_at"] == "2032-02-29T12:00:00Z"
+    assert audit_reasons(alice_row) == ["support goodwill"]
     with committed():
         body = service_client.post(url, {"expires_at": None}, format="json").json()
     assert body["expires_at"] is None

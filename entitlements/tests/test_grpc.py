@@ -364,15 +364,19 @@ def test_unknown_ids_are_not_found(stub, as_user):
         assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_expiry_moves_the_end_and_unset_means_lifetime(stub, as_user, alice_row, committed):
+def test_expiry_moves_the_end_and_unset_means_lifetime(stub, as_user, alice_row, committed, audit_reasons):
     service = as_user(*SERVICE)
     later = Timestamp()
     later.FromDatetime(datetime(2032, 2, 29, 12, tzinfo=UTC))
     with committed():
         moved = stub.UpdateEntitlementExpiry(
-            pb.UpdateEntitlementExpiryRequest(id=str(alice_row.pk), expires_at=later), metadata=service
+            pb.UpdateEntitlementExpiryRequest(
+                id=str(alice_row.pk), expires_at=later, reason="support goodwill"
+            ),
+            metadata=service,
         )
     assert plain(moved.entitlement)["expires_at"] == datetime(2032, 2, 29, 12, tzinfo=UTC)
+    assert audit_reasons(alice_row) == ["support goodwill"]
     with committed():
         lifetime = stub.UpdateEntitlementExpiry(
             pb.UpdateEntitlementExpiryRequest(id=str(alice_row.pk)), metadata=service
