@@ -1,5 +1,5 @@
 """The gRPC server's shared machinery: reflection, health, authentication, rate limits, the error
-mapping, one log line and the metrics per call."""
+mapping, one log line and the metrics per call (a streaming one's when the stream ends)."""
 
 import socket
 import subprocess
@@ -14,6 +14,7 @@ from django.core import signals
 from django.db import OperationalError
 from django.test import override_settings
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY
 from rest_framework import exceptions
 
@@ -25,9 +26,11 @@ from jia_payments.protos.pricing.v1.pricing_pb2_grpc import PricingServiceStub
 from pricing import selectors
 from testsupport.grpc import auth, details_of, reason_of
 from testsupport.logcapture import capture_logs
+from testsupport.waiting import wait_for
 
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
 ZONE = pb.GetPricingZoneRequest(iso_code="ZZ")  # answers NOT_FOUND: a call that needs no data
+PRICING_FILE_REQUEST = reflection_pb2.ServerReflectionRequest(file_containing_symbol="pricing.v1.PricingService")
 
 
 def _closed_port() -> int:
@@ -306,3 +309,51 @@ def test_health_probes_are_not_logged_or_counted_like_rest_s_probes(grpc_channel
         "grpc_code": "OK",
     }
     assert REGISTRY.get_sample_value("grpc_server_handled_total", labels) is None
+
+
+# --- streaming calls: one line and the metrics when the stream ends -------------------------------
+
+
+def _stream_samples(grpc_type: str, service: str, method: str, code: str) -> tuple[float, float]:
+    """(calls counted with this code, calls timed) for a streaming method."""
+    labels = {"grpc_type": grpc_type, "grpc_service": service, "grpc_method": method}
+    handled = REGISTRY.get_sample_value("grpc_server_handled_total", {**labels, "grpc_code": code})
+    timed = REGISTRY.get_sample_value("grpc_server_handling_seconds_count", labels)
+    return handled or 0.0, timed or 0.0
+
+
+def test_a_reflection_stream_is_logged_and_counted_when_it_ends(grpc_channel):
+    service, method = "grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo"
+    before = _stream_samples("bidi_stream", service, method, "OK")
+    stub = reflection_pb2_grpc.ServerReflectionStub(grpc_channel)
+    asked = [reflection_pb2.ServerReflectionRequest(list_services=""), PRICING_FILE_REQUEST]
+    with capture_logs() as logs:
+        answers = stub.ServerReflectionInfo(iter(asked), metadata=[("x-request-id", "req-reflect-1")])
+        listed, described = list(answers)
+    assert "pricing.v1.PricingService" in [s.name for s in listed.list_services_response.service]
+    assert described.file_descriptor_response.file_descriptor_proto
+    assert dict(answers.initial_metadata())["x-request-id"] == "req-reflect-1"
+    (line,) = logs.events("grpc_call")
+    assert {key: line[key] for key in ("request_id", "user_id", "method", "code", "level")} == {
+        "request_id": "req-reflect-1",
+        "user_id": None,
+        "method": f"/{service}/{method}",
+        "code": "OK",
+        "level": "info",
+    }
+    assert line["duration"] > 0 and line["duration_ms"] >= 0
+    assert _stream_samples("bidi_stream", service, method, "OK") == tuple(n + 1 for n in before)
+
+
+def test_a_health_watch_is_logged_and_counted_as_cancelled_when_the_client_leaves(grpc_channel):
+    service, method = "grpc.health.v1.Health", "Watch"
+    before = _stream_samples("server_stream", service, method, "CANCELLED")
+    with capture_logs() as logs:
+        watch = health_pb2_grpc.HealthStub(grpc_channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        assert logs.events("grpc_call") == []  # nothing until the stream ends
+        watch.cancel()
+        (line,) = wait_for(lambda: logs.events("grpc_call"), what="the Watch's log line")
+    assert (line["method"], line["code"], line["level"]) == (f"/{service}/{method}", "CANCELLED", "info")
+    assert line["request_id"] == dict(watch.initial_metadata())["x-request-id"]
+    assert _stream_samples("server_stream", service, method, "CANCELLED") == tuple(n + 1 for n in before)
