@@ -30,7 +30,7 @@ from testsupport.waiting import wait_for
 
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
 ZONE = pb.GetPricingZoneRequest(iso_code="ZZ")  # answers NOT_FOUND: a call that needs no data
-PRICING_FILE_REQUEST = reflection_pb2.ServerReflectionRequest(file_containing_symbol="pricing.v1.PricingService")
+PRICING_FILE = reflection_pb2.ServerReflectionRequest(file_containing_symbol="pricing.v1.PricingService")
 
 
 def _closed_port() -> int:
@@ -326,7 +326,7 @@ def test_a_reflection_stream_is_logged_and_counted_when_it_ends(grpc_channel):
     service, method = "grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo"
     before = _stream_samples("bidi_stream", service, method, "OK")
     stub = reflection_pb2_grpc.ServerReflectionStub(grpc_channel)
-    asked = [reflection_pb2.ServerReflectionRequest(list_services=""), PRICING_FILE_REQUEST]
+    asked = [reflection_pb2.ServerReflectionRequest(list_services=""), PRICING_FILE]
     with capture_logs() as logs:
         answers = stub.ServerReflectionInfo(iter(asked), metadata=[("x-request-id", "req-reflect-1")])
         listed, described = list(answers)
