@@ -9,7 +9,8 @@
   seconds and duration_ms, code = the status name) and the metrics by service, method and code.
 
 A streaming call (health's Watch, reflection) gets the same request id, hooks and error mapping,
-and its log line and metrics when the stream ends: CANCELLED when the client went away first.
+and its log line and metrics when the stream ends: CANCELLED (or DEADLINE_EXCEEDED) when the
+client went away first.
 """
 
 import logging
@@ -100,7 +101,7 @@ def observed(behavior, method: str, grpc_type: str = "unary"):
 def observed_stream(behavior, method: str, grpc_type: str):
     """The behaviour `behavior` of `method` that answers a stream (`server_stream`, `bidi_stream`),
     as a generator: what is logged and counted is the stream's end (its last message sent, an
-    error, or CANCELLED: the client went away first)."""
+    error, or CANCELLED / DEADLINE_EXCEEDED: the client went away first)."""
     labels = (grpc_type, *_split(method))
 
     def handler(request, context):
@@ -109,12 +110,21 @@ def observed_stream(behavior, method: str, grpc_type: str):
         try:
             yield from _stream(behavior, request, context)
         finally:
-            code = context.code() or (
-                grpc.StatusCode.OK if context.is_active() else grpc.StatusCode.CANCELLED
-            )
-            _end(call, token, code, started, labels)
+            _end(call, token, _stream_code(context), started, labels)
 
     return handler
+
+
+def _stream_code(context) -> grpc.StatusCode:
+    """How a stream ended: its status, or how the client left (its deadline passed, or it went)."""
+    if context.code() is not None:
+        return context.code()
+    if context.is_active():
+        return grpc.StatusCode.OK
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED
 
 
 _SERVER_FAULTS = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})

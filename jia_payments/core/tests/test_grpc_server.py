@@ -345,15 +345,20 @@ def test_a_reflection_stream_is_logged_and_counted_when_it_ends(grpc_channel):
     assert _stream_samples("bidi_stream", service, method, "OK") == tuple(n + 1 for n in before)
 
 
-def test_a_health_watch_is_logged_and_counted_as_cancelled_when_the_client_leaves(grpc_channel):
+@pytest.mark.parametrize(("leaving", "code"), [("cancel", "CANCELLED"), ("deadline", "DEADLINE_EXCEEDED")])
+def test_a_health_watch_is_logged_and_counted_when_the_client_leaves(grpc_channel, leaving, code):
     service, method = "grpc.health.v1.Health", "Watch"
-    before = _stream_samples("server_stream", service, method, "CANCELLED")
+    before = _stream_samples("server_stream", service, method, code)
+    deadline = 2 if leaving == "deadline" else None
     with capture_logs() as logs:
-        watch = health_pb2_grpc.HealthStub(grpc_channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        watch = health_pb2_grpc.HealthStub(grpc_channel).Watch(
+            health_pb2.HealthCheckRequest(service=""), timeout=deadline
+        )
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
-        assert logs.events("grpc_call") == []  # nothing until the stream ends
-        watch.cancel()
+        if leaving == "cancel":
+            assert logs.events("grpc_call") == []  # nothing until the stream ends
+            watch.cancel()
         (line,) = wait_for(lambda: logs.events("grpc_call"), what="the Watch's log line")
-    assert (line["method"], line["code"], line["level"]) == (f"/{service}/{method}", "CANCELLED", "info")
+    assert (line["method"], line["code"], line["level"]) == (f"/{service}/{method}", code, "info")
     assert line["request_id"] == dict(watch.initial_metadata())["x-request-id"]
-    assert _stream_samples("server_stream", service, method, "CANCELLED") == tuple(n + 1 for n in before)
+    assert _stream_samples("server_stream", service, method, code) == tuple(n + 1 for n in before)
