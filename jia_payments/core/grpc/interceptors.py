@@ -143,7 +143,8 @@ def _stream(behavior, request, context):
     try:
         yield from behavior(request, context)
     except Exception as exc:
-        if context.code() is not None:  # the servicer aborted the call itself
+        # The servicer aborted the call itself, or the client left (reading its next message fails).
+        if context.code() is not None or not context.is_active():
             raise
         errors.abort_with(context, exc)
 

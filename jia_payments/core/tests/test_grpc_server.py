@@ -4,6 +4,7 @@ mapping, one log line and the metrics per call (a streaming one's when the strea
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -343,6 +344,28 @@ def test_a_reflection_stream_is_logged_and_counted_when_it_ends(grpc_channel):
     }
     assert line["duration"] > 0 and line["duration_ms"] >= 0
     assert _stream_samples("bidi_stream", service, method, "OK") == tuple(n + 1 for n in before)
+
+
+def test_a_reflection_stream_the_client_leaves_is_cancelled_not_an_error(grpc_channel):
+    service, method = "grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo"
+    before = _stream_samples("bidi_stream", service, method, "CANCELLED")
+    more = threading.Event()
+
+    def asked():  # one question, then the client keeps its side open until it leaves
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+        more.wait()
+
+    with capture_logs() as logs:
+        try:
+            answers = reflection_pb2_grpc.ServerReflectionStub(grpc_channel).ServerReflectionInfo(asked())
+            assert next(answers).list_services_response.service
+            answers.cancel()
+            (line,) = wait_for(lambda: logs.events("grpc_call"), what="the stream's log line")
+        finally:
+            more.set()
+    assert (line["code"], line["level"]) == ("CANCELLED", "info")
+    assert [line["event"] for line in logs.lines() if line["level"] != "debug"] == ["grpc_call"]
+    assert _stream_samples("bidi_stream", service, method, "CANCELLED") == tuple(n + 1 for n in before)
 
 
 @pytest.mark.parametrize(("leaving", "code"), [("cancel", "CANCELLED"), ("deadline", "DEADLINE_EXCEEDED")])
