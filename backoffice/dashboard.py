@@ -1,21 +1,18 @@
-"""The figures on the admin index, each from one aggregate query (four in all), each with the
-filtered admin list it summarises."""
+"""The figures on the admin index, each from one aggregate query (four in all) of an app's
+selectors, each with the filtered admin list it summarises."""
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import Count, F, Min, Q, Sum
-from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
 
-from entitlements.models import Entitlement
-from jia_payments.core.models import OutboxEvent
-from payments.models import Payment, StripeEvent
-from pricing.money import format_major_units, format_money
+from entitlements import selectors as entitlement_selectors
+from jia_payments.core.outbox.selectors import outbox_backlog
+from payments import selectors as payment_selectors
+from pricing.selectors import format_major_units, format_money
 
 DAYS = 30
-SUCCEEDED = [Payment.Status.COMPLETED, Payment.Status.REFUNDED]
 
 
 @dataclass
@@ -47,17 +44,7 @@ def dashboard(*, today: date | None = None) -> Dashboard:
     since = timezone.make_aware(timezone.datetime.combine(first, timezone.datetime.min.time()))
 
     # 1. payments per day and currency: how many, how many succeeded or failed, what was kept
-    per_day = (
-        Payment.objects.filter(created_at__gte=since)
-        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
-        .values("day", "currency")
-        .annotate(
-            count=Count("id"),
-            succeeded=Count("id", filter=Q(status__in=SUCCEEDED)),
-            failed=Count("id", filter=Q(status=Payment.Status.FAILED)),
-            kept=Sum(F("amount") - F("refunded_amount"), filter=Q(status__in=SUCCEEDED)),
-        )
-    )
+    per_day = payment_selectors.payment_totals_per_day(since=since)
     index = {day: n for n, day in enumerate(days)}
     payments, succeeded = [0] * DAYS, [0] * DAYS
     revenue: dict[str, list[int]] = {}
@@ -73,35 +60,19 @@ def dashboard(*, today: date | None = None) -> Dashboard:
     decided = sum(succeeded) + failed
 
     # 2. active entitlements per plan (rows that grant access now, and how many holders)
-    now = timezone.now()
-    per_plan = (
-        Entitlement.objects.filter(status=Entitlement.Status.ACTIVE)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .values("plan_id", "plan__name")
-        .annotate(rows=Count("id"), holders=Count("user_id", distinct=True))
-        .order_by("-rows", "plan_id")
-    )
     plans = [
         {
-            "plan_id": row["plan_id"],
-            "name": row["plan__name"],
-            "rows": row["rows"],
-            "holders": row["holders"],
+            **row,
             "link": _list("entitlements_entitlement", plan__id__exact=row["plan_id"], status__exact="active"),
         }
-        for row in per_plan
+        for row in entitlement_selectors.entitlements_active_per_plan()
     ]
 
     # 3. webhooks that failed, or wait for another try
-    webhooks = StripeEvent.objects.aggregate(
-        failed=Count("id", filter=Q(status=StripeEvent.Status.FAILED)),
-        pending=Count("id", filter=Q(status=StripeEvent.Status.PENDING)),
-    )
+    webhooks = payment_selectors.stripe_event_backlog()
 
     # 4. the outbox backlog: events not yet on Kafka, those whose publishing failed, the oldest
-    outbox = OutboxEvent.objects.filter(status=OutboxEvent.Status.PENDING).aggregate(
-        pending=Count("id"), failing=Count("id", filter=Q(attempts__gt=0)), oldest=Min("created_at")
-    )
+    outbox = outbox_backlog()
 
     return Dashboard(
         days=[day.isoformat() for day in days],

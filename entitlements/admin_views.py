@@ -14,7 +14,6 @@ from entitlements.models import Entitlement
 from entitlements.selectors import entitlement_explain
 from jia_payments.core.admin_links import admin_url
 from jia_payments.core.api.errors import DomainError
-from jia_payments.core.audit.trail import audit_context
 from pricing.selectors import active_plans
 
 
@@ -99,15 +98,16 @@ def extend_view(model_admin, request, ids: list[str]):
     form = ExtendForm(request.POST if "extend" in request.POST else None)
     if form.is_bound and form.is_valid():
         moved = 0
-        with audit_context(reason=form.cleaned_data["reason"]):
-            for pk in ids:
-                try:
-                    services.entitlement_set_expiry(
-                        entitlement_id=pk, expires_at=form.cleaned_data["expires_at"]
-                    )
-                    moved += 1
-                except DomainError as error:
-                    model_admin.message_user(request, f"{pk}: {error.detail}", messages.ERROR)
+        for pk in ids:
+            try:
+                services.entitlement_set_expiry(
+                    entitlement_id=pk,
+                    expires_at=form.cleaned_data["expires_at"],
+                    reason=form.cleaned_data["reason"],
+                )
+                moved += 1
+            except DomainError as error:
+                model_admin.message_user(request, f"{pk}: {error.detail}", messages.ERROR)
         model_admin.message_user(request, f"{moved} entitlement(s) extended.", messages.SUCCESS)
         return None
     rows = Entitlement.objects.filter(pk__in=ids).select_related("plan")

@@ -90,6 +90,9 @@ class StatusIn(StrictSerializer):
 
 class ExpiryIn(StrictSerializer):
     expires_at = serializers.DateTimeField(allow_null=True, help_text="null = lifetime")
+    reason = StrictCharField(
+        max_length=255, required=False, allow_blank=True, help_text="Why (kept in the audit trail)"
+    )
 
 
 class MemberIn(StrictSerializer):
@@ -272,7 +275,9 @@ class EntitlementExpiryView(APIView):
     def post(self, request, entitlement_id: str):
         body = _valid(ExpiryIn, request.data)
         entitlement = services.entitlement_set_expiry(
-            entitlement_id=_uuid_or_404(entitlement_id), expires_at=body["expires_at"]
+            entitlement_id=_uuid_or_404(entitlement_id),
+            expires_at=body["expires_at"],
+            reason=body.get("reason", ""),
         )
         return Response(EntitlementSerializer(entitlement).data)
 

@@ -116,7 +116,7 @@ class EntitlementServicer(entitlement_pb2_grpc.EntitlementServiceServicer):
         entitlement_id = uuid_or_not_found(request.id)
         body = _valid(ExpiryIn, {"expires_at": None, **to_dict(request, exclude=("id",))})
         entitlement = services.entitlement_set_expiry(
-            entitlement_id=entitlement_id, expires_at=body["expires_at"]
+            entitlement_id=entitlement_id, expires_at=body["expires_at"], reason=body.get("reason", "")
         )
         return pb.UpdateEntitlementExpiryResponse(entitlement=_entitlement(entitlement))
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from entitlements import cache, metrics
@@ -315,3 +315,20 @@ def entitlement_explain(*, user_id: str, feature_code: str) -> dict:
         "rows": considered,
         "families": families,
     }
+
+
+def entitlements_active_per_plan() -> list[dict]:
+    """Rows that grant access now, per plan, most first, in one aggregate query:
+    `{plan_id, name, rows, holders}` (holders: distinct users holding them)."""
+    granting = Entitlement.objects.filter(status=ACTIVE).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    )
+    per_plan = (
+        granting.values("plan_id", "plan__name")
+        .annotate(rows=Count("id"), holders=Count("user_id", distinct=True))
+        .order_by("-rows", "plan_id")
+    )
+    return [
+        {"plan_id": row["plan_id"], "name": row["plan__name"], "rows": row["rows"], "holders": row["holders"]}
+        for row in per_plan
+    ]

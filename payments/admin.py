@@ -100,7 +100,7 @@ MOVES = {
 @admin.register(Payment)
 class PaymentAdmin(AuditedAdmin, admin.ModelAdmin):
     inlines = [RefundInline]
-    actions = ["mark_failed", "cancel_pending", "refund", "refund_in_full"]
+    actions = ["mark_failed", "cancel_pending", "refund"]
     list_display = ["id", "customer_id", "order_id", "amount_shown", "status", "payment_method", "created_at"]
     list_filter = ["status", "currency", "payment_method"]
     search_fields = ["=id", "customer_id", "order_id", "external_payment_id"]
@@ -356,24 +356,6 @@ class PaymentAdmin(AuditedAdmin, admin.ModelAdmin):
     @admin.action(description="Cancel selected pending payments (reason required)", permissions=["move"])
     def cancel_pending(self, request, queryset):
         self._action_move(request, queryset, Payment.Status.CANCELLED)
-
-    @admin.action(description="Refund in full through Stripe (reason required)", permissions=["refund"])
-    def refund_in_full(self, request, queryset):
-        """The reason typed next to the action goes to Stripe (as metadata), the refund and the
-        audit trail. For part of a payment, or to see the access it revokes first: "Refund"."""
-        reason = action_reason(request)
-        if not reason:
-            self.message_user(request, "Give a reason: nothing was refunded.", messages.ERROR)
-            return
-        for payment in queryset:
-            try:
-                payment_refund(
-                    payment_id=payment.pk, amount=None, reason=reason, requested_by=staff_label(request)
-                )
-            except DomainError as error:
-                self.message_user(request, f"Payment {payment.pk}: {error.detail}", messages.ERROR)
-            else:
-                self.message_user(request, f"Payment {payment.pk}: refunded", messages.SUCCESS)
 
     @admin.action(description="Refund the selected payment\u2026", permissions=["refund"])
     def refund(self, request, queryset):

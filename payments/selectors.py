@@ -5,12 +5,17 @@ row that does not exist or is not theirs. The Stripe webhooks' lookups, `*_find`
 """
 
 import uuid
+from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from jia_payments.core.api.auth import Principal
 from jia_payments.core.api.errors import NotFound
-from payments.models import CheckoutSession, Payment, Subscription
+from payments.models import CheckoutSession, Payment, StripeEvent, Subscription
+
+SUCCEEDED = (Payment.Status.COMPLETED, Payment.Status.REFUNDED)
 
 
 def payments_visible_to(*, principal: Principal) -> QuerySet[Payment]:
@@ -91,3 +96,27 @@ def subscription_list(*, principal: Principal, user_id: str | None = None) -> Qu
     if user_id is not None:
         subscriptions = subscriptions.filter(user_id=user_id)
     return subscriptions.order_by("-created_at", "-id")
+
+
+def payment_totals_per_day(*, since: datetime) -> list[dict]:
+    """Payments created since `since`, per local day and currency, in one aggregate query:
+    `{day, currency, count, succeeded, failed, kept}`, `kept` being what succeeded less refunds."""
+    return list(
+        Payment.objects.filter(created_at__gte=since)
+        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("day", "currency")
+        .annotate(
+            count=Count("id"),
+            succeeded=Count("id", filter=Q(status__in=SUCCEEDED)),
+            failed=Count("id", filter=Q(status=Payment.Status.FAILED)),
+            kept=Sum(F("amount") - F("refunded_amount"), filter=Q(status__in=SUCCEEDED)),
+        )
+    )
+
+
+def stripe_event_backlog() -> dict[str, int]:
+    """Stripe events that failed, and those waiting for another try: `{failed, pending}`."""
+    return StripeEvent.objects.aggregate(
+        failed=Count("id", filter=Q(status=StripeEvent.Status.FAILED)),
+        pending=Count("id", filter=Q(status=StripeEvent.Status.PENDING)),
+    )

@@ -135,9 +135,10 @@ def entitlement_revoke(*, entitlement_id, reason: str = "") -> Entitlement:
     return entitlement_set_status(entitlement_id=entitlement_id, status=CANCELLED, reason=reason)
 
 
-def entitlement_set_expiry(*, entitlement_id, expires_at: datetime | None) -> Entitlement:
-    """New end (None = lifetime). An expired row moved into the future becomes active again."""
-    with transaction.atomic():
+def entitlement_set_expiry(*, entitlement_id, expires_at: datetime | None, reason: str = "") -> Entitlement:
+    """New end (None = lifetime). An expired row moved into the future becomes active again.
+    `reason` (why it was extended or shortened) goes into the audit trail."""
+    with audit_context(reason=reason), transaction.atomic():
         entitlement = Entitlement.objects.select_for_update().filter(pk=entitlement_id).first()
         if entitlement is None:
             raise NotFound("No such entitlement.")

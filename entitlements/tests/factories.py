@@ -1,7 +1,11 @@
+from datetime import UTC, datetime
+
 import factory
 
 from entitlements.models import Entitlement, Family, FamilyMember
 from pricing.tests.factories import FeatureFactory, PlanFactory
+
+END = datetime(2031, 5, 17, 8, 0, tzinfo=UTC)  # when the rows of the shared fixtures (conftest) end
 
 
 class FamilyFactory(factory.django.DjangoModelFactory):

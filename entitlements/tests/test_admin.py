@@ -18,11 +18,6 @@ from pricing.tests.factories import FeatureFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
 def _has(user_id: str, feature: str = "calendar") -> tuple[bool, str]:
     answer = entitlement_check(user_id=user_id, feature_code=feature)
     return answer["has_access"], answer["reason"]

@@ -20,11 +20,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-@pytest.fixture
 def as_staff(client):
     def login(username: str, *groups: str):
         user = get_user_model().objects.create_user(username, password="pw", is_staff=True)

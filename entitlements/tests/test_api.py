@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from entitlements import services
-from entitlements.models import Entitlement, Family, FamilyMember
-from entitlements.tests.factories import plan_with
+from entitlements.models import Entitlement, FamilyMember
+from entitlements.tests.factories import END
 from jia_payments.core.models import OutboxEvent
 from testsupport.problems import assert_problem
 
@@ -16,7 +16,6 @@ pytestmark = pytest.mark.django_db
 
 CHECK = "/api/v1/entitlements/check/"
 LIST = "/api/v1/entitlements/"
-END = datetime(2031, 5, 17, 8, 0, tzinfo=UTC)
 
 
 def _status_url(pk):
@@ -29,32 +28,6 @@ def _expiry_url(pk):
 
 def _members_url(family_id):
     return f"/api/v1/families/{family_id}/members/"
-
-
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-@pytest.fixture
-def alice_row():
-    plan = plan_with(["calendar", "vault"], id="premium_x", usage_limits={"storage_gb": 50})
-    rows = services.entitlements_grant_plan(
-        user_id="user_alice", plan=plan, subscription_id="sub_a", expires_at=END
-    )
-    return next(r for r in rows if r.feature_id == "calendar")
-
-
-@pytest.fixture
-def family(committed):
-    plan = plan_with(["calendar"], id="family_x", max_users=3)
-    with committed():
-        services.entitlements_grant_plan(
-            user_id="user_alice", plan=plan, subscription_id="sub_f", expires_at=END
-        )
-        family = Family.objects.get()
-        services.family_member_add(family_id=family.pk, user_id="user_kid")
-    return family
 
 
 # --- check -----------------------------------------------------------------------------------
@@ -455,11 +428,14 @@ def test_status_and_expiry_refuse_bad_input_unknown_ids_and_end_users(service_cl
     assert (alice_row.status, alice_row.expires_at) == ("active", END)
 
 
-def test_expiry_moves_the_end_and_null_means_lifetime(service_client, alice_row, committed):
+def test_expiry_moves_the_end_and_null_means_lifetime(service_client, alice_row, committed, audit_reasons):
     url = _expiry_url(alice_row.pk)
     with committed():
-        body = service_client.post(url, {"expires_at": "2032-02-29T12:00:00Z"}, format="json").json()
+        body = service_client.post(
+            url, {"expires_at": "2032-02-29T12:00:00Z", "reason": "support goodwill"}, format="json"
+        ).json()
     assert body["expires_at"] == "2032-02-29T12:00:00Z"
+    assert audit_reasons(alice_row) == ["support goodwill"]
     with committed():
         body = service_client.post(url, {"expires_at": None}, format="json").json()
     assert body["expires_at"] is None

@@ -27,12 +27,6 @@ def _answer(user_id: str, feature_code: str = "calendar") -> tuple:
 
 
 @pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """Run a write's after-commit callbacks (cache invalidation) as a real commit would."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-@pytest.fixture
 def bystander(committed):
     """Another user with a cached answer: no write below may evict it."""
     plan = plan_with(["calendar"], id="bystander_plan")

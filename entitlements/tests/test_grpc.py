@@ -10,41 +10,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rest_framework.test import APIClient
 
 from entitlements import services
-from entitlements.models import Entitlement, Family
-from entitlements.tests.factories import plan_with
+from entitlements.models import Entitlement
+from entitlements.tests.factories import END
 from jia_payments.core.models import OutboxEvent
 from jia_payments.protos.entitlement.v1 import entitlement_pb2 as pb
 from jia_payments.protos.entitlement.v1.entitlement_pb2_grpc import EntitlementServiceStub
 from testsupport.grpc import auth, field_errors, plain, reason_of, rest_like
 
-END = datetime(2031, 5, 17, 8, 0, tzinfo=UTC)
 SERVICE = ("svc_family_app", "service")
-
-
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-@pytest.fixture
-def alice_row():
-    plan = plan_with(["calendar", "vault"], id="premium_x", usage_limits={"storage_gb": 50})
-    rows = services.entitlements_grant_plan(
-        user_id="user_alice", plan=plan, subscription_id="sub_a", expires_at=END
-    )
-    return next(r for r in rows if r.feature_id == "calendar")
-
-
-@pytest.fixture
-def family(committed):
-    plan = plan_with(["calendar"], id="family_x", max_users=3)
-    with committed():
-        services.entitlements_grant_plan(
-            user_id="user_alice", plan=plan, subscription_id="sub_f", expires_at=END
-        )
-        family = Family.objects.get()
-        services.family_member_add(family_id=family.pk, user_id="user_kid")
-    return family
 
 
 @pytest.fixture
@@ -364,15 +337,19 @@ def test_unknown_ids_are_not_found(stub, as_user):
         assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_expiry_moves_the_end_and_unset_means_lifetime(stub, as_user, alice_row, committed):
+def test_expiry_moves_the_end_and_unset_means_lifetime(stub, as_user, alice_row, committed, audit_reasons):
     service = as_user(*SERVICE)
     later = Timestamp()
     later.FromDatetime(datetime(2032, 2, 29, 12, tzinfo=UTC))
     with committed():
         moved = stub.UpdateEntitlementExpiry(
-            pb.UpdateEntitlementExpiryRequest(id=str(alice_row.pk), expires_at=later), metadata=service
+            pb.UpdateEntitlementExpiryRequest(
+                id=str(alice_row.pk), expires_at=later, reason="support goodwill"
+            ),
+            metadata=service,
         )
     assert plain(moved.entitlement)["expires_at"] == datetime(2032, 2, 29, 12, tzinfo=UTC)
+    assert audit_reasons(alice_row) == ["support goodwill"]
     with committed():
         lifetime = stub.UpdateEntitlementExpiry(
             pb.UpdateEntitlementExpiryRequest(id=str(alice_row.pk)), metadata=service

@@ -78,16 +78,30 @@ def test_a_refund_asked_for_twice_at_once_refunds_once(stripe_e2e):
     assert Payment.objects.get(pk=session.payment_id).refunded_amount == 29999
 
 
-def test_staff_refund_in_full_from_the_admin(stripe_e2e, admin_client):
+def test_staff_refund_in_full_from_the_admin_after_confirming_the_access_it_revokes(stripe_e2e, admin_client):
     session = stripe_e2e.paid_checkout("lifetime", "user_admin")
-    action = {"action": "refund_in_full", "_selected_action": [str(session.payment_id)]}
-    response = admin_client.post("/admin/payments/payment/", action, follow=True)
-    assert "Give a reason: nothing was refunded." in response.content.decode()
+    listing = admin_client.get("/admin/payments/payment/").content.decode()
+    assert 'value="refund"' in listing and "refund_in_full" not in listing  # no one-click refund
+    one_click = {"action": "refund_in_full", "_selected_action": [str(session.payment_id)], "reason": "x"}
+    admin_client.post("/admin/payments/payment/", one_click, follow=True)
     assert Payment.objects.get(pk=session.payment_id).status == "completed"
 
-    action["reason"] = "requested_by_customer"
-    response = admin_client.post("/admin/payments/payment/", action, follow=True)
-    assert f"Payment {session.payment_id}: refunded" in response.content.decode()
+    chosen = {"action": "refund", "_selected_action": [str(session.payment_id)]}
+    page = admin_client.post("/admin/payments/payment/", chosen, follow=True)
+    assert page.redirect_chain == [(f"/admin/payments/payment/{session.payment_id}/refund/", 302)]
+    review = admin_client.post(
+        page.redirect_chain[0][0], {"amount": "299.99", "reason": "requested_by_customer"}
+    ).content.decode()
+    granted = Entitlement.objects.filter(user_id="user_admin", status="active").select_related("plan")
+    assert len(granted) == PREMIUM_FEATURES
+    assert "Refund 299.99 USD?" in review and "this access is revoked at once" in review
+    for row in granted:
+        assert f"<li>user_admin: {row.feature_id} ({row.plan.name})</li>" in review
+    assert Payment.objects.get(pk=session.payment_id).status == "completed" and not Refund.objects.exists()
+
+    confirmed = {"amount": "299.99", "reason": "requested_by_customer", "confirmed": "on"}
+    done = admin_client.post(page.redirect_chain[0][0], confirmed, follow=True).content.decode()
+    assert "Refunded 299.99 USD." in done
     payment = Payment.objects.get(pk=session.payment_id)
     assert (payment.status, payment.refunded_amount) == ("refunded", 29999)
     refund = Refund.objects.get()

@@ -7,6 +7,10 @@
 - every exception mapped to a gRPC status (`errors`), never UNKNOWN with a trace;
 - one log line (`grpc_call`: request_id, user_id, method = the full gRPC method name, duration in
   seconds and duration_ms, code = the status name) and the metrics by service, method and code.
+
+A streaming call (health's Watch, reflection) gets the same request id, hooks and error mapping,
+and its log line and metrics when the stream ends: CANCELLED (or DEADLINE_EXCEEDED) when the
+client went away first.
 """
 
 import logging
@@ -45,41 +49,82 @@ def _code_of(context) -> grpc.StatusCode:
     return grpc.StatusCode.OK if code is None else code
 
 
-def observed(behavior, method: str):
-    """The unary behaviour `behavior` of `method`, with everything above around it."""
-    service, name = _split(method)
+def _begin(method: str, context) -> tuple[calls.CallRequest, object]:
+    """A call starts: its request id bound to the log context and sent back, the call made
+    current (for the REST code), Django's request_started."""
+    structlog.contextvars.clear_contextvars()
+    metadata = context.invocation_metadata()
+    request_id = _request_id(metadata)
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+    call = calls.CallRequest(path=method, metadata=metadata, peer=context.peer())
+    token = calls.enter(call)
+    signals.request_started.send(sender=__name__, environ=call.META)
+    return call, token
+
+
+def _end(call, token, code: grpc.StatusCode, started: float, labels: tuple[str, str, str]) -> None:
+    """A call ends: Django's request_finished, its metrics and its one log line."""
+    signals.request_finished.send(sender=__name__)
+    calls.leave(token)
+    duration = time.perf_counter() - started
+    grpc_type, service, name = labels
+    metrics.observe(grpc_type=grpc_type, service=service, method=name, code=code.name, seconds=duration)
+    level = "info" if code not in _SERVER_FAULTS else "error"
+    getattr(logger, level)(
+        "grpc_call",
+        user_id=call.user.user_id if call.user is not None else None,
+        method=call.path,
+        code=code.name,
+        duration=round(duration, 6),
+        duration_ms=round(duration * 1000, 1),
+    )
+    structlog.contextvars.clear_contextvars()
+
+
+def observed(behavior, method: str, grpc_type: str = "unary"):
+    """The unary behaviour `behavior` of `method`, with everything above around it (also a
+    client-streaming one: its `message` is then the iterator of the client's messages)."""
+    labels = (grpc_type, *_split(method))
 
     def handler(message, context):
         started = time.perf_counter()
-        structlog.contextvars.clear_contextvars()
-        metadata = context.invocation_metadata()
-        request_id = _request_id(metadata)
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
-        call = calls.CallRequest(path=method, metadata=metadata, peer=context.peer())
-        token = calls.enter(call)
-        signals.request_started.send(sender=__name__, environ=call.META)
+        call, token = _begin(method, context)
         try:
             return AuditMiddleware(lambda _call: _run(behavior, message, context))(call)
         finally:
-            signals.request_finished.send(sender=__name__)
-            calls.leave(token)
-            code = _code_of(context)
-            duration = time.perf_counter() - started
-            user_id = call.user.user_id if call.user is not None else None
-            metrics.observe(service=service, method=name, code=code.name, seconds=duration)
-            level = "info" if code not in _SERVER_FAULTS else "error"
-            getattr(logger, level)(
-                "grpc_call",
-                user_id=user_id,
-                method=method,
-                code=code.name,
-                duration=round(duration, 6),
-                duration_ms=round(duration * 1000, 1),
-            )
-            structlog.contextvars.clear_contextvars()
+            _end(call, token, _code_of(context), started, labels)
 
     return handler
+
+
+def observed_stream(behavior, method: str, grpc_type: str):
+    """The behaviour `behavior` of `method` that answers a stream (`server_stream`, `bidi_stream`),
+    as a generator: what is logged and counted is the stream's end (its last message sent, an
+    error, or CANCELLED / DEADLINE_EXCEEDED: the client went away first)."""
+    labels = (grpc_type, *_split(method))
+
+    def handler(request, context):
+        started = time.perf_counter()
+        call, token = _begin(method, context)
+        try:
+            yield from _stream(behavior, request, context)
+        finally:
+            _end(call, token, _stream_code(context), started, labels)
+
+    return handler
+
+
+def _stream_code(context) -> grpc.StatusCode:
+    """How a stream ended: its status, or how the client left (its deadline passed, or it went)."""
+    if context.code() is not None:
+        return context.code()
+    if context.is_active():
+        return grpc.StatusCode.OK
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED
 
 
 _SERVER_FAULTS = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})
@@ -94,23 +139,42 @@ def _run(behavior, message, context):
         errors.abort_with(context, exc)
 
 
-# Probes, like REST's /healthz and /readyz: answered without a log line or a count (an
-# orchestrator asks every few seconds).
-UNOBSERVED_PREFIX = "/grpc.health.v1.Health/"
+def _stream(behavior, request, context):
+    try:
+        yield from behavior(request, context)
+    except Exception as exc:
+        # The servicer aborted the call itself, or the client left (reading its next message fails).
+        if context.code() is not None or not context.is_active():
+            raise
+        errors.abort_with(context, exc)
+
+
+# The probe, like REST's /healthz and /readyz: answered without a log line or a count (an
+# orchestrator asks every few seconds). A Watch is a client's stream, observed like any call.
+UNOBSERVED = frozenset({"/grpc.health.v1.Health/Check"})
 
 
 class ObservingInterceptor(grpc.ServerInterceptor):
-    """Applies `observed` to every unary-unary method but the health probes; streaming calls
-    (reflection, health's Watch) pass through."""
+    """Applies `observed` (or `observed_stream`) to every method but the health probe."""
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        method = handler_call_details.method
+        if handler is None or method in UNOBSERVED:
             return handler
-        if handler_call_details.method.startswith(UNOBSERVED_PREFIX):
-            return handler
-        return grpc.unary_unary_rpc_method_handler(
-            observed(handler.unary_unary, handler_call_details.method),
+        if handler.unary_unary is not None:
+            wrap, behavior = grpc.unary_unary_rpc_method_handler, observed(handler.unary_unary, method)
+        elif handler.stream_unary is not None:
+            wrap = grpc.stream_unary_rpc_method_handler
+            behavior = observed(handler.stream_unary, method, "client_stream")
+        elif handler.unary_stream is not None:
+            wrap = grpc.unary_stream_rpc_method_handler
+            behavior = observed_stream(handler.unary_stream, method, "server_stream")
+        else:
+            wrap = grpc.stream_stream_rpc_method_handler
+            behavior = observed_stream(handler.stream_stream, method, "bidi_stream")
+        return wrap(
+            behavior,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )

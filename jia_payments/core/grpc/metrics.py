@@ -17,6 +17,8 @@ HANDLING_SECONDS = Histogram(
 )
 
 
-def observe(*, service: str, method: str, code: str, seconds: float) -> None:
-    HANDLED.labels("unary", service, method, code).inc()
-    HANDLING_SECONDS.labels("unary", service, method).observe(seconds)
+def observe(*, service: str, method: str, code: str, seconds: float, grpc_type: str = "unary") -> None:
+    """A call that ended; `grpc_type`: unary, client_stream, server_stream or bidi_stream, as
+    go-grpc-prometheus names them (a stream's time is from its start to its end)."""
+    HANDLED.labels(grpc_type, service, method, code).inc()
+    HANDLING_SECONDS.labels(grpc_type, service, method).observe(seconds)

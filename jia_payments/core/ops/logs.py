@@ -30,7 +30,9 @@ _SENSITIVE_VALUE = re.compile(
     r"|\bwhsec_[0-9A-Za-z]{8,}"  # Stripe webhook signing secrets
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"
 )
-_CARD_CANDIDATE = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+# 13 to 19 digits, spaces or dashes between them, standing alone: a digit run inside a word (a UUID,
+# a hex id, `pi_...`) is part of an id, never a card number, even when its digits pass Luhn.
+_CARD_CANDIDATE = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
 
 # Keys that are ours and never sensitive, even when their names look so (e.g. "token_count").
 _SAFE_KEYS = frozenset({"event", "logger", "level", "timestamp", "request_id", "user_id", "task_id"})

@@ -1,9 +1,10 @@
 """The gRPC server's shared machinery: reflection, health, authentication, rate limits, the error
-mapping, one log line and the metrics per call."""
+mapping, one log line and the metrics per call (a streaming one's when the stream ends)."""
 
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from django.core import signals
 from django.db import OperationalError
 from django.test import override_settings
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY
 from rest_framework import exceptions
 
@@ -25,9 +27,11 @@ from jia_payments.protos.pricing.v1.pricing_pb2_grpc import PricingServiceStub
 from pricing import selectors
 from testsupport.grpc import auth, details_of, reason_of
 from testsupport.logcapture import capture_logs
+from testsupport.waiting import wait_for
 
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
 ZONE = pb.GetPricingZoneRequest(iso_code="ZZ")  # answers NOT_FOUND: a call that needs no data
+PRICING_FILE = reflection_pb2.ServerReflectionRequest(file_containing_symbol="pricing.v1.PricingService")
 
 
 def _closed_port() -> int:
@@ -306,3 +310,78 @@ def test_health_probes_are_not_logged_or_counted_like_rest_s_probes(grpc_channel
         "grpc_code": "OK",
     }
     assert REGISTRY.get_sample_value("grpc_server_handled_total", labels) is None
+
+
+# --- streaming calls: one line and the metrics when the stream ends -------------------------------
+
+
+def _stream_samples(grpc_type: str, service: str, method: str, code: str) -> tuple[float, float]:
+    """(calls counted with this code, calls timed) for a streaming method."""
+    labels = {"grpc_type": grpc_type, "grpc_service": service, "grpc_method": method}
+    handled = REGISTRY.get_sample_value("grpc_server_handled_total", {**labels, "grpc_code": code})
+    timed = REGISTRY.get_sample_value("grpc_server_handling_seconds_count", labels)
+    return handled or 0.0, timed or 0.0
+
+
+def test_a_reflection_stream_is_logged_and_counted_when_it_ends(grpc_channel):
+    service, method = "grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo"
+    before = _stream_samples("bidi_stream", service, method, "OK")
+    stub = reflection_pb2_grpc.ServerReflectionStub(grpc_channel)
+    asked = [reflection_pb2.ServerReflectionRequest(list_services=""), PRICING_FILE]
+    with capture_logs() as logs:
+        answers = stub.ServerReflectionInfo(iter(asked), metadata=[("x-request-id", "req-reflect-1")])
+        listed, described = list(answers)
+    assert "pricing.v1.PricingService" in [s.name for s in listed.list_services_response.service]
+    assert described.file_descriptor_response.file_descriptor_proto
+    assert dict(answers.initial_metadata())["x-request-id"] == "req-reflect-1"
+    (line,) = logs.events("grpc_call")
+    assert {key: line[key] for key in ("request_id", "user_id", "method", "code", "level")} == {
+        "request_id": "req-reflect-1",
+        "user_id": None,
+        "method": f"/{service}/{method}",
+        "code": "OK",
+        "level": "info",
+    }
+    assert line["duration"] > 0 and line["duration_ms"] >= 0
+    assert _stream_samples("bidi_stream", service, method, "OK") == tuple(n + 1 for n in before)
+
+
+def test_a_reflection_stream_the_client_leaves_is_cancelled_not_an_error(grpc_channel):
+    service, method = "grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo"
+    before = _stream_samples("bidi_stream", service, method, "CANCELLED")
+    more = threading.Event()
+
+    def asked():  # one question, then the client keeps its side open until it leaves
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+        more.wait()
+
+    with capture_logs() as logs:
+        try:
+            answers = reflection_pb2_grpc.ServerReflectionStub(grpc_channel).ServerReflectionInfo(asked())
+            assert next(answers).list_services_response.service
+            answers.cancel()
+            (line,) = wait_for(lambda: logs.events("grpc_call"), what="the stream's log line")
+        finally:
+            more.set()
+    assert (line["code"], line["level"]) == ("CANCELLED", "info")
+    assert [logged for logged in logs.lines() if logged["level"] in ("error", "critical")] == []
+    assert _stream_samples("bidi_stream", service, method, "CANCELLED") == tuple(n + 1 for n in before)
+
+
+@pytest.mark.parametrize(("leaving", "code"), [("cancel", "CANCELLED"), ("deadline", "DEADLINE_EXCEEDED")])
+def test_a_health_watch_is_logged_and_counted_when_the_client_leaves(grpc_channel, leaving, code):
+    service, method = "grpc.health.v1.Health", "Watch"
+    before = _stream_samples("server_stream", service, method, code)
+    deadline = 10 if leaving == "deadline" else None  # long enough for a loaded machine's first answer
+    with capture_logs() as logs:
+        watch = health_pb2_grpc.HealthStub(grpc_channel).Watch(
+            health_pb2.HealthCheckRequest(service=""), timeout=deadline
+        )
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        if leaving == "cancel":
+            assert logs.events("grpc_call") == []  # nothing until the stream ends
+            watch.cancel()
+        (line,) = wait_for(lambda: logs.events("grpc_call"), what="the Watch's log line")
+    assert (line["method"], line["code"], line["level"]) == (f"/{service}/{method}", code, "info")
+    assert line["request_id"] == dict(watch.initial_metadata())["x-request-id"]
+    assert _stream_samples("server_stream", service, method, code) == tuple(n + 1 for n in before)

@@ -1,13 +1,14 @@
-"""The import direction of the layout (docs/architecture.md): payments -> entitlements -> pricing ->
-core, and an app uses another only through its `services` and `selectors`. Read from the source
+"""The import direction of the layout (docs/architecture.md): backoffice -> payments -> entitlements ->
+pricing -> core, and an app uses another only through its `services` and `selectors`. Read from the source
 (the AST of every module), so an import inside a function counts as much as one at the top."""
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-# Lowest first: each may import only those before it.
-LAYERS = ("core", "pricing", "entitlements", "payments")
+# Lowest first: each may import only those before it. The back office (the admin's dashboard and
+# site) sits above every app.
+LAYERS = ("core", "pricing", "entitlements", "payments", "backoffice")
 PUBLIC = ("services", "selectors")
 
 

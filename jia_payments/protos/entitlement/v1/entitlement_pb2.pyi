@@ -184,12 +184,14 @@ class UpdateEntitlementStatusResponse(_message.Message):
     def __init__(self, entitlement: _Optional[_Union[Entitlement, _Mapping]] = ...) -> None: ...
 
 class UpdateEntitlementExpiryRequest(_message.Message):
-    __slots__ = ("id", "expires_at")
+    __slots__ = ("id", "expires_at", "reason")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     id: str
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    reason: str
+    def __init__(self, id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class UpdateEntitlementExpiryResponse(_message.Message):
     __slots__ = ("entitlement",)
