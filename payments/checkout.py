@@ -99,10 +99,24 @@ def checkout_session_create(
     country: str | None = None,
     edge_country: str | None = None,
     family_id: uuid.UUID | None = None,
+    checkout_session_id: uuid.UUID | None = None,
 ) -> CheckoutSession:
     """A checkout of `plan_id` for the buyer `principal` may name (`checkout_buyer`), priced for
-    `checkout_country` (`country`: asked for in the request; `edge_country`: the edge's header)."""
+    `checkout_country` (`country`: asked for in the request; `edge_country`: the edge's header).
+
+    `checkout_session_id`: the id to make it under (the request's Idempotency-Key effect); asked
+    again with it, the session already made under it is answered, and one whose Stripe session was
+    never recorded is sent to Stripe again under the same idempotency key: one Stripe session.
+    """
     buyer = checkout_buyer(principal=principal, user_id=user_id)
+    if checkout_session_id is not None:
+        made = (
+            CheckoutSession.objects.select_related("plan")
+            .filter(pk=checkout_session_id, user_id=buyer)
+            .first()
+        )
+        if made is not None:
+            return _made_again(made)
     country, country_source = checkout_country(
         principal=principal, requested=country, edge_value=edge_country
     )
@@ -115,6 +129,7 @@ def checkout_session_create(
     [quote] = plan_prices(country=country, plan_id=plan.pk)
     with transaction.atomic():
         session = CheckoutSession.objects.create(
+            id=checkout_session_id or uuid.uuid4(),
             user_id=buyer,
             plan=plan,
             country=quote.country,
@@ -129,6 +144,24 @@ def checkout_session_create(
         )
         if plan.is_free:  # never reaches Stripe: granted at once
             return _complete(session, payment=None, subscription_id="", expires_at=None)
+    return _open_at_stripe(session)
+
+
+def _made_again(session: CheckoutSession) -> CheckoutSession:
+    """A retry of the request that made `session`: as it is, or sent to Stripe again when Stripe's
+    answer was never recorded (the first request died, or Stripe failed and expired it)."""
+    if session.stripe_session_id or session.status == CheckoutSession.Status.COMPLETE:
+        return session
+    CheckoutSession.objects.filter(
+        pk=session.pk, status=CheckoutSession.Status.EXPIRED, stripe_session_id=""
+    ).update(status=CheckoutSession.Status.OPEN, updated_at=timezone.now())
+    session.refresh_from_db()
+    return _open_at_stripe(session)
+
+
+def _open_at_stripe(session: CheckoutSession) -> CheckoutSession:
+    """Stripe's session for ours (idempotency key: our id), outside any transaction."""
+    plan = session.plan
     try:
         stripe_session = gateway.checkout_session_create(
             checkout_session_id=session.pk,
@@ -136,8 +169,8 @@ def checkout_session_create(
             amount=session.amount,
             currency=session.currency,
             product_name=plan.name,
-            success_url=success_url,
-            cancel_url=cancel_url,
+            success_url=session.success_url,
+            cancel_url=session.cancel_url,
             metadata=_stripe_metadata(session),
         )
     except Exception:
