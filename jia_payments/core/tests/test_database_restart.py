@@ -8,6 +8,8 @@
 - A request's connection terminated at the worst moment, its payment (and PaymentIntent) committed
   and its answer not yet stored: the key stays in progress (409) for its lease, then the retry
   answers the payment the first request made, the one PaymentIntent: nothing twice.
+- The same moment for a create that only writes to the database (a plan grant): its claim, effect
+  and answer are one transaction, so the cut undoes all three and the retry runs at once, once.
 """
 
 import os
@@ -62,6 +64,11 @@ def cluster():
             cwd=ROOT, env={**env, **production}, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert migrated.returncode == 0, migrated.stderr
+        loaded = subprocess.run(
+            [sys.executable, "manage.py", "loaddata", "catalog", "-v0"],
+            cwd=ROOT, env={**env, **production}, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert loaded.returncode == 0, loaded.stderr
         yield pg
 
 
@@ -196,6 +203,39 @@ def test_a_request_cut_off_between_its_payment_and_its_answer_is_retried_into_th
         replayed = requests.post(server.url("/api/v1/payments/"), json=body, headers=headers, timeout=60)
         assert (replayed.content, replayed.headers["Idempotent-Replayed"]) == (retried.content, "true")
     print("\ncut between payment and answer: 1 request cut off (503), its retry 201, payments 1, intents 1")
+
+
+def test_a_plan_grant_cut_off_before_its_answer_is_undone_whole_and_its_retry_grants_once(cluster, server):
+    headers = {"better-auth-token": ISSUER.token("svc_cut", role="service"), "Idempotency-Key": "cut-grant"}
+    body = {"user_id": "user_cut", "plan_id": "premium_monthly", "reason": "cut"}
+    url = server.url("/api/v1/entitlements/grants/")
+    with psycopg.connect(cluster.url, autocommit=True) as db:
+        db.execute(_HOLD_ANSWERS)
+        db.execute("SELECT pg_advisory_lock(4242)")
+        with ThreadPoolExecutor(max_workers=1) as caller:
+            first = caller.submit(requests.post, url, json=body, headers=headers, timeout=60)
+            backend = _backend_waiting_on_the_answer(db)
+            assert db.execute("SELECT pg_terminate_backend(%s)", [backend]).fetchone()[0]
+            cut = first.result()
+        db.execute("SELECT pg_advisory_unlock(4242)")
+        db.execute("DROP TRIGGER test_hold_answers ON core_idempotencykey")
+        assert (cut.status_code, cut.json()["code"]) == (503, "service_unavailable")
+        granted = "SELECT count(*), count(DISTINCT grant_id) FROM entitlements_entitlement WHERE user_id = 'user_cut'"
+        assert db.execute(granted).fetchone() == (0, 0)  # nothing half-written
+        assert db.execute("SELECT count(*) FROM core_idempotencykey WHERE key = 'cut-grant'").fetchone() == (
+            0,
+        )
+
+        retried = requests.post(url, json=body, headers=headers, timeout=60)  # no lease to wait for
+        assert retried.status_code == 201, retried.text
+        rows, grants = db.execute(granted).fetchone()
+        assert (rows, grants) == (len(retried.json()["entitlements"]), 1)
+        replayed = requests.post(url, json=body, headers=headers, timeout=60)
+        assert (replayed.content, replayed.headers["Idempotent-Replayed"]) == (retried.content, "true")
+        assert db.execute(granted).fetchone() == (rows, 1)
+    print(
+        f"\ncut plan grant before its answer: 1 request cut off (503), nothing left; retry 201, {rows} rows"
+    )
 
 
 def _backend_waiting_on_the_answer(db) -> int:
