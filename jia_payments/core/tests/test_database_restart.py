@@ -220,7 +220,10 @@ def test_a_plan_grant_cut_off_before_its_answer_is_undone_whole_and_its_retry_gr
         db.execute("SELECT pg_advisory_unlock(4242)")
         db.execute("DROP TRIGGER test_hold_answers ON core_idempotencykey")
         assert (cut.status_code, cut.json()["code"]) == (503, "service_unavailable")
-        granted = "SELECT count(*), count(DISTINCT grant_id) FROM entitlements_entitlement WHERE user_id = 'user_cut'"
+        granted = (
+            "SELECT count(*), count(DISTINCT grant_id) FROM entitlements_entitlement"
+            " WHERE user_id = 'user_cut'"
+        )
         assert db.execute(granted).fetchone() == (0, 0)  # nothing half-written
         assert db.execute("SELECT count(*) FROM core_idempotencykey WHERE key = 'cut-grant'").fetchone() == (
             0,
