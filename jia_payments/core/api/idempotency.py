@@ -145,7 +145,8 @@ class _Claim:
         self.caller, self.key, self.method, self.path = caller, key, method, path
 
     def take(self, fingerprint: str) -> tuple[IdempotencyKey, bool]:
-        """(our new row, True), or (the live row another request claimed first, False).
+        """(our row, True): new, or a released or lapsed one taken over (`_free`); or (the row
+        another request holds or completed, False).
 
         One `INSERT ... ON CONFLICT DO NOTHING`: no savepoint, no failed statement. When another
         transaction holds an uncommitted row with this key, the insert waits for it to end, then
