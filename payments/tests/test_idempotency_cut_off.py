@@ -8,6 +8,7 @@ request leaves it); test_database_restart.py cuts a live server's connection at 
 from datetime import timedelta
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
 from jia_payments.core.models import IdempotencyKey, OutboxEvent
@@ -83,14 +84,30 @@ def test_a_live_lease_is_still_409(api_client_for):
 
 
 @pytest.mark.django_db
-def test_a_refused_request_releases_its_key_for_a_corrected_one(api_client_for):
+def test_a_refused_request_frees_its_key_for_a_corrected_one(api_client_for):
     client = api_client_for("customer_123")
     refused = client.post(PAYMENTS, {**GOOD, "currency": "XXQ"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
     assert refused.status_code == 400
-    assert list(IdempotencyKey.objects.values_list("state", flat=True)) == ["released"]
+    assert not IdempotencyKey.objects.exists()
     corrected = client.post(PAYMENTS, GOOD, format="json", HTTP_IDEMPOTENCY_KEY="k")
     assert corrected.status_code == 201
-    assert str(IdempotencyKey.objects.get().effect_id) == corrected.json()["id"]
+    assert Payment.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_request_failed_at_stripe_is_retried_under_the_same_payment_id(api_client_for, localstripe):
+    """Stripe unreachable (it may have made the PaymentIntent): 503, the key released at once with
+    its effect id, so the retry asks Stripe under the same idempotency key."""
+    client = api_client_for("customer_123")
+    body = {**GOOD, "payment_method": "credit_card"}
+    with override_settings(STRIPE_API_BASE="http://127.0.0.1:9", STRIPE_MAX_NETWORK_RETRIES=0):
+        failed = client.post(PAYMENTS, body, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert_problem(failed, 503, "stripe_unavailable")
+    [key] = IdempotencyKey.objects.all()
+    assert key.state == IdempotencyKey.State.RELEASED
+    retried = client.post(PAYMENTS, body, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert retried.status_code == 201, retried.json()
+    assert retried.json()["id"] == str(key.effect_id)
     assert Payment.objects.count() == 1
 
 

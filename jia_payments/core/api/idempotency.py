@@ -28,9 +28,11 @@ Use it on a DRF handler method:
   progress is a lease of `IDEMPOTENCY_LEASE_SECONDS` (300 by default, well above the request
   timeout: gunicorn kills a request after GUNICORN_TIMEOUT, 30 s); once it is over, the same request
   takes the key and runs again under the same `effect_id` (a different request is 422: the first
-  may have had its effect). A non-2xx answer or an exception releases the key at once: the same
-  request runs again under the same `effect_id`, a corrected one under a new one. When the database
-  itself is gone the release cannot be written, and the key waits for its lease.
+  may have had its effect). A non-2xx answer or an exception releases the key at once: after a 4xx
+  (refused, nothing changed) the key is free as if never used; after a 5xx or an error (Stripe
+  unreachable: it may have done its part) the same request runs again under the same `effect_id`,
+  a corrected one under a new one. When the database itself is gone the release cannot be written,
+  and the key waits for its lease.
 - Keys are kept `IDEMPOTENCY_KEY_TTL_HOURS` (24 by default); older ones no longer replay and are
   deleted by the periodic task `core.prune_idempotency_keys`.
 """
@@ -129,14 +131,17 @@ def run_idempotently(request, handler, *, atomic: bool = True) -> Response:
     setattr(request, _EFFECT_ID, record.effect_id)
     try:
         response = handler()
+    except exceptions.APIException as refusal:
+        _release(record, status=refusal.status_code)
+        raise
     except BaseException:
         with contextlib.suppress(DatabaseError):  # the database gone: the key waits for its lease
-            _release(record)
+            _release(record, status=500)
         raise
     if _is_success(response):
         _store(record, response)
     else:
-        _release(record)
+        _release(record, status=response.status_code)
     return response
 
 
@@ -256,11 +261,17 @@ def _is_success(response) -> bool:
     return 200 <= response.status_code < 300
 
 
-def _release(record: IdempotencyKey) -> None:
-    """The request was refused: the key is free again, its `effect_id` kept for the same request."""
-    IdempotencyKey.objects.filter(
+def _release(record: IdempotencyKey, *, status: int) -> None:
+    """The request did not succeed: the key is free again. Refused (4xx), it changed nothing and
+    the row goes; failed (5xx, e.g. Stripe unreachable, or an error), it may have made part of its
+    effect, so the row stays, released, its `effect_id` kept for the same request."""
+    ours = IdempotencyKey.objects.filter(
         pk=record.pk, created_at=record.created_at, state=IdempotencyKey.State.IN_PROGRESS
-    ).update(state=IdempotencyKey.State.RELEASED)
+    )
+    if status < 500:
+        ours.delete()
+    else:
+        ours.update(state=IdempotencyKey.State.RELEASED)
 
 
 def _store(record: IdempotencyKey, response: Response) -> None:
