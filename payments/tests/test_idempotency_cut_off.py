@@ -95,6 +95,16 @@ def test_a_refused_request_frees_its_key_for_a_corrected_one(api_client_for):
 
 
 @pytest.mark.django_db
+def test_a_request_refused_by_a_business_rule_frees_its_key(api_client_for):
+    client = api_client_for("customer_123")
+    refused = client.post(
+        PAYMENTS, {**GOOD, "customer_id": "someone_else"}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+    )
+    assert_problem(refused, 403, "permission_denied")
+    assert not IdempotencyKey.objects.exists()
+
+
+@pytest.mark.django_db
 def test_a_request_failed_at_stripe_is_retried_under_the_same_payment_id(api_client_for, localstripe):
     """Stripe unreachable (it may have made the PaymentIntent): 503, the key released at once with
     its effect id, so the retry asks Stripe under the same idempotency key."""

@@ -53,7 +53,7 @@ from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from jia_payments.core.api.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
+from jia_payments.core.api.errors import DomainError, IdempotencyKeyInProgress, IdempotencyKeyReused
 from jia_payments.core.api.permissions import principal_of
 from jia_payments.core.models import IdempotencyKey
 
@@ -131,12 +131,9 @@ def run_idempotently(request, handler, *, atomic: bool = True) -> Response:
     setattr(request, _EFFECT_ID, record.effect_id)
     try:
         response = handler()
-    except exceptions.APIException as refusal:
-        _release(record, status=refusal.status_code)
-        raise
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(DatabaseError):  # the database gone: the key waits for its lease
-            _release(record, status=500)
+            _release(record, status=_status_of(error))
         raise
     if _is_success(response):
         _store(record, response)
@@ -259,6 +256,12 @@ def _answer_for(record: IdempotencyKey, fingerprint: str) -> Response:
 
 def _is_success(response) -> bool:
     return 200 <= response.status_code < 300
+
+
+def _status_of(error: BaseException) -> int:
+    if isinstance(error, exceptions.APIException):
+        return error.status_code
+    return error.status if isinstance(error, DomainError) else 500
 
 
 def _release(record: IdempotencyKey, *, status: int) -> None:
