@@ -130,6 +130,7 @@ def checkout_session_create(
     country: str | None = None,
     edge_country: str | None = None,
     family_id: uuid.UUID | None = None,
+    checkout_session_id: uuid.UUID | None = None,
 ) -> CheckoutSession:
     """A checkout of `plan_id` for the buyer `principal` may name (`checkout_buyer`), priced for
     `checkout_country` (`country`: asked for in the request; `edge_country`: the edge's header).
@@ -137,8 +138,21 @@ def checkout_session_create(
     A recurring plan's checkouts of one buyer are made one at a time (`buyer_lock`): refused
     while the buyer has a live subscription, and a new one replaces the buyer's open ones (they
     are expired at Stripe before ours is made, so two can never both be paid; one Stripe has
-    already been paid for refuses ours)."""
+    already been paid for refuses ours).
+
+    `checkout_session_id`: the id to make it under (the request's Idempotency-Key effect); asked
+    again with it, the session already made under it is answered, and one whose Stripe session was
+    never recorded is sent to Stripe again under the same idempotency key: one Stripe session.
+    """
     buyer = checkout_buyer(principal=principal, user_id=user_id)
+    if checkout_session_id is not None:
+        made = (
+            CheckoutSession.objects.select_related("plan")
+            .filter(pk=checkout_session_id, user_id=buyer)
+            .first()
+        )
+        if made is not None:
+            return _made_again(made)
     country, country_source = checkout_country(
         principal=principal, requested=country, edge_value=edge_country
     )
@@ -157,6 +171,7 @@ def checkout_session_create(
             subscription_refuse_second(user_id=buyer, plan=plan)  # again, now that it cannot change
             replaced = _replace_open_checkouts(buyer)
         session = CheckoutSession.objects.create(
+            id=checkout_session_id or uuid.uuid4(),
             user_id=buyer,
             plan=plan,
             country=quote.country,
@@ -171,6 +186,32 @@ def checkout_session_create(
         )
         if plan.is_free:  # never reaches Stripe: granted at once
             return _complete(session, payment=None, subscription_id="", expires_at=None)
+    return _open_at_stripe(session, replaced=replaced)
+
+
+def _made_again(session: CheckoutSession) -> CheckoutSession:
+    """A retry of the request that made `session`: as it is, or sent to Stripe again when Stripe's
+    answer was never recorded (the first request died, or Stripe failed and expired it)."""
+    if session.stripe_session_id or session.status == CheckoutSession.Status.COMPLETE:
+        return session
+    plan = session.plan
+    with transaction.atomic():
+        replaced = []
+        if plan.billing_cycle != plan.BillingCycle.ONE_TIME:  # reopened by the same rule as a new one
+            buyer_lock(session.user_id)
+            subscription_refuse_second(user_id=session.user_id, plan=plan)
+            replaced = _replace_open_checkouts(session.user_id, keep=session.pk)
+        CheckoutSession.objects.filter(
+            pk=session.pk, status=CheckoutSession.Status.EXPIRED, stripe_session_id=""
+        ).update(status=CheckoutSession.Status.OPEN, updated_at=timezone.now())
+    session.refresh_from_db()
+    return _open_at_stripe(session, replaced=replaced)
+
+
+def _open_at_stripe(session: CheckoutSession, *, replaced: list[CheckoutSession]) -> CheckoutSession:
+    """Stripe's session for ours (idempotency key: our id), outside any transaction, once the
+    checkouts it replaces are expired there."""
+    plan = session.plan
     try:
         for older in replaced:
             _expire_replaced(older)
@@ -180,8 +221,8 @@ def checkout_session_create(
             amount=session.amount,
             currency=session.currency,
             product_name=plan.name,
-            success_url=success_url,
-            cancel_url=cancel_url,
+            success_url=session.success_url,
+            cancel_url=session.cancel_url,
             metadata=_stripe_metadata(session),
         )
     except Exception:
@@ -199,17 +240,18 @@ def checkout_session_create(
             _record(session, "checkout.session.created")
     if not opened:  # a newer checkout of the buyer replaced this one while Stripe made it
         _expire_stripe_session(stripe_session["id"])
-        raise CheckoutSuperseded(f"A newer checkout of {buyer} replaced checkout {session.pk}.")
+        raise CheckoutSuperseded(f"A newer checkout of {session.user_id} replaced checkout {session.pk}.")
     return session
 
 
-def _replace_open_checkouts(buyer: str) -> list[CheckoutSession]:
+def _replace_open_checkouts(buyer: str, *, keep: uuid.UUID | None = None) -> list[CheckoutSession]:
     """Under the buyer's lock: the buyer's open recurring checkouts a new one replaces. One whose
     Stripe session is not made yet is expired here (its maker then expires its Stripe session);
     the others are expired at Stripe first, by the caller, outside the transaction."""
     open_ones = list(
         CheckoutSession.objects.filter(user_id=buyer, status=CheckoutSession.Status.OPEN)
         .exclude(plan__billing_cycle="one_time")
+        .exclude(pk=keep)
         .select_for_update(of=("self",))  # not the plan's row: other buyers' checkouts go on
     )
     unmade = [older.pk for older in open_ones if not older.stripe_session_id]

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from jia_payments.core.api.permissions import IsServiceOrStaff
 from jia_payments.core.grpc.calls import rpc
-from jia_payments.core.grpc.idempotency import idempotently
+from jia_payments.core.grpc.idempotency import effect_id, idempotently
 from jia_payments.core.grpc.messages import page, to_dict, to_message, to_messages, uuid_or_not_found
 from jia_payments.core.grpc.server import Service
 from jia_payments.protos.payment.v1 import payment_pb2 as pb
@@ -37,7 +37,9 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
         data = to_dict(request, exclude=("idempotency_key",))
 
         def create() -> Response:
-            created = services.payment_create(principal=call.user, **_valid(PaymentCreateSerializer, data))
+            created = services.payment_create(
+                principal=call.user, payment_id=effect_id(call), **_valid(PaymentCreateSerializer, data)
+            )
             return Response(PaymentSerializer(created.payment).data, status=status.HTTP_201_CREATED)
 
         # A card payment calls Stripe: no transaction may stay open (as the REST create).

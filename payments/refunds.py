@@ -8,6 +8,7 @@ subscription, the subscription: no more renewals charged for features no longer 
 """
 
 import logging
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import timedelta
@@ -37,15 +38,30 @@ def is_stripe_payment(payment: Payment) -> bool:
     return by_stripe and bool(payment.external_payment_id)
 
 
-def payment_refund(*, payment_id, amount: int | None, reason: str, requested_by: str) -> Payment:
+def payment_refund(
+    *, payment_id, amount: int | None, reason: str, requested_by: str, refund_id: uuid.UUID | None = None
+) -> Payment:
     """Refund `amount` (None: all that is left) of a completed Stripe payment. The reason goes to
-    Stripe, onto the refund, and into every audit entry the refund writes."""
+    Stripe, onto the refund, and into every audit entry the refund writes.
+
+    `refund_id`: the id to make the refund under (the request's Idempotency-Key effect); asked again
+    with it, the refund already made under it is sent to Stripe again with the same idempotency key
+    (Stripe answers the first result) and settled: never a second refund.
+    """
     with audit_context(reason=reason):
-        return _refund(payment_id=payment_id, amount=amount, reason=reason, requested_by=requested_by)
+        return _refund(
+            payment_id=payment_id,
+            amount=amount,
+            reason=reason,
+            requested_by=requested_by,
+            refund_id=refund_id,
+        )
 
 
-def _refund(*, payment_id, amount: int | None, reason: str, requested_by: str) -> Payment:
-    refund = _reserve(payment_id=payment_id, amount=amount, reason=reason, requested_by=requested_by)
+def _refund(*, payment_id, amount: int | None, reason: str, requested_by: str, refund_id) -> Payment:
+    refund = _reserve(
+        payment_id=payment_id, amount=amount, reason=reason, requested_by=requested_by, refund_id=refund_id
+    )
     payment = refund.payment
     try:
         stripe_refund = gateway.refund_create(
@@ -68,15 +84,33 @@ def _refund(*, payment_id, amount: int | None, reason: str, requested_by: str) -
     return payment
 
 
-def _reserve(*, payment_id, amount: int | None, reason: str, requested_by: str) -> Refund:
+def _reserve(*, payment_id, amount: int | None, reason: str, requested_by: str, refund_id) -> Refund:
+    """A new pending refund, or the one already made under `refund_id` (a retry)."""
     with transaction.atomic():
+        made = _made_before(payment_id=payment_id, refund_id=refund_id)
+        if made is not None:
+            return made
         payment = _locked_refundable(payment_id)
         if not is_stripe_payment(payment):
             raise Unprocessable("This payment was not made through Stripe.")
         amount = _checked_amount(payment, amount)
         return Refund.objects.create(
-            payment=payment, amount=amount, reason=reason[:500], requested_by=requested_by[:255]
+            id=refund_id or uuid.uuid4(),
+            payment=payment,
+            amount=amount,
+            reason=reason[:500],
+            requested_by=requested_by[:255],
         )
+
+
+def _made_before(*, payment_id, refund_id) -> Refund | None:
+    """The refund of this payment already made under `refund_id`, read under the payment's lock (so
+    a retry racing the first request waits for its reservation)."""
+    if refund_id is None:
+        return None
+    if Payment.objects.select_for_update().filter(pk=payment_id).first() is None:
+        raise NotFound("No such payment.")
+    return Refund.objects.select_related("payment").filter(pk=refund_id, payment_id=payment_id).first()
 
 
 def payment_refunds_sync(*, payment_intent_id: str, stripe_refunds: list[dict]) -> Payment | None:

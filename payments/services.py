@@ -8,7 +8,7 @@ import uuid
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jia_payments.core.api.auth import Principal
@@ -90,8 +90,13 @@ def payment_create(
     order_id: str = "",
     description: str = "",
     metadata: dict | None = None,
+    payment_id: uuid.UUID | None = None,
 ) -> NewPayment:
     """A new `pending` payment asked for by `principal` (an end user only for themself).
+
+    `payment_id`: the id to make it under (the request's Idempotency-Key effect); asked again with
+    it, the payment already made under it is answered (and Stripe, asked with the same idempotency
+    key, answers the same PaymentIntent): a retry never makes a second payment or charge.
 
     A method in STRIPE_PAYMENT_METHODS is charged through a Stripe PaymentIntent, created first
     under the new payment's id (its idempotency key, and its metadata); then the row is written
@@ -110,6 +115,7 @@ def payment_create(
         order_id=order_id,
         description=description,
         metadata=metadata,
+        id=payment_id or uuid.uuid4(),
     )
     client_secret = None
     if is_stripe_method(payment_method):
@@ -147,6 +153,7 @@ def payment_record(
             description=description,
             metadata=metadata,
             external_payment_id=external_payment_id,
+            id=uuid.uuid4(),
         )
     )
 
@@ -159,7 +166,7 @@ def _validated_payment(*, amount, currency, metadata, **fields) -> Payment:
         errors["currency"] = [f"'{currency[:10]}' is not an ISO 4217 currency code."]
     if errors:
         raise DomainError(errors=errors)
-    payment = Payment(id=uuid.uuid4(), amount=amount, currency=currency, metadata=metadata or {}, **fields)
+    payment = Payment(amount=amount, currency=currency, metadata=metadata or {}, **fields)
     # Field rules (choices, lengths, formats) in Python; the CHECK constraints stay the database's
     # own last word, so no extra query per constraint here.
     payment.full_clean(validate_unique=False, validate_constraints=False)
@@ -167,8 +174,16 @@ def _validated_payment(*, amount, currency, metadata, **fields) -> Payment:
 
 
 def _insert(payment: Payment) -> Payment:
+    """Write the new payment and its event, or answer the payment already made under its id."""
     with transaction.atomic():
-        payment.save(force_insert=True)
+        try:
+            with transaction.atomic():
+                payment.save(force_insert=True)
+        except IntegrityError:
+            made = Payment.objects.filter(pk=payment.pk).first()
+            if made is None:
+                raise  # another constraint refused it
+            return made
         _record(payment, "payment.created")
         _count_on_commit(payment)
     return payment

@@ -80,6 +80,7 @@ class IdempotencyKey(models.Model):
     class State(models.TextChoices):
         IN_PROGRESS = "in_progress"
         COMPLETED = "completed"
+        RELEASED = "released"  # refused or failed cleanly: the next request takes it at once
 
     id = models.BigAutoField(primary_key=True)
     caller = models.CharField(max_length=255, help_text="Who sent it: user id or service id")
@@ -93,6 +94,11 @@ class IdempotencyKey(models.Model):
         blank=True,
         default="",
         help_text="The stored answer's JSON exactly as sent (key order kept for the replay)",
+    )
+    effect_id = models.UUIDField(
+        default=uuid.uuid4,
+        help_text="The id of what the request makes (its payment, refund, checkout session); a retry "
+        "of the same request after a lease or release makes it under the same id, so finds it",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -6,7 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.idempotency import effect_id, idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import principal_of
 from jia_payments.core.api.validation import (
@@ -88,6 +88,7 @@ class CheckoutSessionListView(APIView):
         session, changed = checkout_or_change_plan(
             principal=principal_of(request),
             edge_country=request.headers.get(header) if header else None,
+            checkout_session_id=effect_id(request),
             **body.validated_data,
         )
         if changed is not None:

@@ -9,7 +9,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from jia_payments.core.api.errors import InvalidTransition
-from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.idempotency import effect_id, idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import IsServiceOrStaff
 from jia_payments.core.api.representation import DirectRepresentation
@@ -130,7 +130,9 @@ class PaymentListCreateView(GenericAPIView):
     def post(self, request):
         data = PaymentCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        created = services.payment_create(principal=request.user, **data.validated_data)
+        created = services.payment_create(
+            principal=request.user, payment_id=effect_id(request), **data.validated_data
+        )
         body = PaymentSerializer(created.payment).data
         if created.client_secret is not None:
             body = {**body, "client_secret": created.client_secret}

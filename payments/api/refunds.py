@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.idempotency import effect_id, idempotent
 from jia_payments.core.api.permissions import IsServiceOrStaff, principal_of
 from jia_payments.core.api.validation import StrictCharField, StrictIntegerField, StrictSerializer
 from payments.api.payments import PaymentSerializer
@@ -32,5 +32,6 @@ class PaymentRefundView(APIView):
             amount=body.validated_data.get("amount"),
             reason=body.validated_data["reason"],
             requested_by=str(principal_of(request)),
+            refund_id=effect_id(request),
         )
         return Response(PaymentSerializer(payment).data)

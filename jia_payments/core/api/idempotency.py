@@ -19,31 +19,41 @@ Use it on a DRF handler method:
   and a crash can never leave a half-done key. Use it for views that only write to the database.
 - `atomic=False`: for views that call out of the process (Stripe) and so must not hold a
   transaction open. The claim commits first; a concurrent request meanwhile gets 409
-  `idempotency_key_in_progress` (retry later); an exception releases the key. The external call
-  must itself be idempotent (Stripe idempotency keys derived from our row ids, DESIGN.md rule 6).
-- A claim in progress is a lease of `IDEMPOTENCY_LEASE_SECONDS` (300 by default, well above the
-  request timeout: gunicorn kills a request after GUNICORN_TIMEOUT, 30 s). A request whose process
-  died mid-flight (worker killed, OOM) cannot release its key; once the lease is over, the next
-  request with that key takes it and runs, instead of meeting 409 for the key's whole life.
+  `idempotency_key_in_progress` (retry later). The effect and the stored answer then commit apart,
+  so a request cut off between them (process killed, database gone) leaves its key in progress
+  with its effect made. Such a view makes its effect under `effect_id(request)` (the payment's,
+  refund's or checkout session's own id; Stripe's idempotency key is derived from it, DESIGN.md
+  rule 6) and finds it when it is asked again: the retry answers what was made, never a second one.
+- The claim keeps its `effect_id` for as long as the key lives, whoever holds it: a claim in
+  progress is a lease of `IDEMPOTENCY_LEASE_SECONDS` (300 by default, well above the request
+  timeout: gunicorn kills a request after GUNICORN_TIMEOUT, 30 s); once it is over, the same request
+  takes the key and runs again under the same `effect_id` (a different request is 422: the first
+  may have had its effect). A non-2xx answer or an exception releases the key at once: after a 4xx
+  (refused, nothing changed) the key is free as if never used; after a 5xx or an error (Stripe
+  unreachable: it may have done its part) the same request runs again under the same `effect_id`,
+  a corrected one under a new one. When the database itself is gone the release cannot be written,
+  and the key waits for its lease.
 - Keys are kept `IDEMPOTENCY_KEY_TTL_HOURS` (24 by default); older ones no longer replay and are
   deleted by the periodic task `core.prune_idempotency_keys`.
 """
 
+import contextlib
 import functools
 import hashlib
 import json
 import re
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from jia_payments.core.api.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
+from jia_payments.core.api.errors import DomainError, IdempotencyKeyInProgress, IdempotencyKeyReused
 from jia_payments.core.api.permissions import principal_of
 from jia_payments.core.models import IdempotencyKey
 
@@ -52,6 +62,7 @@ REPLAY_HEADER = "Idempotent-Replayed"
 _META_NAME = "HTTP_IDEMPOTENCY_KEY"
 _KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 _PATH_MAX = IdempotencyKey._meta.get_field("path").max_length
+_EFFECT_ID = "_idempotency_effect_id"
 
 
 def key_ttl() -> timedelta:
@@ -73,6 +84,11 @@ def request_fingerprint(request) -> str:
     """SHA-256 of method, path and the parsed body (key order and whitespace do not matter)."""
     body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
     return hashlib.sha256(f"{request.method}\n{request.path}\n{body}".encode()).hexdigest()
+
+
+def effect_id(request) -> uuid.UUID | None:
+    """The id the request's effect is made under (None: no Idempotency-Key, any new id will do)."""
+    return getattr(request, _EFFECT_ID, None)
 
 
 def idempotent(handler=None, *, atomic: bool = True):
@@ -101,6 +117,7 @@ def run_idempotently(request, handler, *, atomic: bool = True) -> Response:
             record, claimed = claim.take(fingerprint)
             if not claimed:
                 return _answer_for(record, fingerprint)
+            setattr(request, _EFFECT_ID, record.effect_id)
             response = handler()
             if _is_success(response):
                 _store(record, response)
@@ -111,15 +128,17 @@ def run_idempotently(request, handler, *, atomic: bool = True) -> Response:
         record, claimed = claim.take(fingerprint)
     if not claimed:
         return _answer_for(record, fingerprint)
+    setattr(request, _EFFECT_ID, record.effect_id)
     try:
         response = handler()
-    except BaseException:
-        record.delete()
+    except BaseException as error:
+        with contextlib.suppress(DatabaseError):  # the database gone: the key waits for its lease
+            _release(record, status=_status_of(error))
         raise
     if _is_success(response):
         _store(record, response)
     else:
-        record.delete()
+        _release(record, status=response.status_code)
     return response
 
 
@@ -128,13 +147,14 @@ class _Claim:
         self.caller, self.key, self.method, self.path = caller, key, method, path
 
     def take(self, fingerprint: str) -> tuple[IdempotencyKey, bool]:
-        """(our new row, True), or (the live row another request claimed first, False).
+        """(our row, True): new, or a released or lapsed one taken over (`_free`); or (the row
+        another request holds or completed, False).
 
         One `INSERT ... ON CONFLICT DO NOTHING`: no savepoint, no failed statement. When another
         transaction holds an uncommitted row with this key, the insert waits for it to end, then
         either inserts (it rolled back) or does nothing (it committed, and its row is read).
         """
-        for _ in range(2):
+        for _ in range(3):
             record = IdempotencyKey(
                 caller=self.caller,
                 key=self.key,
@@ -142,6 +162,7 @@ class _Claim:
                 path=self.path,
                 request_fingerprint=fingerprint,
                 state=IdempotencyKey.State.IN_PROGRESS,
+                effect_id=uuid.uuid4(),
                 created_at=timezone.now(),
             )
             with connection.cursor() as cursor:
@@ -150,20 +171,48 @@ class _Claim:
             if inserted is not None:
                 record.pk = inserted[0]
                 return record, True
-            record = IdempotencyKey.objects.filter(caller=self.caller, key=self.key).first()
-            if record is None:
+            held = IdempotencyKey.objects.filter(caller=self.caller, key=self.key).first()
+            if held is None:
                 continue  # the holder's row was pruned meanwhile: claim again
-            if not _expired(record):
-                return record, False
-            # Only the row as read: a holder that completes meanwhile keeps its answer.
-            IdempotencyKey.objects.filter(
-                pk=record.pk, created_at=record.created_at, state=record.state
-            ).delete()
+            if held.created_at < timezone.now() - key_ttl():
+                # Past the key's life: a new request, a new effect. Only the row as read.
+                IdempotencyKey.objects.filter(pk=held.pk, created_at=held.created_at).delete()
+                continue
+            if not _free(held, fingerprint):
+                return held, False
+            taken = self._take_over(held, fingerprint)
+            if taken is not None:
+                return taken, True
         raise IdempotencyKeyInProgress("Another request with this Idempotency-Key is in progress.")
+
+    def _take_over(self, held: IdempotencyKey, fingerprint: str) -> IdempotencyKey | None:
+        """Take a released key or an expired lease, or None when another request took it first.
+
+        The same request keeps the claim's `effect_id`, so it finds what an earlier run made; a
+        corrected request after a release gets a new one. Conditional on the row as read: a holder
+        that completes or a rival that takes it meanwhile wins.
+        """
+        same = held.request_fingerprint == fingerprint
+        changes = {
+            "state": IdempotencyKey.State.IN_PROGRESS,
+            "created_at": timezone.now(),
+            "request_fingerprint": fingerprint,
+            "effect_id": held.effect_id if same else uuid.uuid4(),
+            "method": self.method,
+            "path": self.path,
+        }
+        if not IdempotencyKey.objects.filter(pk=held.pk, created_at=held.created_at, state=held.state).update(
+            **changes
+        ):
+            return None
+        for name, value in changes.items():
+            setattr(held, name, value)
+        return held
 
 
 _CLAIM_FIELDS = (
-    *("caller", "key", "method", "path", "request_fingerprint", "state", "response_body", "created_at"),
+    *("caller", "key", "method", "path", "request_fingerprint", "state", "response_body"),
+    *("effect_id", "created_at"),
 )
 
 
@@ -181,13 +230,15 @@ def _claim_sql() -> str:
     )
 
 
-def _expired(record: IdempotencyKey) -> bool:
-    """Past the key's life, or a claim still in progress past its lease (its request died)."""
-    now = timezone.now()
-    if record.created_at < now - key_ttl():
+def _free(record: IdempotencyKey, fingerprint: str) -> bool:
+    """May this request take the key: released by a refusal, or the same request as one whose
+    lease is over (it died mid-flight)? A completed key only replays."""
+    if record.state == IdempotencyKey.State.RELEASED:
         return True
+    if record.state != IdempotencyKey.State.IN_PROGRESS or record.request_fingerprint != fingerprint:
+        return False
     lease = timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
-    return record.state == IdempotencyKey.State.IN_PROGRESS and record.created_at < now - lease
+    return record.created_at < timezone.now() - lease
 
 
 def _answer_for(record: IdempotencyKey, fingerprint: str) -> Response:
@@ -205,6 +256,25 @@ def _answer_for(record: IdempotencyKey, fingerprint: str) -> Response:
 
 def _is_success(response) -> bool:
     return 200 <= response.status_code < 300
+
+
+def _status_of(error: BaseException) -> int:
+    if isinstance(error, exceptions.APIException):
+        return error.status_code
+    return error.status if isinstance(error, DomainError) else 500
+
+
+def _release(record: IdempotencyKey, *, status: int) -> None:
+    """The request did not succeed: the key is free again. Refused (4xx), it changed nothing and
+    the row goes; failed (5xx, e.g. Stripe unreachable, or an error), it may have made part of its
+    effect, so the row stays, released, its `effect_id` kept for the same request."""
+    ours = IdempotencyKey.objects.filter(
+        pk=record.pk, created_at=record.created_at, state=IdempotencyKey.State.IN_PROGRESS
+    )
+    if status < 500:
+        ours.delete()
+    else:
+        ours.update(state=IdempotencyKey.State.RELEASED)
 
 
 def _store(record: IdempotencyKey, response: Response) -> None:

@@ -84,8 +84,9 @@ def test_a_refused_request_does_not_use_up_the_key(user_client):
 @pytest.mark.django_db
 def test_an_exception_releases_the_key_in_both_modes(user_client):
     assert_problem(_post(user_client, {"code": "explode"}, path=SLOW), 500, "server_error")
-    assert not IdempotencyKey.objects.exists()
+    assert list(IdempotencyKey.objects.values_list("state", flat=True)) == ["released"]
     assert _post(user_client, {"code": "fine"}, path=SLOW).status_code == 201
+    assert list(IdempotencyKey.objects.values_list("state", flat=True)) == ["completed"]
 
 
 @pytest.mark.django_db

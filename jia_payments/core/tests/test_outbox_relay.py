@@ -13,7 +13,13 @@ from django.db import connections, transaction
 from jia_payments.core.models import OutboxEvent
 from jia_payments.core.outbox import backoff, publishers, services
 from jia_payments.core.outbox.services import outbox_relay
-from testsupport.events import assert_cloudevent, assert_once_each_in_key_order, record, relay_until_drained
+from testsupport.events import (
+    assert_cloudevent,
+    assert_once_each_in_key_order,
+    by_key,
+    record,
+    relay_until_drained,
+)
 
 # Only the outbox table is emptied after each test (a whole-database flush costs ~3 s here).
 pytestmark = pytest.mark.django_db(transaction=True, available_apps=["jia_payments.core"])
@@ -131,6 +137,43 @@ def test_a_relay_killed_between_publish_and_mark_publishes_again_with_the_same_i
     assert messages[1][1] == first
     event.refresh_from_db()
     assert event.status == "sent"
+
+
+def test_a_relay_killed_between_publishing_a_batch_and_marking_it_loses_nothing(kafka_events, settings):
+    """A batch (the first row of each of 20 aggregates) published, the relay killed before it marks
+    any: the next relay sends each of them again with its event id, then the rows behind them, in
+    each aggregate's order; every row ends sent."""
+    events = backlog(settings, aggregates=20, per_aggregate=2)
+    expected = {}
+    for event in sorted(events, key=lambda e: e.id):
+        expected.setdefault(event.aggregate_id, []).append(str(event.event_id))
+
+    def relay_then_die_before_marking():
+        services._mark_sent = lambda ids: os.kill(os.getpid(), signal.SIGKILL)
+        outbox_relay(batch_size=len(events))
+
+    child = in_child(relay_then_die_before_marking)
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    before_the_kill = kafka_events.read(min_messages=len(expected))
+    assert sorted(e["id"] for _k, e, _h in before_the_kill) == sorted(ids[0] for ids in expected.values())
+    assert not OutboxEvent.objects.exclude(status="pending").exists()  # nothing marked
+
+    relay_until_drained()
+    published = by_key(kafka_events.read(min_messages=len(expected) + len(events)))
+    assert set(published) == set(expected)
+    for key, order in expected.items():
+        envelopes = published[key]  # one key, one partition: in the order they were sent
+        assert [e["id"] for e in envelopes] == [order[0], *order]  # the head again, same id, then the rest
+        assert envelopes[0] == envelopes[1]  # the same event, re-sent
+    sent = OutboxEvent.objects.filter(status="sent").count()
+    lost = sum(len(set(order) - {e["id"] for e in published[key]}) for key, order in expected.items())
+    print(
+        f"\nrelay killed between publish and mark: {len(events)} rows, {len(before_the_kill)} published "
+        f"before the kill and re-sent with the same id, {sent} marked sent, {lost} lost, "
+        f"{sum(len(v) for v in published.values()) - len(events) - len(before_the_kill)} sent more than that"
+    )
+    assert sent == len(events)
 
 
 def test_broker_down_rows_wait_the_relay_backs_off_then_drains(kafka_events, settings):

@@ -109,5 +109,11 @@ def test_a_worker_killed_mid_task_runs_the_task_again_elsewhere_with_one_effect(
         if second is not None:
             second.stop()
     effects = list(OutboxEvent.objects.filter(type="test.effect").values_list("aggregate_id", flat=True))
+    print(
+        f"\ncelery SIGKILL: {TASKS} tasks, {len(killed_mid_task)} killed mid-task, "
+        f"{len(set(second.events('slow_effect_started')) & killed_mid_task)} of them ran again, "
+        f"{len(set(effects))} effects, {len(set(markers) - set(effects))} lost, "
+        f"{len(effects) - len(set(effects))} duplicated"
+    )
     assert sorted(effects) == sorted(markers)  # every task's effect, each once: lost 0
     assert set(second.events("slow_effect_started")) >= killed_mid_task  # it ran again, to the end
