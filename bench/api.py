@@ -548,7 +548,8 @@ def _report(rounds: list[Round], meta: dict) -> str:
         "Redis with the service and write limits raised so the bench's one service caller passes), "
         "the floor (`bench/floor.py`), and the product with dj-stripe's default webhook handling "
         "(`bench/inline_settings.py`; it fetches each event's object from localstripe). Checks: one "
-        f"token per request from {WARM_USERS:,} users (cold: each of the other "
+        f"token per request from {WARM_USERS:,} users, whose cache entries the app's own code filled "
+        "before the rounds (cold: each of the other "
         f"{USERS - WARM_USERS:,} once); creates: one service token, a new Idempotency-Key each; "
         "webhooks: distinct `payment_intent.succeeded` events signed just before the run. "
         f"wrk {THREADS} threads, {CONNECTIONS} connections, {meta['duration']:g} s per scenario run and "
@@ -556,16 +557,18 @@ def _report(rounds: list[Round], meta: dict) -> str:
         "between two blocks of references (floor, ceiling) and its ratio is to the mean of each "
         "reference's two runs around it; figures are medians over the rounds. CPU ms/request = CPU "
         "time of the gunicorn workers and their PostgreSQL backends per request (not wrk's, not "
-        "Redis's): unlike req/s it hardly depends on what else the machine runs.",
+        "Redis's): unlike req/s it hardly depends on what else the machine runs. Under `make bench` "
+        "the memory run (one more worker, bench/memory.py) goes on beside these rounds: load like "
+        "the other helpers', which the same-run ratios absorb and the absolute figures do not.",
         "",
         f"Data: {meta['seed']['users']:,} users, {meta['seed']['entitlements']:,} entitlement rows, "
         f"{meta['seed']['families']} families ({meta['seed']['family_members']} members); "
         + ", ".join(f"{k} {v}" for k, v in meta["seed"]["kinds"].items())
         + f". Seeded in {meta['seed_seconds']:.1f} s.",
         "",
-        "| scenario | req/s | p50 ms | p99 ms | ÷ floor | ÷ ceiling | target | met "
+        "| scenario | req/s | p50 ms | p99 ms | ÷ floor | ÷ floor, rounds' range | ÷ ceiling | target | met "
         "| CPU ms/request | CPU ÷ floor's | cache hits / misses |",
-        "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---|",
     ]
     verdicts = {}
     for scenario in (*REFERENCES, *SCENARIOS):
@@ -578,7 +581,10 @@ def _report(rounds: list[Round], meta: dict) -> str:
         p99 = _median([r.result.p99_ms for r in runs])
         cpu_ms = _median([r.cpu_ms for r in runs])
         hits, misses = sum(r.hits for r in runs), sum(r.misses for r in runs)
-        to_floor = 1.0 if scenario == "floor" else _median([rnd.ratio(scenario, "floor") for rnd in having])
+        to_floors = [] if scenario == "floor" else [rnd.ratio(scenario, "floor") for rnd in having]
+        to_floor = 1.0 if scenario == "floor" else _median(to_floors)
+        spread = [r for r in to_floors if r is not None]
+        floor_range = f"{min(spread):.2f}-{max(spread):.2f}" if spread else ""
         to_ceiling = (
             1.0 if scenario == "ceiling" else _median([rnd.ratio(scenario, "ceiling") for rnd in having])
         )
@@ -595,7 +601,7 @@ def _report(rounds: list[Round], meta: dict) -> str:
         socket_errors = sum(r.result.failed for r in runs)
         counted = scenario in ("warm", "batch", "list", "cold")
         lines.append(
-            f"| {TITLES[scenario]} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {_fmt(to_floor)} "
+            f"| {TITLES[scenario]} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {_fmt(to_floor)} | {floor_range} "
             f"| {_fmt(to_ceiling)} | {_target_text(scenario)} | {met} | {cpu_ms:.2f} | {_fmt(cpu_floor)} "
             f"| {f'{hits:,} / {misses:,}' if counted else ''}"
             f"{f' ({socket_errors} socket errors)' if socket_errors else ''} |"

@@ -34,6 +34,7 @@ CONNECTIONS = 8
 BUDGET_BACKGROUND = 720.0
 BUDGET_ALONE = 1_500.0
 SAMPLE_EVERY = 10_000  # checks between two RSS samples
+POLL_EVERY = 3.0  # seconds between two reads of the worker's counters (each a /metrics request to it)
 LOOKUPS = 'jia_payments_entitlement_cache_lookups_total{result="%s"}'
 FEATURES = ("family_calendar", "shared_lists", "location_sharing", "photo_vault", "ai_assistant", "ad_free")
 
@@ -144,6 +145,7 @@ class Memory:
             threads=1,
             headers=server.PROXY_HEADERS,
             stop_when=done,
+            poll_every=POLL_EVERY,
         )
         return result, self._lookups() - before
 

@@ -35,6 +35,9 @@ CONNECTIONS = 8
 API = "/api/v1"
 MIDDLES = ("untraced", "off", "on")  # the warm check's runs between two `off` runs
 UNTRACED_APP = "bench.untraced:application"
+# Its PYTHONPATH: a sitecustomize that installs bench/untraced.py's import hook at start-up (not
+# imported here: the hook would go into this process).
+UNTRACED_SITE = Path(__file__).with_name("untraced_site")
 
 
 def seed(users: int = USERS) -> dict:
@@ -95,7 +98,7 @@ def untraced_hooks(env: dict) -> dict[str, int]:
     configured like its server; fails when it takes nothing out of the hot path's modules."""
     found = subprocess.run(
         [server.PYTHON, "-W", "ignore", "-c",
-         "import json, bench.untraced as u, sys; from django.urls import resolve; "
+         "import json, sys, bench.untraced as u; u.application; from django.urls import resolve; "
          "resolve('/api/v1/entitlements/check/'); import payments.services; "
          "assert not [m for m in sys.modules if m.startswith('opentelemetry')], 'OpenTelemetry imported'; "
          "print('HOOKS ' + json.dumps(u.rewritten))"],
@@ -116,7 +119,7 @@ def untraced_hooks(env: dict) -> dict[str, int]:
 # OpenTelemetry importable or not (argv[1] == "blocked"): redis-py imports the SDK's metrics
 # module at start-up when it can.
 _REDIS_PROBE = """
-import resource, sys, time
+import sys, time
 if sys.argv[1] == "blocked":
     import importlib.abc
     class Blocked(importlib.abc.MetaPathFinder):
@@ -136,7 +139,7 @@ for _ in range(calls):
         db_namespace="0", error=None)
 per_call = (time.process_time() - started) / calls
 sdk = sum(1 for m in sys.modules if m.startswith("opentelemetry"))
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rss = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmRSS:"))
 print(f"PROBE {imported * 1000:.2f} {per_call * 1e6:.3f} {sdk} {rss}")
 """
 
@@ -186,6 +189,17 @@ class _Runner:
         return {"target": target, "rps": result.rps, "p99": result.p99_ms, "cpu": cpu_ms}
 
 
+def _same_answers(servers: dict, path: Path) -> None:
+    """One warm check by hand on each server: the same answer from all three."""
+    _, url_path, token, _ = path.read_text().splitlines()[0].split("\t")
+    answers = {}
+    for name, gunicorn in servers.items():
+        status, body = server.request(gunicorn.base_url + url_path, headers={"better-auth-token": token})
+        answers[name] = (status, json.loads(body))
+    if len({json.dumps(a, sort_keys=True) for a in answers.values()}) != 1 or answers["off"][0] != 200:
+        raise RuntimeError(f"the servers answer the same check differently: {answers}")
+
+
 def _ratios(runs: list[dict]) -> dict[str, dict]:
     """For a sequence `off, X, off, Y, off, ...`: each middle run over the mean of the `off` runs
     around it (req/s), and the mean of their CPU per request over its (CPU)."""
@@ -205,7 +219,7 @@ def run(args) -> str:
 
     started = time.monotonic()
     quick = getattr(args, "quick", False)
-    duration, rounds = (2.0, 1) if quick else (3.0, 4)
+    duration, rounds = (2.0, 1) if quick else (2.0, 5)
     wrk.ensure_wrk()
     issuer = TokenIssuer()
     database_url, redis_url = server.bench_database_url(), server.bench_redis_url()
@@ -230,7 +244,8 @@ def run(args) -> str:
     )  # fmt: skip
     if seeded.returncode != 0:
         raise RuntimeError(f"seeding failed:\n{seeded.stderr[-3000:]}")
-    hooks = untraced_hooks(off_env)
+    untraced_env = {**off_env, "PYTHONPATH": str(UNTRACED_SITE)}
+    hooks = untraced_hooks(untraced_env)
     redis_cost = redis_otel_cost(2 if quick else 5)
 
     users = [f"bench-trace-{n:04d}" for n in range(USERS)]
@@ -272,17 +287,18 @@ def run(args) -> str:
         with server.ProcessGroup() as group:
             servers = {
                 "off": server.Gunicorn(group, off_env),
-                "untraced": server.Gunicorn(group, off_env, app=UNTRACED_APP),
+                "untraced": server.Gunicorn(group, untraced_env, app=UNTRACED_APP),
                 "on": server.Gunicorn(group, on_env),
             }
             try:
                 for gunicorn in servers.values():
                     gunicorn.start()
                 workers = servers["off"].workers
+                _same_answers(servers, paths["warm check"])
                 runner = _Runner(group, servers, paths, duration)
                 for target in servers:  # workers import lazily; the check's cache entries fill
                     for scenario in paths:
-                        runner.run(target, scenario, duration=1)
+                        runner.run(target, scenario, duration=2)
                 for number in range(rounds):
                     shift = number % len(MIDDLES)
                     middles = MIDDLES[shift:] + MIDDLES[:shift]
@@ -357,8 +373,9 @@ def _report(checks: list[dict], creates: list[dict], meta: dict) -> str:
         f"({', '.join(f'{m} {n}' for m, n in sorted(hooks.items()))}), OpenTelemetry not "
         "importable), **on** (every request sampled, exported over OTLP/HTTP in batches to a local "
         f"receiver that drops it: {meta['exports']} exports received). wrk {CONNECTIONS} "
-        f"connections, {meta['duration']:g} s a run, {meta['rounds']} rounds; each round runs the "
-        "warm check `off, A, off, B, off, C, off` with A, B, C = untraced, off, on (rotating), and the "
+        f"connections, {meta['duration']:g} s a run, {meta['rounds']} round(s) after a 2 s warm-up "
+        "of each server; each round runs the warm check `off, A, off, B, off, C, off` with A, B, C "
+        "= untraced, off, on (rotating), and the "
         "create `off, on, off`; a middle run's ratio is to the mean of the two `off` runs around it. "
         "`off` in the middle is the A/A round: the same server, measured the same way, so its spread "
         "is the noise band. CPU ms/request: the workers' CPU (export threads included) per request.",
@@ -399,8 +416,8 @@ def _report(checks: list[dict], creates: list[dict], meta: dict) -> str:
         "(`redis.observability.providers`; it stays unused unless an app initialises redis-py's "
         "observability, which this one does not). Measured in fresh processes (medians of "
         f"{meta['rounds_redis']} each way, CPU time): `import redis` {with_sdk['import_ms']:.0f} ms "
-        f"with the SDK importable ({with_sdk['modules']:.0f} opentelemetry modules loaded, max RSS "
-        f"{with_sdk['rss_kib'] / 1024:.1f} MB) vs {without['import_ms']:.0f} ms without (0 modules, "
+        f"with the SDK importable ({with_sdk['modules']:.0f} opentelemetry modules loaded, RSS "
+        f"{with_sdk['rss_kib'] / 1024:.1f} MB) vs {without['import_ms']:.0f} ms without (0 modules, RSS "
         f"{without['rss_kib'] / 1024:.1f} MB); its per-command hook `record_operation_duration` "
         f"{with_sdk['call_us']:.2f} µs vs {without['call_us']:.2f} µs a call: the same code either "
         "way (it returns once it finds no observability configured). So the cost is once per process "

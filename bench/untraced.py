@@ -1,4 +1,6 @@
-"""The product as it was before tracing, for the benchmark's reference: `bench.untraced:application`.
+"""The product as it was before tracing, for the benchmark's reference: `bench.untraced:application`,
+served with PYTHONPATH=bench/untraced_site so that this module's import hook is installed
+at interpreter start, before gunicorn imports anything of the project.
 
 Tracing off (no OTEL_* variable) should cost nothing; to measure that, the tracing bench compares
 it with this app, where the tracing code is not there at all:
@@ -20,9 +22,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 TRACING_MODULE = "jia_payments.core.ops.tracing"
 PROJECT_PACKAGES = ("jia_payments", "payments", "entitlements", "pricing", "backoffice")
 
@@ -114,8 +114,15 @@ def _install() -> None:
 
 
 _install()
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jia_payments.settings")
 
-from django.core.wsgi import get_wsgi_application  # noqa: E402
 
-application = get_wsgi_application()
+def __getattr__(name: str):
+    """`application`, built on first use (gunicorn loads it; the sitecustomize import does not)."""
+    if name != "application":
+        raise AttributeError(name)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jia_payments.settings")
+    from django.core.wsgi import get_wsgi_application
+
+    global application
+    application = get_wsgi_application()
+    return application
