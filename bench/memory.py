@@ -35,6 +35,11 @@ BUDGET_BACKGROUND = 720.0
 BUDGET_ALONE = 1_500.0
 SAMPLE_EVERY = 10_000  # checks between two RSS samples
 POLL_EVERY = 3.0  # seconds between two reads of the worker's counters (each a /metrics request to it)
+# The worker and its wrk run at this priority when allowed (root): 100,000 checks are ~250 s of
+# CPU whatever their priority, but at the fair share of a machine loaded 15-20 on 2 cores a single
+# worker gets ~0.1 core (~45 checks/s: 40 minutes). What is measured is RSS, which the priority
+# does not change; the other suites' ratios are taken within their own runs.
+NICE = -10
 LOOKUPS = 'jia_payments_entitlement_cache_lookups_total{result="%s"}'
 FEATURES = ("family_calendar", "shared_lists", "location_sharing", "photo_vault", "ai_assistant", "ad_free")
 
@@ -84,6 +89,7 @@ class Memory:
         self.workdir = Path(tempfile.mkdtemp(prefix="bench-memory-"))
         self.gunicorn: server.Gunicorn | None = None
         self.stop = threading.Event()
+        self.nice = 0
 
     def start(self) -> "Memory":
         from testsupport.tokens import TokenIssuer
@@ -102,13 +108,7 @@ class Memory:
         )
         self.load_before = server.load_average()
         log(f"memory: load average {self.load_before}")
-        server.ensure_database(database_url, env)
-        seeded = subprocess.run(
-            [server.PYTHON, "-c", "import django; django.setup(); from bench.memory import seed; seed()"],
-            cwd=server.ROOT, env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if seeded.returncode != 0:
-            raise RuntimeError(f"seeding failed:\n{seeded.stderr[-3000:]}")
+        server.ensure_database(database_url, env)  # here: the next suites find it migrated
         rng = random.Random(11)
         lines = [
             ("GET", f"/api/v1/entitlements/check/?feature_code={rng.choice(FEATURES)}",
@@ -116,11 +116,26 @@ class Memory:
             for n in range(USERS)
         ]  # fmt: skip
         self.checks_file = wrk.write_requests(self.workdir / "checks.tsv", lines)
-        self.group.__enter__()
-        self.gunicorn = server.Gunicorn(self.group, env, workers=1).start()
-        self.thread = threading.Thread(target=self._run, name="bench-memory", daemon=True)
+        self.group.__enter__()  # in the main thread: it handles SIGTERM
+        self.thread = threading.Thread(target=self._run, args=(env,), name="bench-memory", daemon=True)
         self.thread.start()
         return self
+
+    def _prepare(self, env: dict) -> None:
+        """Seeding and the server, in the thread: the next suite starts meanwhile."""
+        seeded = subprocess.run(
+            [server.PYTHON, "-c", "import django; django.setup(); from bench.memory import seed; seed()"],
+            cwd=server.ROOT, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if seeded.returncode != 0:
+            raise RuntimeError(f"seeding failed:\n{seeded.stderr[-3000:]}")
+        self.gunicorn = server.Gunicorn(self.group, env, workers=1).start()
+        (pid,) = self.gunicorn.worker_pids()
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, NICE)
+            self.nice = NICE
+        except OSError:  # not root: the fair share, and probably fewer checks in the time
+            self.nice = 0
 
     def _lookups(self) -> int:
         samples = self.gunicorn.metrics()
@@ -146,20 +161,23 @@ class Memory:
             headers=server.PROXY_HEADERS,
             stop_when=done,
             poll_every=POLL_EVERY,
+            nice=self.nice,
         )
         return result, self._lookups() - before
 
-    def _run(self) -> None:
+    def _run(self, env: dict) -> None:
         try:
+            self._prepare(env)
             (pid,) = self.gunicorn.worker_pids()
             fresh = self.gunicorn.rss_kib()[pid]
             _, warmed = self._send(WARMUP, 120)
             start = self.gunicorn.rss_kib()[pid]
             log(f"memory: warmed up ({warmed:,} checks), RSS {fresh / 1024:.1f} -> {start / 1024:.1f} MB")
-            began = time.monotonic()
+            began, cpu_before = time.monotonic(), self.gunicorn.cpu_seconds()
             limit = self.budget - (time.monotonic() - self.started)
             result, checks = self._send(self.wanted, limit, pid)
             seconds = time.monotonic() - began
+            cpu_ms = (self.gunicorn.cpu_seconds() - cpu_before) * 1000 / max(1, checks)
             if self.gunicorn.worker_pids() != [pid]:
                 raise RuntimeError("the worker of the memory run was replaced during it")
             end = self.gunicorn.rss_kib()[pid]
@@ -176,6 +194,7 @@ class Memory:
                 "rps": checks / seconds if seconds else 0.0,
                 "errors": result.failed,
                 "p99_ms": result.p99_ms,
+                "cpu_ms": cpu_ms,
             }
         except Exception as error:  # noqa: BLE001 (reported by finish(), in the main thread)
             self.error = error
@@ -215,15 +234,23 @@ class Memory:
                 "One worker alone (`gunicorn -c gunicorn.conf.py`, WEB_CONCURRENCY=1, sync, recycling off), "
                 f"{USERS:,} users (`bench-mem-*`: premium or free), `GET /api/v1/entitlements/check/` "
                 f"rotating over them from wrk ({CONNECTIONS} connections); checks counted by the worker's "
-                "cache lookups on /metrics.",
+                "cache lookups on /metrics. "
+                + (
+                    f"The worker and wrk ran at nice {self.nice}: 100,000 checks are the same CPU work at "
+                    "any priority, but at a fair share of this loaded machine one worker gets ~0.1 core "
+                    "(~45 checks/s); RSS, what is measured, does not depend on it."
+                    if self.nice
+                    else "The worker ran at the default priority (raising it needs root)."
+                ),
                 "",
                 "| RSS just started | after the warm-up | after the checks | growth | checks (wanted) "
-                "| time | req/s | p99 ms | target | met |",
-                "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+                "| time | req/s | p99 ms | worker CPU ms/check | target | met |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
                 f"| {r['fresh_kib'] / 1024:.1f} MB | {r['start_kib'] / 1024:.1f} MB "
                 f"({r['warmup']:,} checks) | {r['end_kib'] / 1024:.1f} MB | {growth / 1024:+.1f} MB "
                 f"| {r['checks']:,} ({self.wanted:,}) | {r['seconds']:.0f} s | {r['rps']:,.0f} "
-                f"| {r['p99_ms']:.1f} | growth < {GROWTH_KIB / 1024:.0f} MB over {self.wanted:,} checks "
+                f"| {r['p99_ms']:.1f} | {r['cpu_ms']:.2f} "
+                f"| growth < {GROWTH_KIB / 1024:.0f} MB over {self.wanted:,} checks "
                 f"| {verdict} |",
                 "",
                 f"RSS on the way (checks after the warm-up: RSS): {curve or 'no sample'}. Time limit: the "

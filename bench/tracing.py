@@ -219,7 +219,7 @@ def run(args) -> str:
 
     started = time.monotonic()
     quick = getattr(args, "quick", False)
-    duration, rounds = (2.0, 1) if quick else (2.0, 5)
+    duration, rounds = (2.0, 1) if quick else (2.0, 4)
     wrk.ensure_wrk()
     issuer = TokenIssuer()
     database_url, redis_url = server.bench_database_url(), server.bench_redis_url()

@@ -76,11 +76,13 @@ def run(
     timeout: float = 5.0,
     stop_when: Callable[[], bool] | None = None,
     poll_every: float = 0.5,
+    nice: int = 0,
 ) -> Result:
     """One wrk run. `stop_when`, polled every `poll_every` seconds, ends it early (SIGINT: wrk then
     reports the time it really ran). A `once` run needs it: wrk's threads stop when their slice
-    is sent, but wrk itself waits out `duration`."""
+    is sent, but wrk itself waits out `duration`. `nice`: wrk's scheduling priority (`nice -n`)."""
     args = [
+        *(["nice", "-n", str(nice)] if nice else []),
         ensure_wrk(),
         f"-t{threads}",
         f"-c{connections}",
