@@ -378,24 +378,7 @@ class Bench:
         return run
 
     def drop_cached_entries(self, keep: frozenset[str] = frozenset()) -> int:
-        """Delete bench users' cache entries but those of `keep` (generation tokens stay, as in
-        production after an entry expired)."""
-        import redis
-
-        client = redis.Redis.from_url(self.redis_url)
-        dropped = 0
-        batch = []
-        for key in client.scan_iter(match="*:ent:v1:e:bench-u*", count=2000):
-            if key.decode().rsplit(":", 1)[1] in keep:
-                continue
-            batch.append(key)
-            if len(batch) >= 1000:
-                dropped += client.unlink(*batch)
-                batch = []
-        if batch:
-            dropped += client.unlink(*batch)
-        client.close()
-        return dropped
+        return drop_cached_entries(self.redis_url, keep)
 
     def drop_task_queue(self) -> None:
         """The webhook tasks the acknowledgements enqueued: no worker runs here to take them."""
@@ -404,6 +387,27 @@ class Bench:
         client = redis.Redis.from_url(self.redis_url)
         client.delete("celery")
         client.close()
+
+
+def drop_cached_entries(redis_url: str, keep: frozenset[str] = frozenset()) -> int:
+    """Delete bench users' cache entries but those of `keep` (generation tokens stay, as in
+    production after an entry expired)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    dropped = 0
+    batch = []
+    for key in client.scan_iter(match="*:ent:v1:e:bench-u*", count=2000):
+        if key.decode().rsplit(":", 1)[1] in keep:
+            continue
+        batch.append(key)
+        if len(batch) >= 1000:
+            dropped += client.unlink(*batch)
+            batch = []
+    if batch:
+        dropped += client.unlink(*batch)
+    client.close()
+    return dropped
 
 
 # --- Stripe's side: objects in localstripe, events signed as Stripe signs them -----------------
@@ -722,19 +726,38 @@ def _manage(env: dict, *args: str) -> None:
     )
 
 
-def fill_cache(env: dict, users: list[str]) -> float:
+def warm_user_ids() -> list[str]:
+    """The users of the warm scenarios (the gRPC suite's too): the same every run."""
+    return random.Random(7).sample([user_id(n) for n in range(USERS)], WARM_USERS)
+
+
+def fill_cache(env: dict, users: list[str], processes: int = 4) -> float:
     """Each user's cache entry filled by the app's own code (`access_rows`, as a first check does),
-    in a process configured like the server: the warm scenarios start warm, without a minute of
-    HTTP warm-up on a loaded machine. Returns the seconds it took."""
+    in `processes` processes configured like the server: the warm scenarios start warm, without a
+    minute of HTTP warm-up on a loaded machine. Returns the seconds it took."""
     started = time.monotonic()
-    filled = subprocess.run(
-        [server.PYTHON, "-c", "import django, sys; django.setup(); "
-         "from entitlements.selectors import access_rows; "
-         "[access_rows(user_id=u) for u in sys.stdin.read().split()]"],
-        cwd=server.ROOT, env=env, input="\n".join(users), capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if filled.returncode != 0:
-        raise RuntimeError(f"filling the cache failed:\n{filled.stderr[-3000:]}")
+    code = (
+        "import django, sys; django.setup(); from entitlements.selectors import access_rows; "
+        "[access_rows(user_id=u) for u in sys.stdin.read().split()]"
+    )
+    fillers = [
+        subprocess.Popen(
+            [server.PYTHON, "-c", code],
+            cwd=server.ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    for number, filler in enumerate(fillers):  # a few KB each: within the pipe's buffer
+        filler.stdin.write("\n".join(users[number::processes]))
+        filler.stdin.close()
+    for filler in fillers:
+        if filler.wait() != 0:
+            raise RuntimeError(f"filling the cache failed:\n{filler.stderr.read()[-3000:]}")
     return time.monotonic() - started
 
 
@@ -766,9 +789,18 @@ def run(args) -> str:
         load_before = server.load_average()
         log(f"api bench: load average {load_before}")
         server.ensure_database(database_url, env)
+
         # The seeding and the webhook endpoint's row (tables of their own) while the servers start.
+        # Then the warm users' cache entries, filled once (cold runs drop only the others').
+        def prepare_data() -> tuple[dict, float]:
+            seeded = seed_in_subprocess(env)
+            drop_cached_entries(redis_url)
+            seconds = fill_cache(env, warm_user_ids())
+            log(f"cache entries of the {WARM_USERS:,} warm users filled in {seconds:.1f} s")
+            return seeded
+
         with ThreadPoolExecutor(2) as pool:
-            seeding = pool.submit(seed_in_subprocess, env)
+            seeding = pool.submit(prepare_data)
             endpoint = pool.submit(_manage, env, "stripe_webhook_endpoint")
 
             def data_ready() -> None:
@@ -822,6 +854,8 @@ def _measure(
     service_token = issuer.token("svc_bench", role="service", ttl=4 * 3600)
     issuer.issued.clear()
     warm_users = rng.sample(everyone, WARM_USERS)
+    if warm_users != warm_user_ids():
+        raise RuntimeError("the warm users differ from those whose entries were filled")
     warm_set = frozenset(warm_users)
     cold_users = rng.sample(sorted(set(everyone) - warm_set), USERS - WARM_USERS)
     batch_body = json.dumps({"feature_codes": BATCH}, separators=(",", ":"))
@@ -869,7 +903,6 @@ def _measure(
                 log(f"servers ready: {', '.join(f'{k} {v.base_url}' for k, v in servers.items())}")
                 bench = Bench(group, servers, redis_url, database_url)
                 data_ready()
-                bench.drop_cached_entries()
                 _check_samples(servers, {**paths, **{name: make() for name, make in fresh.items()}})
                 # Each worker imports lazily on its first requests: a short untimed run first.
                 for name, target in (("ceiling", "app"), ("floor", "floor"), ("webhook_inline", "inline")):
@@ -882,9 +915,6 @@ def _measure(
                         mode=mode,
                         headers=server.PROXY_HEADERS,
                     )
-                # The warm users' entries, filled once. Cold runs drop only the others'.
-                seconds = fill_cache(env, warm_users)
-                log(f"cache entries of the {WARM_USERS:,} warm users filled in {seconds:.1f} s")
 
                 def references(rnd: Round) -> None:
                     rnd.runs.append(
