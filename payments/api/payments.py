@@ -147,6 +147,7 @@ class PaymentDetailView(GenericAPIView):
 
 class PaymentStatusView(GenericAPIView):
     permission_classes = [IsServiceOrStaff]
+    session_permissions = {"POST": ["payments.change_payment"]}
     serializer_class = PaymentSerializer
 
     @extend_schema(
