@@ -5,7 +5,7 @@
 1. A database of its own, `<DATABASE_URL's name>_bench_events` (created if missing, reused
    otherwise; its tables are built from the models like the tests do, in seconds), and a tansu
    broker on a free port (testsupport/tansu.py), stopped at the end.
-2. Relay throughput: 20,000 pending outbox rows (4,000 payments x 5 events, ~600-byte envelopes)
+2. Relay throughput: 10,000 pending outbox rows (2,000 payments x 5 events, ~600-byte envelopes)
    relayed by one relay process, then (the same rows pending again, to a fresh topic) by two relay
    processes started at the same moment, as two Celery workers would run the relay task. Each
    relay calls `outbox_relay()` (the task's body) until nothing is pending. Afterwards the topic is
@@ -36,10 +36,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKLOG = 20_000
+BACKLOG = 10_000
 BACKLOG_QUICK = 5_000
 EVENTS_PER_PAYMENT = 5
-CREATE_ROUNDS = 1_000
+CREATE_ROUNDS = 500
 CREATE_ROUNDS_QUICK = 150
 WARMUP_ROUNDS = 50
 VARIANTS = ("no events", "outbox", "outbox + relay trigger")

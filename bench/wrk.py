@@ -75,11 +75,14 @@ def run(
     headers: dict[str, str] | None = None,
     timeout: float = 5.0,
     stop_when: Callable[[], bool] | None = None,
+    poll_every: float = 0.5,
+    nice: int = 0,
 ) -> Result:
-    """One wrk run. `stop_when`, polled twice a second, ends it early (SIGINT: wrk then
+    """One wrk run. `stop_when`, polled every `poll_every` seconds, ends it early (SIGINT: wrk then
     reports the time it really ran). A `once` run needs it: wrk's threads stop when their slice
-    is sent, but wrk itself waits out `duration`."""
+    is sent, but wrk itself waits out `duration`. `nice`: wrk's scheduling priority (`nice -n`)."""
     args = [
+        *(["nice", "-n", str(nice)] if nice else []),
         ensure_wrk(),
         f"-t{threads}",
         f"-c{connections}",
@@ -98,7 +101,7 @@ def run(
     process = group.popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + duration + 60
     while stop_when is not None and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(poll_every)
         if process.poll() is None and stop_when():
             process.send_signal(signal.SIGINT)
             break
