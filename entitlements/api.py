@@ -25,6 +25,7 @@ from jia_payments.core.api.validation import (
     FeatureCodeField,
     JSONObjectField,
     StrictCharField,
+    StrictQuery,
     StrictSerializer,
     UserIdField,
     is_plain_feature_code,
@@ -44,7 +45,7 @@ class StrictUUIDField(serializers.UUIDField):
         return super().to_internal_value(data)
 
 
-class CheckQuery(serializers.Serializer):
+class CheckQuery(StrictQuery):
     feature_code = FeatureCodeField()
     user_id = UserIdField(required=False, help_text="Required for service and staff callers")
 
@@ -54,7 +55,7 @@ class BatchCheckIn(StrictSerializer):
     feature_codes = serializers.ListField(child=FeatureCodeField(), min_length=1, max_length=MAX_BATCH)
 
 
-class ListQuery(serializers.Serializer):
+class ListQuery(StrictQuery):
     user_id = UserIdField(required=False, help_text="Required for service and staff callers")
     status = serializers.ChoiceField(choices=Entitlement.Status.choices, required=False)
 

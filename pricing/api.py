@@ -17,6 +17,7 @@ from jia_payments.core.api.validation import (
     CountryCodeField,
     MultiplierField,
     StrictCharField,
+    StrictQuery,
     StrictSerializer,
 )
 from pricing import selectors, services
@@ -159,7 +160,7 @@ class PlanDetailView(GenericAPIView):
         return Response(PlanSerializer(selectors.active_plan(plan_id=plan_id)).data)
 
 
-class PriceQuery(serializers.Serializer):
+class PriceQuery(StrictQuery):
     country = CountryCodeField(help_text="ISO 3166-1 alpha-2 code; a country without a zone pays zone A")
     plan_id = StrictCharField(max_length=_max(Plan, "id"), required=False)
 
@@ -182,7 +183,7 @@ class PriceListView(GenericAPIView):
         return self.get_paginated_response(PriceSerializer(page, many=True).data)
 
 
-class PricingZoneQuery(serializers.Serializer):
+class PricingZoneQuery(StrictQuery):
     zone = serializers.ChoiceField(choices=PricingZone.Zone.choices, required=False)
     country = StrictCharField(
         max_length=_max(PricingZone, "country"), required=False, help_text="Country name, any case"

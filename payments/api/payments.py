@@ -17,6 +17,7 @@ from jia_payments.core.api.validation import (
     JSONObjectField,
     StrictCharField,
     StrictIntegerField,
+    StrictQuery,
     StrictSerializer,
 )
 from payments import selectors, services
@@ -67,7 +68,7 @@ class PaymentStatusSerializer(StrictSerializer):
     )
 
 
-class PaymentListQuery(serializers.Serializer):
+class PaymentListQuery(StrictQuery):
     customer_id = StrictCharField(max_length=_max("customer_id"), required=False)
     status = serializers.ChoiceField(choices=Payment.Status.choices, required=False)
 

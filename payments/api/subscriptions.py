@@ -12,7 +12,7 @@ from jia_payments.core.api.errors import InvalidTransition, NotFound
 from jia_payments.core.api.idempotency import idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import principal_of
-from jia_payments.core.api.validation import StrictCharField, StrictSerializer
+from jia_payments.core.api.validation import StrictCharField, StrictQuery, StrictSerializer
 from payments import selectors
 from payments.subscriptions import (
     PRORATIONS,
@@ -44,7 +44,7 @@ def _render(subscription) -> dict:
     return SubscriptionSerializer(subscription_data(subscription)).data
 
 
-class SubscriptionListQuery(serializers.Serializer):
+class SubscriptionListQuery(StrictQuery):
     user_id = StrictCharField(max_length=255, required=False)
 
 

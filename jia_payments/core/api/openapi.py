@@ -3,13 +3,26 @@
 `AutoSchema` (REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]) adds to each operation the problem-details
 responses it can give, each with an example, unless the view documents that status itself:
 400 (bodies and query parameters), 401, 403 (unless public), 404 (paths with an id), 413 and 415
-(bodies), 409 and 422 (Idempotency-Key), 429 and 500. Views add the statuses only they know
+(bodies), 409 and 422 (Idempotency-Key), 414 and 431 (request line or headers over the server's
+limits), 429, 500 and 503 (the database unreachable). Views add the statuses only they know
 (409 `invalid_transition`, `plan_full`) with `extend_schema(responses={409: problem_response(...)})`,
 naming the error class, which gives the code and title.
+
+The schema says what the server accepts, so that a 400 always means "the schema forbids this":
+request bodies of a `StrictSerializer` have `additionalProperties: false` (unknown fields are
+refused), every `StrictCharField` publishes its `schema_pattern` (NUL refused, feature codes,
+country and currency codes), and `Idempotency-Key` is the `IdempotencyKey` component (the rule
+`idempotency.py` checks). A request the schema allows may still be 404, 409 or 422 (what it names
+does not exist or does not fit the data), never 400.
 """
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerExtension,
+    OpenApiSerializerFieldExtension,
+)
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions as drf
 from rest_framework import serializers
@@ -24,10 +37,15 @@ from jia_payments.core.api.errors import (
     NotFound,
     PayloadTooLarge,
     ServerError,
+    ServiceUnavailable,
+    code_for,
     identity_of,
+    problem,
     problem_of,
+    title_for,
 )
 from jia_payments.core.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from jia_payments.core.api.idempotency import KEY_PATTERN as IDEMPOTENCY_KEY_PATTERN
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -54,13 +72,16 @@ _EXAMPLES = {
         IdempotencyKeyInProgress, "A request with this Idempotency-Key is still in progress; retry later."
     ),
     413: problem_of(PayloadTooLarge, "The request body is larger than the server accepts."),
+    414: problem(414, code_for(414), title_for(414), "The request line is longer than the server accepts."),
     415: problem_of(drf.UnsupportedMediaType, 'Unsupported media type "text/plain".'),
     422: problem_of(
         IdempotencyKeyReused,
         "This Idempotency-Key was used with a different request; use a new key for a new request.",
     ),
     429: problem_of(drf.Throttled, "Request was throttled. Expected available in 3 seconds."),
+    431: problem(431, code_for(431), title_for(431), "A header line is longer than the server accepts."),
     500: problem_of(ServerError, SERVER_ERROR_DETAIL),
+    503: problem_of(ServiceUnavailable, "The database is unavailable; try again shortly."),
 }
 
 
@@ -75,9 +96,17 @@ def problem_response(error: type[Exception], detail: str, description: str = "")
     )
 
 
+IDEMPOTENCY_KEY_COMPONENT = "IdempotencyKey"
+IDEMPOTENCY_KEY_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": IDEMPOTENCY_KEY_PATTERN,
+    "description": "1 to 255 printable ASCII characters, no leading or trailing space",
+}
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
     IDEMPOTENCY_HEADER,
-    type=str,
+    type={"$ref": f"#/components/schemas/{IDEMPOTENCY_KEY_COMPONENT}"},
     location=OpenApiParameter.HEADER,
     required=False,
     description="Up to 255 printable ASCII characters. The same key with the same body replays the first "
@@ -109,7 +138,7 @@ class AutoSchema(SpectacularAutoSchema):
     def _error_statuses(self, operation: dict) -> list[int]:
         has_body = self.method in ("POST", "PUT", "PATCH")
         has_query = any(p.get("in") == "query" for p in operation.get("parameters", []))
-        statuses = [401, 429, 500]
+        statuses = [401, 414, 429, 431, 500, 503]
         if has_body or has_query:
             statuses.append(400)
         if not self._is_public():
@@ -127,6 +156,15 @@ class AutoSchema(SpectacularAutoSchema):
         if operation is None:
             return None
         problem_ref = self.resolve_serializer(ProblemSerializer, "response").ref
+        if self._is_idempotent():
+            registry.register_on_missing(
+                ResolvedComponent(
+                    name=IDEMPOTENCY_KEY_COMPONENT,
+                    type=ResolvedComponent.SCHEMA,
+                    object=IDEMPOTENCY_KEY_COMPONENT,
+                    schema=IDEMPOTENCY_KEY_SCHEMA,
+                )
+            )
         responses = operation.setdefault("responses", {})
         for status in self._error_statuses(operation):
             example = _EXAMPLES[status]
@@ -149,6 +187,36 @@ class AutoSchema(SpectacularAutoSchema):
                 if PROBLEM_CONTENT_TYPE not in content:
                     response["content"] = {PROBLEM_CONTENT_TYPE: next(iter(content.values()))}
         return operation
+
+
+class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
+    """A StrictCharField's schema with the pattern the field checks."""
+
+    target_class = "jia_payments.core.api.validation.StrictCharField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if self.target.schema_pattern and "enum" not in schema:
+            schema["pattern"] = self.target.schema_pattern
+        return schema
+
+
+class StrictSerializerSchema(OpenApiSerializerExtension):
+    """A StrictSerializer refuses fields it does not declare: `additionalProperties: false` (the
+    fields of the resource's representation it takes back unchanged are declared, and ignored)."""
+
+    target_class = "jia_payments.core.api.validation.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        if direction == "request":
+            properties = schema.setdefault("properties", {})
+            for name in sorted(self.target.echoed_fields):
+                properties.setdefault(name, {"description": "Accepted and ignored (read-only)"})
+            schema["additionalProperties"] = False
+        return schema
 
 
 class BetterAuthTokenScheme(OpenApiAuthenticationExtension):

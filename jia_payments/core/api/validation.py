@@ -1,15 +1,19 @@
 """Strict input for every API write: serializer base and fields the apps share.
 
 - `StrictSerializer` rejects fields it does not know (a typo is an error, not silently ignored).
+- `StrictQuery` reads query parameters as given: `?status=` is an empty status (400), not "any".
 - `StrictIntegerField` takes JSON integers only: no floats (`12.0`), strings (`"12"`) or booleans.
-- `StrictCharField` takes JSON strings only.
+- `StrictCharField` takes JSON strings only, as sent (no trimming: what the schema's lengths and
+  patterns say is what is checked), without NUL characters (PostgreSQL text cannot hold them).
 - The identifier rules, each defined here once: feature codes and plan ids (`FEATURE_CODE`,
   `FeatureCodeField`, the models' `CODE` validator), user ids (`UserIdField`, `is_plain_user_id`)
   and currencies (`CurrencyField`, the models' `CURRENCY_CODE` validator).
 - `CurrencyField`: an ISO 4217 currency code from pycountry's list (funds, metals and test codes
-  excluded), upper-cased.
+  excluded), in any case, upper-cased.
 - `CountryCodeField`: an ISO 3166-1 alpha-2 code that exists (plus `XK`, Kosovo, which the World
-  Bank and our pricing zones use), upper-cased.
+  Bank and our pricing zones use), in any case, upper-cased.
+- Each field's `schema_pattern` is the ECMA regex the OpenAPI schema publishes for it
+  (jia_payments/core/api/openapi.py), made from the same rule.
 - `JSONObjectField`: a JSON object of bounded encoded size.
 - `MultiplierField`: a decimal 0.00 .. 9.99 with at most two places.
 """
@@ -38,7 +42,8 @@ DEFAULT_JSON_OBJECT_MAX_BYTES = 4096
 
 # Feature codes and plan ids: lower-case letters, digits, '-' and '_', not starting with a sign.
 FEATURE_CODE_MAX_LENGTH = 64
-FEATURE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+FEATURE_CODE = re.compile(r"[a-z0-9][a-z0-9_-]*")  # matched whole (fullmatch)
+FEATURE_CODE_PATTERN = f"^{FEATURE_CODE.pattern}$"
 _PLAIN_FEATURE_CODE = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{FEATURE_CODE_MAX_LENGTH - 1}}}")
 # User ids are the token issuer's subject: any text up to USER_ID_MAX_LENGTH. Most are "plain"
 # (only the characters below), which the check's fast path and the cache keys rely on.
@@ -48,7 +53,25 @@ _PLAIN_USER_ID_CHARACTERS = "A-Za-z0-9_.:@-"
 # The models' validators (the same rules, for admin forms and full_clean).
 CURRENCY_CODE = RegexValidator(r"^[A-Z]{3}$", "An upper-case ISO 4217 code, e.g. USD.")
 ISO_COUNTRY_CODE = RegexValidator(r"^[A-Z]{2}$", "Two upper-case letters, e.g. IN.")
-CODE = RegexValidator(FEATURE_CODE.pattern, "Lower-case letters, digits, '-' and '_'.")
+CODE = RegexValidator(FEATURE_CODE_PATTERN, "Lower-case letters, digits, '-' and '_'.")
+# Text columns cannot hold U+0000 (PostgreSQL); every string the API takes is refused with one.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
+def codes_pattern(codes) -> str:
+    """An ECMA/Python regex matching exactly these upper-case ASCII codes, in any letter case:
+    the published form of a membership rule (a trie of character classes)."""
+
+    def alternatives(words: list[str]) -> str:
+        if all(len(word) == 1 for word in words):
+            return "[" + "".join(f"{c}{c.lower()}" for c in sorted(words)) + "]"
+        heads: dict[str, list[str]] = {}
+        for word in sorted(words):
+            heads.setdefault(word[0], []).append(word[1:])
+        parts = [f"[{head}{head.lower()}]{alternatives(rest)}" for head, rest in heads.items()]
+        return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+    return f"^{alternatives(sorted(codes))}$"
 
 
 def is_plain_feature_code(value) -> bool:
@@ -83,6 +106,11 @@ class StrictIntegerField(serializers.IntegerField):
 
 class StrictCharField(serializers.CharField):
     default_error_messages = {"invalid": "A string is required."}
+    schema_pattern: str | None = NO_NUL_PATTERN
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -92,6 +120,7 @@ class StrictCharField(serializers.CharField):
 
 class FeatureCodeField(StrictCharField):
     default_error_messages = {"format": "A feature code: lower-case letters, digits, '-' and '_'."}
+    schema_pattern = FEATURE_CODE_PATTERN
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", FEATURE_CODE_MAX_LENGTH)
@@ -99,7 +128,7 @@ class FeatureCodeField(StrictCharField):
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        if not FEATURE_CODE.match(value):
+        if not FEATURE_CODE.fullmatch(value):
             self.fail("format")
         return value
 
@@ -112,6 +141,7 @@ class UserIdField(StrictCharField):
 
 class CurrencyField(StrictCharField):
     default_error_messages = {"unknown": "'{value}' is not an ISO 4217 currency code."}
+    schema_pattern = codes_pattern(CURRENCY_CODES)
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 3)
@@ -119,7 +149,8 @@ class CurrencyField(StrictCharField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        value = super().to_internal_value(data).upper()
+        value = super().to_internal_value(data)
+        value = value.upper() if value.isascii() else value  # "\u017f".upper() is "S"
         if not is_currency_code(value):
             self.fail("unknown", value=value[:10])
         return value
@@ -127,6 +158,7 @@ class CurrencyField(StrictCharField):
 
 class CountryCodeField(StrictCharField):
     default_error_messages = {"unknown": "'{value}' is not an ISO 3166-1 alpha-2 country code."}
+    schema_pattern = codes_pattern(COUNTRY_CODES)
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 2)
@@ -135,7 +167,8 @@ class CountryCodeField(StrictCharField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        value = super().to_internal_value(data).upper()
+        value = super().to_internal_value(data)
+        value = value.upper() if value.isascii() else value  # "\u0131".upper() is "I"
         if not is_country_code(value):
             self.fail("unknown", value=value)
         return value
@@ -179,6 +212,16 @@ class MultiplierField(serializers.DecimalField):
         if isinstance(data, bool):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class StrictQuery(serializers.Serializer):
+    """Query parameters: one given empty (`?status=`) is that value, refused like any other the
+    schema does not allow, never read as "no filter". The last value of a repeated one counts."""
+
+    def __init__(self, instance=None, data=serializers.empty, **kwargs):
+        if hasattr(data, "getlist"):  # a QueryDict: DRF would read "" as "not given"
+            data = {name: data[name] for name in data}
+        super().__init__(instance, data, **kwargs)
 
 
 class StrictSerializer(serializers.Serializer):
