@@ -11,7 +11,9 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from jia_payments.core.api.errors import NotFound
 from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import IsStaff
 from jia_payments.core.api.validation import (
     CountryCodeField,
@@ -22,6 +24,7 @@ from jia_payments.core.api.validation import (
 )
 from pricing import selectors, services
 from pricing.models import Plan, PricingZone
+from pricing.zones import ZONES
 
 MAX_BULK_ZONES = 500
 
@@ -92,6 +95,11 @@ class PricingZoneWriteSerializer(StrictSerializer):
         max_length=_max(PricingZone, "gni_per_capita_threshold"), required=False, allow_blank=True
     )
     pricing_multiplier = MultiplierField(help_text='e.g. "0.70"')
+    # Each zone has its one name (pricing.zones.zone_errors checks it)
+    schema_variants = [
+        {"properties": {"zone": {"const": spec.zone}, "zone_name": {"const": spec.zone_name}}}
+        for spec in ZONES.values()
+    ]
 
 
 REASON_MAX = 500
@@ -171,7 +179,10 @@ class PriceListView(GenericAPIView):
 
     @extend_schema(
         parameters=[PriceQuery],
-        responses=PriceSerializer(many=True),
+        responses={
+            200: PriceSerializer(many=True),
+            404: problem_response(NotFound, "No such plan.", "plan_id names no active plan"),
+        },
         summary="Each active plan's price in a country (no token needed)",
         description="Price = base price x the country's zone multiplier, rounded half-up to the minor "
         "unit. A country without a pricing zone gets the zone-A price with `zone: null`.",

@@ -6,6 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jia_payments.core.api.errors import NotFound
 from jia_payments.core.api.idempotency import idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import principal_of
@@ -53,6 +54,9 @@ class CheckoutSessionListView(APIView):
         request=CheckoutSessionCreateSerializer,
         responses={
             201: CheckoutSessionSerializer,
+            404: problem_response(
+                NotFound, "No such plan.", "No such active plan, or (an end user) another user as the buyer"
+            ),
             409: problem_response(
                 AlreadySubscribed,
                 "user_1 already has subscription 5f0c... (premium_monthly, active): change its plan with "

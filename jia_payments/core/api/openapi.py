@@ -16,6 +16,9 @@ country and currency codes), and `Idempotency-Key` is the `IdempotencyKey` compo
 does not exist or does not fit the data), never 400.
 """
 
+import re
+from decimal import Decimal
+
 from drf_spectacular.extensions import (
     OpenApiAuthenticationExtension,
     OpenApiSerializerExtension,
@@ -46,6 +49,7 @@ from jia_payments.core.api.errors import (
 )
 from jia_payments.core.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from jia_payments.core.api.idempotency import KEY_PATTERN as IDEMPOTENCY_KEY_PATTERN
+from jia_payments.core.api.validation import multiplier_forms
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -202,9 +206,48 @@ class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
         return schema
 
 
+class JSONObjectFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = "jia_payments.core.api.validation.JSONObjectField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = {
+            "type": "object",
+            "additionalProperties": True,
+            "description": f"A JSON object of at most {self.target.max_bytes} bytes, without NUL characters",
+        }
+        if self.target.help_text:
+            schema["description"] = f"{self.target.help_text}. {schema['description']}"
+        return schema
+
+
+class MultiplierFieldSchema(OpenApiSerializerFieldExtension):
+    """A multiplier in the configured range (PRICING_MULTIPLIER_MIN/MAX), as text ("0.70", "0.7")
+    or a JSON number, at most two decimals: each value it may take, listed."""
+
+    target_class = "jia_payments.core.api.validation.MultiplierField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        from django.conf import settings
+
+        low = Decimal(getattr(settings, "PRICING_MULTIPLIER_MIN", "0.00"))
+        high = Decimal(getattr(settings, "PRICING_MULTIPLIER_MAX", "9.99"))
+        description = f"{low} to {high}, at most two decimals"
+        if direction == "response":
+            return {"type": "string", "format": "decimal", "example": "0.70", "description": description}
+        forms = multiplier_forms(low, high)
+        numbers = sorted({float(form) for form in forms})
+        return {
+            "anyOf": [{"type": "string", "enum": forms}, {"type": "number", "enum": numbers}],
+            "description": f'{description}: "0.70" (or the number 0.7)',
+        }
+
+
 class StrictSerializerSchema(OpenApiSerializerExtension):
     """A StrictSerializer refuses fields it does not declare: `additionalProperties: false` (the
-    fields of the resource's representation it takes back unchanged are declared, and ignored)."""
+    fields of the resource's representation it takes back unchanged are declared, and ignored).
+    Rules between fields (`schema_variants`: one of these must hold) are its `anyOf`."""
 
     target_class = "jia_payments.core.api.validation.StrictSerializer"
     match_subclasses = True
@@ -216,7 +259,58 @@ class StrictSerializerSchema(OpenApiSerializerExtension):
             for name in sorted(self.target.echoed_fields):
                 properties.setdefault(name, {"description": "Accepted and ignored (read-only)"})
             schema["additionalProperties"] = False
+            if self.target.schema_variants:
+                return {
+                    "type": "object",
+                    "description": schema.get("description", ""),
+                    "anyOf": [_with_variant(schema, variant) for variant in self.target.schema_variants],
+                    "additionalProperties": True,  # the branches refuse unknown fields
+                }
         return schema
+
+
+def _with_variant(schema: dict, variant: dict) -> dict:
+    """The whole object schema with one variant's constraints merged into its properties."""
+    merged = {key: value for key, value in schema.items() if key != "description"}
+    merged["properties"] = {
+        name: {**field, **variant.get("properties", {}).get(name, {})}
+        for name, field in schema.get("properties", {}).items()
+    }
+    merged["required"] = sorted({*schema.get("required", []), *variant.get("required", [])})
+    return merged
+
+
+def add_links(result, generator, request, public):
+    """POSTPROCESSING_HOOKS: OpenAPI links from each create (a POST answering 201) to the
+    operations under the created thing's path, so a client (or schemathesis' stateful phase)
+    knows where the new id goes: a path parameter the create's path has comes from its request,
+    another from the answer's field of that name, else its `id`."""
+    paths = result.get("paths", {})
+    schemas = result.get("components", {}).get("schemas", {})
+    for path, item in paths.items():
+        created = item.get("post", {}).get("responses", {}).get("201")
+        if not created:
+            continue
+        ref = created.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+        fields = schemas.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
+        links = {}
+        for target, operations in paths.items():
+            if not (target.startswith(path) and target[len(path) : len(path) + 1] == "{"):
+                continue
+            parameters = {}
+            for name in re.findall(r"{(\w+)}", target):
+                if f"{{{name}}}" in path:
+                    parameters[name] = f"$request.path.{name}"
+                else:
+                    parameters[name] = f"$response.body#/{name if name in fields else 'id'}"
+            for operation in operations.values():
+                links[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": parameters,
+                }
+        if links:
+            created["links"] = links
+    return result
 
 
 class BetterAuthTokenScheme(OpenApiAuthenticationExtension):

@@ -2,7 +2,8 @@
 
 - `StrictSerializer` rejects fields it does not know (a typo is an error, not silently ignored).
 - `StrictQuery` reads query parameters as given: `?status=` is an empty status (400), not "any".
-- `StrictIntegerField` takes JSON integers only: no floats (`12.0`), strings (`"12"`) or booleans.
+- `StrictIntegerField` takes JSON integers only (`12`, or `12.0`, an integer to JSON Schema): no
+  fractions, strings (`"12"`) or booleans.
 - `StrictCharField` takes JSON strings only, as sent (no trimming: what the schema's lengths and
   patterns say is what is checked), without NUL characters (PostgreSQL text cannot hold them).
 - The identifier rules, each defined here once: feature codes and plan ids (`FEATURE_CODE`,
@@ -96,9 +97,14 @@ def is_country_code(value: str) -> bool:
 
 
 class StrictIntegerField(serializers.IntegerField):
+    """A JSON number without a fraction: `12`, or `12.0`, which JSON Schema's `integer` (the
+    OpenAPI schema) calls an integer too. Strings and booleans are refused."""
+
     default_error_messages = {"invalid": "A whole number (JSON integer) is required."}
 
     def to_internal_value(self, data):
+        if type(data) is float and data.is_integer() and abs(data) <= 2**53:
+            data = int(data)
         if type(data) is not int:  # bool is an int subclass: refused too
             self.fail("invalid")
         return super().to_internal_value(data)
@@ -200,8 +206,25 @@ class JSONObjectField(serializers.JSONField):
         return data
 
 
+MULTIPLIER_TEXT = re.compile(r"[0-9](?:\.[0-9]{1,2})?")
+
+
+def multiplier_forms(low: Decimal, high: Decimal) -> list[str]:
+    """Every text a multiplier in [low, high] may be written as: "0.7", "0.70", "1", "1.0", "1.00"."""
+    forms = []
+    for cents in range(int(low * 100), int(high * 100) + 1):
+        units, hundredths = divmod(cents, 100)
+        forms.append(f"{units}.{hundredths:02d}")
+        if hundredths % 10 == 0:
+            forms.append(f"{units}.{hundredths // 10}")
+        if hundredths == 0:
+            forms.append(f"{units}")
+    return forms
+
+
 class MultiplierField(serializers.DecimalField):
-    """Pricing multiplier: "0.70" in and out (a JSON number is accepted on input)."""
+    """Pricing multiplier: "0.70" in and out (a JSON number is accepted on input). Text is a
+    digit, optionally with one or two decimals ("0.7", "0.70", "1"): no sign, exponent or spaces."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("min_value", Decimal("0.00"))
@@ -209,7 +232,7 @@ class MultiplierField(serializers.DecimalField):
         super().__init__(max_digits=5, decimal_places=2, **kwargs)  # the column's digits
 
     def to_internal_value(self, data):
-        if isinstance(data, bool):
+        if isinstance(data, bool) or (isinstance(data, str) and not MULTIPLIER_TEXT.fullmatch(data)):
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -231,6 +254,9 @@ class StrictSerializer(serializers.Serializer):
     # Fields of the resource's own representation that a write may send back unchanged (GET,
     # modify, PUT) and that are not written: its id and timestamps. Accepted and ignored.
     echoed_fields: frozenset[str] = frozenset()
+    # Rules between fields, for the OpenAPI schema (a request must match one of these JSON
+    # Schemas): the serializer's own validation checks the same.
+    schema_variants: list[dict] = []
 
     def to_internal_value(self, data):
         unknown = []
