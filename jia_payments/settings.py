@@ -257,6 +257,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "jia_payments.core.api.errors.problem_details_handler",
     "DEFAULT_SCHEMA_CLASS": "jia_payments.core.api.openapi.AutoSchema",
+    "DEFAULT_METADATA_CLASS": "jia_payments.core.api.metadata.Metadata",
     "UNAUTHENTICATED_USER": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

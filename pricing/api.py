@@ -269,7 +269,10 @@ class PricingZoneBulkUpsertView(GenericAPIView):
     @extend_schema(
         request=PolymorphicProxySerializer(
             component_name="PricingZoneBulkUpsertRequest",
-            serializers=[PricingZoneBulkSerializer, PricingZoneBulkItemSerializer(many=True)],
+            serializers=[
+                PricingZoneBulkSerializer,
+                PricingZoneBulkItemSerializer(many=True, allow_empty=False, max_length=MAX_BULK_ZONES),
+            ],
             resource_type_field_name=None,
             many=False,
         ),

@@ -15,6 +15,7 @@ from jia_payments.core.api.validation import (
     StrictCharField,
     StrictSerializer,
     UserIdField,
+    WebUrlField,
 )
 from payments.checkout import checkout_data, checkout_session_create
 from payments.selectors import checkout_session_get
@@ -23,8 +24,8 @@ from payments.subscriptions import AlreadySubscribed
 
 class CheckoutSessionCreateSerializer(StrictSerializer):
     plan_id = StrictCharField(max_length=64)
-    success_url = serializers.URLField(max_length=2000)
-    cancel_url = serializers.URLField(max_length=2000)
+    success_url = WebUrlField(max_length=2000)
+    cancel_url = WebUrlField(max_length=2000)
     country = CountryCodeField(required=False, help_text="ISO 3166-1 alpha-2; see how it is used in the docs")
     family_id = serializers.UUIDField(required=False, allow_null=True)
     user_id = UserIdField(required=False, help_text="Services and staff: the buyer")

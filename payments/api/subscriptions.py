@@ -12,7 +12,7 @@ from jia_payments.core.api.errors import InvalidTransition, NotFound, Unprocessa
 from jia_payments.core.api.idempotency import idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import principal_of
-from jia_payments.core.api.validation import StrictCharField, StrictQuery, StrictSerializer
+from jia_payments.core.api.validation import StrictCharField, StrictQuery, StrictSerializer, WebUrlField
 from payments import selectors
 from payments.subscriptions import (
     PRORATIONS,
@@ -59,7 +59,7 @@ class CancelSerializer(StrictSerializer):
 
 
 class PortalSerializer(StrictSerializer):
-    return_url = serializers.URLField(max_length=2000)
+    return_url = WebUrlField(max_length=2000)
     user_id = StrictCharField(max_length=255, required=False, help_text="Services: the customer")
 
 

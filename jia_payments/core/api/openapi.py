@@ -26,7 +26,12 @@ from drf_spectacular.extensions import (
 )
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+)
 from rest_framework import exceptions as drf
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -128,6 +133,18 @@ class AutoSchema(SpectacularAutoSchema):
 
     def _is_public(self) -> bool:
         return all(isinstance(permission, AllowAny) for permission in self.view.get_permissions())
+
+    def _unwrap_list_serializer(self, serializer, direction):
+        """A list body (or a list in a body) with the list's bounds (allow_empty, max_length)."""
+        schema = super()._unwrap_list_serializer(serializer, direction)
+        if direction == "request" and isinstance(serializer, serializers.ListSerializer) and schema:
+            schema.update(_list_bounds(serializer))
+        return schema
+
+    def _get_request_for_media_type(self, serializer, direction="request"):
+        schema, required = super()._get_request_for_media_type(serializer, direction)
+        # a body of one of several shapes (PolymorphicProxySerializer) is a body all the same
+        return schema, required or isinstance(serializer, PolymorphicProxySerializer)
 
     def get_tags(self):
         """One tag per app (payments, pricing, entitlements, ...), not the URL prefix "v1"."""
@@ -254,6 +271,9 @@ class StrictSerializerSchema(OpenApiSerializerExtension):
 
     def map_serializer(self, auto_schema, direction):
         schema = auto_schema._map_basic_serializer(self.target, direction)
+        for name, field in self.target.fields.items():
+            if isinstance(field, serializers.ListSerializer) and name in schema.get("properties", {}):
+                schema["properties"][name].update(_list_bounds(field))
         if direction == "request":
             properties = schema.setdefault("properties", {})
             for name in sorted(self.target.echoed_fields):
@@ -263,10 +283,18 @@ class StrictSerializerSchema(OpenApiSerializerExtension):
                 return {
                     "type": "object",
                     "description": schema.get("description", ""),
+                    "required": schema.get("required", []),
                     "anyOf": [_with_variant(schema, variant) for variant in self.target.schema_variants],
                     "additionalProperties": True,  # the branches refuse unknown fields
                 }
         return schema
+
+
+def _list_bounds(field: serializers.ListSerializer) -> dict:
+    bounds = {} if field.allow_empty else {"minItems": 1}
+    if field.max_length is not None:
+        bounds["maxItems"] = field.max_length
+    return bounds
 
 
 def _with_variant(schema: dict, variant: dict) -> dict:

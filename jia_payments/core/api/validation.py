@@ -24,7 +24,7 @@ import re
 from decimal import Decimal
 
 import pycountry
-from django.core.validators import RegexValidator
+from django.core.validators import RegexValidator, URLValidator
 from rest_framework import serializers
 
 from jia_payments.core.api.parsers import has_text_matching
@@ -143,6 +143,35 @@ class UserIdField(StrictCharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", USER_ID_MAX_LENGTH)
         super().__init__(**kwargs)
+
+
+# http(s) URLs as the schema publishes them, a subset of what Django's URLValidator accepts
+# (both are checked): a lower-case scheme, a host name of up to three labels and a TLD, localhost or
+# an IPv4 address, an optional port, then printable ASCII.
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,60}[A-Za-z0-9])?"  # three labels and a TLD: <= 253
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+WEB_URL_PATTERN = (
+    rf"^https?://(?:(?:{_LABEL}\.){{1,3}}[A-Za-z]{{2,63}}|localhost|{_OCTET}(?:\.{_OCTET}){{3}})"
+    r"(?::[0-9]{1,5})?(?:[/?#][!-~]*)?$"
+)
+_WEB_URL = re.compile(WEB_URL_PATTERN)
+
+
+class WebUrlField(StrictCharField):
+    """An http(s) URL to send a browser to (`WEB_URL_PATTERN`, and Django's URLValidator)."""
+
+    default_error_messages = {"invalid_url": "Enter a valid http(s) URL."}
+    schema_pattern = WEB_URL_PATTERN
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.append(URLValidator(message=self.error_messages["invalid_url"]))
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not _WEB_URL.match(value):
+            self.fail("invalid_url")
+        return value
 
 
 class CurrencyField(StrictCharField):
