@@ -1,9 +1,9 @@
 """The entitlement engine's domain errors (rendered as problem details with these codes)."""
 
-from jia_payments.core.api.errors import Conflict, Forbidden, Unprocessable
+from jia_payments.core.api.errors import Conflict, Forbidden, InvalidFields
 
 
-class InvalidEntitlementInput(Unprocessable):
+class InvalidEntitlementInput(InvalidFields):
     """422 with field errors: a well-formed request naming a plan, feature or family that does not
     fit, or leaving out what this caller must name (the schema allows it; the data refuse it)."""
 

@@ -11,7 +11,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from jia_payments.core.api.errors import NotFound
+from jia_payments.core.api.errors import InvalidFields, NotFound
 from jia_payments.core.api.idempotency import idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import IsStaff
@@ -123,8 +123,9 @@ class PricingZonePutSerializer(PricingZoneWriteSerializer):
 
     def validate_iso_code(self, value: str) -> str:
         url_code = self.context["iso_code"].upper()
-        if value != url_code:
-            self.fail("other_zone", url_code=url_code)
+        if value != url_code:  # the schema cannot tie a body field to the path: 422
+            message = self.error_messages["other_zone"].format(url_code=url_code)
+            raise InvalidFields(message, errors={"iso_code": [message]})
         return value
 
 
@@ -230,7 +231,13 @@ class PricingZoneDetailView(GenericAPIView):
 
     @extend_schema(
         request=PricingZonePutSerializer,
-        responses={200: PricingZoneSerializer, 201: PricingZoneSerializer},
+        responses={
+            200: PricingZoneSerializer,
+            201: PricingZoneSerializer,
+            422: problem_response(
+                InvalidFields, "Must be the URL's code (IN) or left out.", "iso_code is another"
+            ),
+        },
         summary="Create (201) or update (200) a country's pricing zone (staff)",
         description="`reason` (optional) is kept in the audit trail of the change.",
     )

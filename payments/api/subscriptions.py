@@ -8,7 +8,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jia_payments.core.api.errors import InvalidTransition, NotFound, Unprocessable
+from jia_payments.core.api.errors import InvalidFields, InvalidTransition, NotFound
 from jia_payments.core.api.idempotency import idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import principal_of
@@ -171,7 +171,7 @@ class BillingPortalSessionView(APIView):
         if not principal.may_act_for(user_id):
             raise NotFound("No such user.")
         if principal.is_privileged and not body.validated_data.get("user_id"):
-            raise Unprocessable(
+            raise InvalidFields(
                 "A service or staff must name the customer.",
                 errors={"user_id": ["A service or staff must name the customer."]},
             )
