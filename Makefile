@@ -47,7 +47,7 @@ RUN_ENV := DEBUG=true LOG_FORMAT=console STRIPE_API_BASE=http://127.0.0.1:$(LOCA
 run: $(VENV)/.installed-dev
 	$(RUN_ENV) $(PY) manage.py migrate --no-input
 	$(RUN_ENV) $(PY) manage.py loaddata catalog pricing_zones
-	$(RUN_ENV) $(PY) manage.py ensure_dev_staff
+	$(RUN_ENV) $(PY) manage.py ensure_dev_staff --base-url http://127.0.0.1:$(RUN_PORT)
 	$(RUN_ENV) $(PY) manage.py dev_token --all
 	$(PY) -m testsupport.localstripe --port $(LOCALSTRIPE_PORT) > var/localstripe.log 2>&1 & stripe_pid=$$!; \
 	$(RUN_ENV) $(PY) manage.py grpcserver & grpc_pid=$$!; \

@@ -20,6 +20,11 @@ set -eu
 role="${1:-web}"
 [ "$#" -gt 0 ] && shift
 
+# The image's HEALTHCHECK (docker/healthcheck.py without a role) checks what this container runs.
+case "$role" in
+    web|worker|beat|grpc) printf '%s\n' "$role" > "${CONTAINER_ROLE_FILE:-/tmp/jia-payments-role}" ;;
+esac
+
 # Start-up commands count nothing: their database queries are not the server's.
 manage() {
     env -u PROMETHEUS_MULTIPROC_DIR python manage.py "$@"

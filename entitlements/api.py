@@ -224,6 +224,7 @@ class EntitlementCheckView(CountsRideOnFirstRead, APIView):
 
 class EntitlementListView(GenericAPIView):
     serializer_class = EntitlementSerializer
+    session_permissions = {"POST": ["entitlements.add_entitlement"]}
 
     def get_permissions(self):
         if self.request.method == "POST":
@@ -254,6 +255,7 @@ class EntitlementListView(GenericAPIView):
 
 class EntitlementStatusView(APIView):
     permission_classes = [IsServiceOrStaff]
+    session_permissions = {"POST": ["entitlements.change_entitlement"]}
 
     @extend_schema(
         operation_id="entitlements_set_status",
@@ -270,6 +272,7 @@ class EntitlementStatusView(APIView):
 
 class EntitlementExpiryView(APIView):
     permission_classes = [IsServiceOrStaff]
+    session_permissions = {"POST": ["entitlements.change_entitlement"]}
 
     @extend_schema(
         operation_id="entitlements_set_expiry",

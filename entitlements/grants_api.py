@@ -59,6 +59,7 @@ class RevokeIn(StrictSerializer):
 
 class PlanGrantListView(APIView):
     permission_classes = [IsServiceOrStaff]
+    session_permissions = {"POST": ["entitlements.add_entitlement"]}
 
     @extend_schema(
         operation_id="entitlements_grants_create",
@@ -87,6 +88,7 @@ class PlanGrantListView(APIView):
 
 class PlanGrantView(APIView):
     permission_classes = [IsServiceOrStaff]
+    session_permissions = {"DELETE": ["entitlements.change_entitlement"]}
 
     @extend_schema(
         operation_id="entitlements_grants_revoke",

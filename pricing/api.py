@@ -221,6 +221,10 @@ class PricingZoneListView(GenericAPIView):
 
 class PricingZoneDetailView(GenericAPIView):
     serializer_class = PricingZoneSerializer
+    session_permissions = {
+        "PUT": ["pricing.add_pricingzone", "pricing.change_pricingzone"],
+        "DELETE": ["pricing.delete_pricingzone"],
+    }
 
     def get_permissions(self):
         return [AllowAny()] if self.request.method in ("GET", "HEAD", "OPTIONS") else [IsStaff()]
@@ -271,6 +275,7 @@ class PricingZoneDetailView(GenericAPIView):
 
 class PricingZoneBulkUpsertView(GenericAPIView):
     permission_classes = [IsStaff]
+    session_permissions = {"POST": ["pricing.add_pricingzone", "pricing.change_pricingzone"]}
     serializer_class = PricingZoneBulkItemSerializer
 
     @extend_schema(

@@ -1,3 +1,4 @@
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -24,6 +25,9 @@ def zone_price_cents(*, base_price_cents: int, multiplier: Decimal, currency: st
     if base_price_cents == 0:
         return 0
     return max(price, stripe_minimum_charge(currency))
+
+
+ISO_CODE_ANY_CASE = re.compile("[A-Za-z]{2}")
 
 
 def zone_for_country(*, iso_code: str) -> PricingZone | None:
@@ -53,7 +57,9 @@ def pricing_zones(*, zone: str | None = None, country: str | None = None, iso_co
 
 
 def pricing_zone_get(*, iso_code: str) -> PricingZone:
-    zone = zone_for_country(iso_code=iso_code)
+    """A country's zone by its code in any case (REST's URL takes two letters only; gRPC's field
+    anything: text PostgreSQL cannot compare, such as NUL, is no country either)."""
+    zone = zone_for_country(iso_code=iso_code) if ISO_CODE_ANY_CASE.fullmatch(iso_code) else None
     if zone is None:
         raise NotFound("No pricing zone for this country.")
     return zone

@@ -20,6 +20,7 @@ class RefundSerializer(StrictSerializer):
 
 class PaymentRefundView(APIView):
     permission_classes = [IsServiceOrStaff]
+    session_permissions = {"POST": ["payments.refund_payment"]}
 
     @extend_schema(request=RefundSerializer, responses={200: PaymentSerializer})
     @idempotent(atomic=False)

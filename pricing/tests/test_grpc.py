@@ -116,7 +116,7 @@ def test_zone_in_any_case_is_rest_s_zone(pricing, catalog):
     assert (answer.zone.zone, answer.zone.pricing_multiplier) == ("B", "0.70")
 
 
-@pytest.mark.parametrize("iso_code", ["ZZ", "", "IND"])
+@pytest.mark.parametrize("iso_code", ["ZZ", "", "IND", "\x00\x00", "I\x00"])
 def test_unknown_zone_is_not_found(pricing, catalog, iso_code):
     with pytest.raises(grpc.RpcError) as raised:
         pricing.GetPricingZone(pb.GetPricingZoneRequest(iso_code=iso_code))

@@ -10,8 +10,9 @@ development only): a value shaped like a JWT is never taken as a user id.
 
 import contextlib
 import functools
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -25,6 +26,9 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"EdDSA", "Ed25519", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 )
 MAX_TOKEN_LENGTH = 8192
+# Text PostgreSQL cannot hold (NUL, unpaired surrogates): a subject with it would fail at the first
+# query as a 500, so the token is refused instead.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,9 @@ class Principal:
 
     user_id: str
     role: str  # "user", "service" or "staff"
+    # A logged-in Django staff user (admin's session), whose admin permissions bound what it may
+    # change through the API (`core.api.permissions`); None for token callers.
+    session_user: object = field(default=None, compare=False, repr=False)
 
     USER = "user"
     SERVICE = "service"
@@ -152,7 +159,12 @@ def _verify(token: str, key=None) -> tuple[Principal, float]:
     except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise exceptions.AuthenticationFailed("Invalid or expired token.") from error
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject or len(subject) > USER_ID_MAX_LENGTH:
+    if (
+        not isinstance(subject, str)
+        or not subject
+        or len(subject) > USER_ID_MAX_LENGTH
+        or _UNSTORABLE.search(subject)
+    ):
         raise exceptions.AuthenticationFailed("Invalid token subject.")
     role = claims.get("role")
     if role is not None and not isinstance(role, str):
@@ -213,4 +225,6 @@ class StaffSessionAuthentication(authentication.SessionAuthentication):
         user, _ = result
         if not user.is_staff:
             return None
-        return Principal(user_id=f"staff:{user.get_username()}", role=Principal.STAFF), None
+        return Principal(
+            user_id=f"staff:{user.get_username()}", role=Principal.STAFF, session_user=user
+        ), None

@@ -1,4 +1,10 @@
-from rest_framework.permissions import BasePermission
+"""Who may call a view. Services and staff tokens act for anyone; a staff session (a user logged in
+to admin) is staff too, but changes through the API only what its admin groups allow it to change
+in admin: a view names the Django permissions a change needs in `session_permissions`
+(`{"POST": ["payments.refund_payment"]}`), and a staff session without them is refused (403), as the
+admin page is. Reads and token callers are not affected."""
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from jia_payments.core.api.auth import Principal
 
@@ -6,6 +12,14 @@ from jia_payments.core.api.auth import Principal
 def principal_of(request) -> Principal | None:
     user = getattr(request, "user", None)
     return user if isinstance(user, Principal) else None
+
+
+def session_may(principal: Principal, request, view) -> bool:
+    """A staff session holds the Django permissions the view's change needs (token callers: yes)."""
+    if principal.session_user is None or request.method in SAFE_METHODS:
+        return True
+    needed = getattr(view, "session_permissions", {}).get(request.method, ())
+    return principal.session_user.has_perms(needed)
 
 
 class IsAuthenticatedCaller(BasePermission):
@@ -20,7 +34,12 @@ class IsServiceOrStaff(BasePermission):
 
     def has_permission(self, request, view):
         principal = principal_of(request)
-        return principal is not None and principal.is_privileged
+        if principal is None or not principal.is_privileged:
+            return False
+        if not session_may(principal, request, view):
+            self.message = "Your admin groups do not allow this change."
+            return False
+        return True
 
 
 class IsStaff(BasePermission):
@@ -28,4 +47,9 @@ class IsStaff(BasePermission):
 
     def has_permission(self, request, view):
         principal = principal_of(request)
-        return principal is not None and principal.role == Principal.STAFF
+        if principal is None or principal.role != Principal.STAFF:
+            return False
+        if not session_may(principal, request, view):
+            self.message = "Your admin groups do not allow this change."
+            return False
+        return True

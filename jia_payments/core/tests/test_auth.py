@@ -161,6 +161,17 @@ def test_token_without_exp_or_sub_is_401(token_issuer):
         _assert_401(_call(token))
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("subject", ["user\x00alice", "user\ud800alice"])
+def test_a_subject_postgresql_cannot_hold_is_401_not_a_500(token_issuer, subject):
+    # PyJWT decodes a NUL or an unpaired surrogate in `sub`; the first query with it would fail.
+    token = token_issuer.token(subject)
+    client = APIClient()
+    client.credentials(HTTP_BETTER_AUTH_TOKEN=token)
+    _assert_401(client.get("/api/v1/payments/"))
+    _assert_401(client.get("/api/v1/entitlements/check/", {"feature_code": "ad_free"}))
+
+
 def test_token_signed_by_another_key_is_401():
     _assert_401(_call(TokenIssuer().token("user_alice", role="admin")))
 

@@ -128,14 +128,17 @@ def image(token_issuer, localstripe, tansu, tmp_path):
                          tmp_path=tmp_path)  # fmt: skip
     port = free_port()
     worker = Role(
-        "worker", {**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "worker-metrics")},
+        "worker",
+        {**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "worker-metrics"),
+         "CONTAINER_ROLE_FILE": str(tmp_path / "worker.role")},
         tmp_path / "worker.log",
         "--concurrency=1", "--without-gossip", "--without-mingle", "-n", f"smoke-{port}@%h",
     )  # fmt: skip
     web = Role(
         "web",
         {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2",
-         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "web-metrics")},
+         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "web-metrics"),
+         "CONTAINER_ROLE_FILE": str(tmp_path / "web.role")},
         tmp_path / "web.log",
     )  # fmt: skip
     try:
@@ -145,7 +148,9 @@ def image(token_issuer, localstripe, tansu, tmp_path):
         worker.stop()
 
 
-def test_the_images_web_and_worker_roles_serve_enqueue_process_and_relay(image, token_issuer, tansu):
+def test_the_images_web_and_worker_roles_serve_enqueue_process_and_relay(
+    image, token_issuer, tansu, tmp_path
+):
     web, worker, base, topic, env = image
     port = base.rsplit(":", 1)[1]
     node = f"smoke-{port}@{socket.gethostname()}"
@@ -163,6 +168,13 @@ def test_the_images_web_and_worker_roles_serve_enqueue_process_and_relay(image, 
             timeout=60,
         )  # fmt: skip
         assert probe.returncode == 0, (role, probe.stdout, probe.stderr)
+    # The image's HEALTHCHECK gives no role: a worker container is checked as the worker it runs.
+    probe = subprocess.run(
+        [str(Path(os.environ["PRODUCTION_VENV"]) / "bin" / "python"), "docker/healthcheck.py"],
+        cwd=ROOT, env={**env, "CELERY_NODE_NAME": node, "CONTAINER_ROLE_FILE": str(tmp_path / "worker.role")},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (probe.returncode, probe.stdout) == (0, f"worker {node} answers\n"), probe.stderr
 
     # A signed Stripe webhook: the web process stores and enqueues it (kombu's Redis transport in
     # the production environment), the worker process takes it from the broker and processes it.

@@ -9,7 +9,14 @@ PASSWORD = "admin"  # noqa: S105 - development only; refused when DEBUG is false
 class Command(BaseCommand):
     help = "Create the development staff user (DEBUG only) and print its login."
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            help="where the server listens (make run's RUN_PORT)",
+        )
+
+    def handle(self, *args, base_url, **options):
         if not settings.DEBUG:
             raise CommandError("ensure_dev_staff is for development only (DEBUG=true).")
         user_model = get_user_model()
@@ -19,11 +26,12 @@ class Command(BaseCommand):
         if created:
             user.set_password(PASSWORD)
             user.save()
+        base_url = base_url.rstrip("/")
         self.stdout.write(
             self.style.SUCCESS(
-                f"Admin: http://127.0.0.1:8000/admin/  login {USERNAME} / {PASSWORD}"
+                f"Admin: {base_url}/admin/  login {USERNAME} / {PASSWORD}"
                 f"{'' if created else ' (existing user; password unchanged)'}\n"
-                "API docs: http://127.0.0.1:8000/api/docs/   "
+                f"API docs: {base_url}/api/docs/   "
                 "API calls: header 'better-auth-token: <any user id>' (development fallback)"
             )
         )
