@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from entitlements import selectors, services
-from entitlements.errors import EntitlementExists, OwnerCannotLeave, PlanFull
+from entitlements.errors import EntitlementExists, InvalidEntitlementInput, OwnerCannotLeave, PlanFull
 from entitlements.models import Entitlement
 from entitlements.serializers import EntitlementSerializer, FamilyMemberSerializer
 from jia_payments.core.api.errors import InvalidTransition, NotFound
@@ -25,6 +25,7 @@ from jia_payments.core.api.validation import (
     FeatureCodeField,
     JSONObjectField,
     StrictCharField,
+    StrictQuery,
     StrictSerializer,
     UserIdField,
     is_plain_feature_code,
@@ -44,7 +45,7 @@ class StrictUUIDField(serializers.UUIDField):
         return super().to_internal_value(data)
 
 
-class CheckQuery(serializers.Serializer):
+class CheckQuery(StrictQuery):
     feature_code = FeatureCodeField()
     user_id = UserIdField(required=False, help_text="Required for service and staff callers")
 
@@ -54,7 +55,7 @@ class BatchCheckIn(StrictSerializer):
     feature_codes = serializers.ListField(child=FeatureCodeField(), min_length=1, max_length=MAX_BATCH)
 
 
-class ListQuery(serializers.Serializer):
+class ListQuery(StrictQuery):
     user_id = UserIdField(required=False, help_text="Required for service and staff callers")
     status = serializers.ChoiceField(choices=Entitlement.Status.choices, required=False)
 
@@ -73,8 +74,11 @@ class EntitlementIn(StrictSerializer):
     )
 
     def validate_expires_at(self, value):
-        if value is not None and value <= timezone.now():
-            raise serializers.ValidationError("Must be in the future (or null for lifetime).")
+        if value is not None and value <= timezone.now():  # the schema cannot say "after now": 422
+            raise InvalidEntitlementInput(
+                "expires_at is in the past.",
+                errors={"expires_at": ["Must be in the future (or null for lifetime)."]},
+            )
         return value
 
 
@@ -177,6 +181,12 @@ PLAN_FULL = problem_response(PlanFull, "Every seat is taken.")
 EXISTS = problem_response(EntitlementExists, "Already granted.")
 TRANSITION = problem_response(InvalidTransition, "An entitlement cannot move from cancelled to expired.")
 OWNER_STAYS = problem_response(OwnerCannotLeave, "The owner holds the family plan.")
+DOES_NOT_FIT = problem_response(
+    InvalidEntitlementInput,
+    "The request has invalid fields.",
+    "Well-formed, but naming a plan, feature or family that does not fit, or no user_id from a "
+    "service or staff",
+)
 
 
 # --- entitlements --------------------------------------------------------------------------
@@ -193,7 +203,7 @@ class EntitlementCheckView(CountsRideOnFirstRead, APIView):
     @extend_schema(
         operation_id="entitlements_check",
         parameters=[CheckQuery],
-        responses={200: CheckOut},
+        responses={200: CheckOut, 422: DOES_NOT_FIT},
     )
     def get(self, request):
         query = _check_query(request.query_params)
@@ -205,7 +215,7 @@ class EntitlementCheckView(CountsRideOnFirstRead, APIView):
     @extend_schema(
         operation_id="entitlements_check_batch",
         request=BatchCheckIn,
-        responses={200: BATCH_OUT},
+        responses={200: BATCH_OUT, 422: DOES_NOT_FIT},
     )
     def post(self, request):
         body = _batch_body(request.data)
@@ -227,7 +237,7 @@ class EntitlementListView(GenericAPIView):
     @extend_schema(
         operation_id="entitlements_list",
         parameters=[ListQuery],
-        responses={200: EntitlementSerializer(many=True)},
+        responses={200: EntitlementSerializer(many=True), 422: DOES_NOT_FIT},
     )
     def get(self, request):
         query = _valid(ListQuery, request.query_params)
@@ -238,7 +248,7 @@ class EntitlementListView(GenericAPIView):
     @extend_schema(
         operation_id="entitlements_create",
         request=EntitlementIn,
-        responses={201: EntitlementSerializer, 409: EXISTS},
+        responses={201: EntitlementSerializer, 409: EXISTS, 422: DOES_NOT_FIT},
     )
     @idempotent
     def post(self, request):
@@ -270,7 +280,7 @@ class EntitlementExpiryView(APIView):
     @extend_schema(
         operation_id="entitlements_set_expiry",
         request=ExpiryIn,
-        responses={200: EntitlementSerializer},
+        responses={200: EntitlementSerializer, 409: EXISTS},
     )
     def post(self, request, entitlement_id: str):
         body = _valid(ExpiryIn, request.data)

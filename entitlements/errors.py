@@ -1,10 +1,11 @@
 """The entitlement engine's domain errors (rendered as problem details with these codes)."""
 
-from jia_payments.core.api.errors import Conflict, DomainError, Forbidden
+from jia_payments.core.api.errors import Conflict, Forbidden, InvalidFields
 
 
-class InvalidEntitlementInput(DomainError):
-    """400 with field errors: a referenced plan, feature or family that does not fit."""
+class InvalidEntitlementInput(InvalidFields):
+    """422 with field errors: a well-formed request naming a plan, feature or family that does not
+    fit, or leaving out what this caller must name (the schema allows it; the data refuse it)."""
 
 
 class PlanFull(Conflict):

@@ -11,7 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from entitlements import services
-from entitlements.api import StrictUUIDField, UserIdField
+from entitlements.api import DOES_NOT_FIT, StrictUUIDField, UserIdField
+from entitlements.errors import InvalidEntitlementInput
 from entitlements.serializers import EntitlementSerializer
 from jia_payments.core.api.errors import NotFound
 from jia_payments.core.api.idempotency import idempotent
@@ -33,8 +34,11 @@ class GrantIn(StrictSerializer):
     reason = StrictCharField(max_length=500, help_text=REASON_HELP)
 
     def validate_expires_at(self, value):
-        if value is not None and value <= timezone.now():
-            raise serializers.ValidationError("Must be in the future (or null for lifetime).")
+        if value is not None and value <= timezone.now():  # the schema cannot say "after now": 422
+            raise InvalidEntitlementInput(
+                "expires_at is in the past.",
+                errors={"expires_at": ["Must be in the future (or null for lifetime)."]},
+            )
         return value
 
 
@@ -60,7 +64,7 @@ class PlanGrantListView(APIView):
     @extend_schema(
         operation_id="entitlements_grants_create",
         request=GrantIn,
-        responses={201: GrantOut},
+        responses={201: GrantOut, 422: DOES_NOT_FIT},
         summary="Grant every feature of a plan without a checkout (services, staff)",
     )
     @idempotent

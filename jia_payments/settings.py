@@ -258,6 +258,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "jia_payments.core.api.errors.problem_details_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "jia_payments.core.api.negotiation.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "jia_payments.core.api.openapi.AutoSchema",
+    "DEFAULT_METADATA_CLASS": "jia_payments.core.api.metadata.Metadata",
     "UNAUTHENTICATED_USER": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -274,6 +275,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "jia_payments.core.api.openapi.add_links",  # create -> the operations on what it created
+    ],
     "ENUM_NAME_OVERRIDES": {
         "PaymentStatusEnum": "payments.models.Payment.Status",
         "PaymentMethodEnum": "payments.models.Payment.Method",

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from entitlements import services as entitlement_services
 from jia_payments.core.api.auth import Principal
-from jia_payments.core.api.errors import Conflict, DomainError, NotFound, Unprocessable
+from jia_payments.core.api.errors import Conflict, InvalidFields, NotFound, Unprocessable
 from jia_payments.core.api.validation import is_country_code
 from jia_payments.core.outbox.events import record_event
 from payments.models import CheckoutSession, Payment, Subscription
@@ -43,8 +43,8 @@ def checkout_buyer(*, principal: Principal, user_id: str | None) -> str:
     if not principal.may_act_for(buyer):
         raise NotFound("No such user.")
     if principal.is_privileged and not user_id:
-        raise DomainError(
-            "The request has invalid fields.",
+        raise InvalidFields(
+            "A service or staff must name the buyer.",
             errors={"user_id": ["A service or staff must name the buyer."]},
         )
     return buyer

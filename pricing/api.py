@@ -11,16 +11,20 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from jia_payments.core.api.errors import InvalidFields, NotFound
 from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import IsStaff
 from jia_payments.core.api.validation import (
     CountryCodeField,
     MultiplierField,
     StrictCharField,
+    StrictQuery,
     StrictSerializer,
 )
 from pricing import selectors, services
 from pricing.models import Plan, PricingZone
+from pricing.zones import ZONES
 
 MAX_BULK_ZONES = 500
 
@@ -91,6 +95,11 @@ class PricingZoneWriteSerializer(StrictSerializer):
         max_length=_max(PricingZone, "gni_per_capita_threshold"), required=False, allow_blank=True
     )
     pricing_multiplier = MultiplierField(help_text='e.g. "0.70"')
+    # Each zone has its one name (pricing.zones.zone_errors checks it)
+    schema_variants = [
+        {"properties": {"zone": {"const": spec.zone}, "zone_name": {"const": spec.zone_name}}}
+        for spec in ZONES.values()
+    ]
 
 
 REASON_MAX = 500
@@ -114,8 +123,9 @@ class PricingZonePutSerializer(PricingZoneWriteSerializer):
 
     def validate_iso_code(self, value: str) -> str:
         url_code = self.context["iso_code"].upper()
-        if value != url_code:
-            self.fail("other_zone", url_code=url_code)
+        if value != url_code:  # the schema cannot tie a body field to the path: 422
+            message = self.error_messages["other_zone"].format(url_code=url_code)
+            raise InvalidFields(message, errors={"iso_code": [message]})
         return value
 
 
@@ -159,7 +169,7 @@ class PlanDetailView(GenericAPIView):
         return Response(PlanSerializer(selectors.active_plan(plan_id=plan_id)).data)
 
 
-class PriceQuery(serializers.Serializer):
+class PriceQuery(StrictQuery):
     country = CountryCodeField(help_text="ISO 3166-1 alpha-2 code; a country without a zone pays zone A")
     plan_id = StrictCharField(max_length=_max(Plan, "id"), required=False)
 
@@ -170,7 +180,10 @@ class PriceListView(GenericAPIView):
 
     @extend_schema(
         parameters=[PriceQuery],
-        responses=PriceSerializer(many=True),
+        responses={
+            200: PriceSerializer(many=True),
+            404: problem_response(NotFound, "No such plan.", "plan_id names no active plan"),
+        },
         summary="Each active plan's price in a country (no token needed)",
         description="Price = base price x the country's zone multiplier, rounded half-up to the minor "
         "unit. A country without a pricing zone gets the zone-A price with `zone: null`.",
@@ -182,7 +195,7 @@ class PriceListView(GenericAPIView):
         return self.get_paginated_response(PriceSerializer(page, many=True).data)
 
 
-class PricingZoneQuery(serializers.Serializer):
+class PricingZoneQuery(StrictQuery):
     zone = serializers.ChoiceField(choices=PricingZone.Zone.choices, required=False)
     country = StrictCharField(
         max_length=_max(PricingZone, "country"), required=False, help_text="Country name, any case"
@@ -222,7 +235,13 @@ class PricingZoneDetailView(GenericAPIView):
 
     @extend_schema(
         request=PricingZonePutSerializer,
-        responses={200: PricingZoneSerializer, 201: PricingZoneSerializer},
+        responses={
+            200: PricingZoneSerializer,
+            201: PricingZoneSerializer,
+            422: problem_response(
+                InvalidFields, "Must be the URL's code (IN) or left out.", "iso_code is another"
+            ),
+        },
         summary="Create (201) or update (200) a country's pricing zone (staff)",
         description="`reason` (optional) is kept in the audit trail of the change.",
     )
@@ -262,7 +281,10 @@ class PricingZoneBulkUpsertView(GenericAPIView):
     @extend_schema(
         request=PolymorphicProxySerializer(
             component_name="PricingZoneBulkUpsertRequest",
-            serializers=[PricingZoneBulkSerializer, PricingZoneBulkItemSerializer(many=True)],
+            serializers=[
+                PricingZoneBulkSerializer,
+                PricingZoneBulkItemSerializer(many=True, allow_empty=False, max_length=MAX_BULK_ZONES),
+            ],
             resource_type_field_name=None,
             many=False,
         ),

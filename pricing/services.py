@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from jia_payments.core.api.errors import NotFound
+from jia_payments.core.api.errors import InvalidFields, NotFound
 from jia_payments.core.api.validation import is_country_code
 from jia_payments.core.audit.trail import audit_context, record_changes
 from pricing.income_groups import ZONE_ID_NAMESPACE
@@ -87,14 +87,16 @@ def pricing_zone_bulk_upsert(*, zones: list[dict], reason: str = "") -> tuple[in
     """Upsert many zones, all or nothing; returns (created, updated). `reason`: for the audit trail
     of every zone it changes.
 
-    Every zone is checked before anything is written; the errors name the zone by its index.
+    Every zone is checked before anything is written; the errors name the zone by its index. A
+    code given twice, when each zone is valid, is InvalidFields (422): no schema can say it.
     """
     errors: dict[str, list[str]] = {}
+    repeated: dict[str, list[str]] = {}
     seen: dict[str, int] = {}
     for index, zone in enumerate(zones):
         code = str(zone.get("iso_code", "")).upper()
         if code in seen:
-            errors[f"[{index}].iso_code"] = [f"{code} is also zone [{seen[code]}] of this request."]
+            repeated[f"[{index}].iso_code"] = [f"{code} is also zone [{seen[code]}] of this request."]
         seen.setdefault(code, index)
         try:
             _validated(code, {field: zone.get(field, "") for field in ZONE_FIELDS})
@@ -102,7 +104,9 @@ def pricing_zone_bulk_upsert(*, zones: list[dict], reason: str = "") -> tuple[in
             for field, messages in error.message_dict.items():
                 errors[f"[{index}].{field}"] = messages
     if errors:
-        raise ValidationError(errors)
+        raise ValidationError({**errors, **repeated})
+    if repeated:
+        raise InvalidFields("A country is given twice.", errors=repeated)
     created_count = updated_count = 0
     with audit_context(reason=reason), transaction.atomic():
         for zone in zones:

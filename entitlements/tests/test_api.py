@@ -75,7 +75,7 @@ def test_services_and_staff_check_anyone_and_must_say_who(service_client, staff_
         assert response.json()["has_access"] is True
         assert_problem(
             client.get(CHECK, {"feature_code": "calendar"}),
-            400,
+            422,
             "invalid",
             {"user_id": ["Required for service and staff callers."]},
         )
@@ -275,7 +275,7 @@ def test_list_permissions_and_filters(user_client, service_client, anon_client):
     assert_problem(user_client.get(LIST, {"user_id": "user_bob"}), 403, "permission_denied")
     assert_problem(anon_client.get(LIST), 401, "not_authenticated")
     assert_problem(
-        service_client.get(LIST), 400, "invalid", {"user_id": ["Required for service and staff callers."]}
+        service_client.get(LIST), 422, "invalid", {"user_id": ["Required for service and staff callers."]}
     )
     assert_problem(
         user_client.get(LIST, {"status": "paused"}),
@@ -344,31 +344,34 @@ def test_a_second_active_grant_of_the_same_feature_is_409(service_client, alice_
 
 
 @pytest.mark.parametrize(
-    ("overrides", "errors"),
+    ("overrides", "errors", "status"),
     [
-        ({"plan_id": "no_such_plan"}, {"plan_id": ["Unknown plan."]}),
+        ({"plan_id": "no_such_plan"}, {"plan_id": ["Unknown plan."]}, 422),
         (
             {"feature_code": "photo_album"},
             {"feature_code": ["'photo_album' is not a feature of plan 'premium_x'."]},
+            422,
         ),
-        ({"family_id": str(uuid.UUID(int=1))}, {"family_id": ["Unknown family."]}),
-        ({"family_id": "not-a-uuid"}, {"family_id": ["Must be a valid UUID."]}),
-        ({"family_id": 12}, {"family_id": ["Must be a valid UUID."]}),
+        ({"family_id": str(uuid.UUID(int=1))}, {"family_id": ["Unknown family."]}, 422),
+        ({"family_id": "not-a-uuid"}, {"family_id": ["Must be a valid UUID."]}, 400),
+        ({"family_id": 12}, {"family_id": ["Must be a valid UUID."]}, 400),
         (
             {"expires_at": "2001-01-01T00:00:00Z"},
             {"expires_at": ["Must be in the future (or null for lifetime)."]},
+            422,
         ),
-        ({"user_id": ""}, {"user_id": ["This field may not be blank."]}),
-        ({"user_id": 5}, {"user_id": ["A string is required."]}),
-        ({"metadata": ["x"]}, {"metadata": ["A JSON object is required."]}),
-        ({"usage_limits": {"x": "y" * 5000}}, {"usage_limits": ["At most 4096 bytes of JSON."]}),
-        ({"status": "active"}, {"status": ["Unknown field."]}),
+        ({"user_id": ""}, {"user_id": ["This field may not be blank."]}, 400),
+        ({"user_id": 5}, {"user_id": ["A string is required."]}, 400),
+        ({"metadata": ["x"]}, {"metadata": ["A JSON object is required."]}, 400),
+        ({"usage_limits": {"x": "y" * 5000}}, {"usage_limits": ["At most 4096 bytes of JSON."]}, 400),
+        ({"status": "active"}, {"status": ["Unknown field."]}, 400),
     ],
 )
-def test_create_rejects_bad_input_and_writes_nothing(service_client, alice_row, overrides, errors):
+def test_create_rejects_bad_input_and_writes_nothing(service_client, alice_row, overrides, errors, status):
+    """400: the schema forbids the body; 422: well-formed, but the data do not fit it."""
     before = (Entitlement.objects.count(), OutboxEvent.objects.count())
     assert_problem(
-        service_client.post(LIST, _create_body(**overrides), format="json"), 400, "invalid", errors
+        service_client.post(LIST, _create_body(**overrides), format="json"), status, "invalid", errors
     )
     assert (Entitlement.objects.count(), OutboxEvent.objects.count()) == before
 

@@ -123,11 +123,11 @@ def test_revoking_one_grant_leaves_another(service_client, api_client_for):
 def test_refusals_change_nothing(user_client, service_client):
     assert _grant(user_client, user_id="user_alice").status_code == 403
     unknown = _grant(service_client, plan_id="no_such_plan")
-    assert unknown.status_code == 400 and "plan_id" in unknown.json()["errors"]
+    assert unknown.status_code == 422 and "plan_id" in unknown.json()["errors"]  # well-formed
     not_family = _grant(service_client, family_id=str(uuid.uuid4()))
-    assert not_family.status_code == 400 and "family_id" in not_family.json()["errors"]
+    assert not_family.status_code == 422 and "family_id" in not_family.json()["errors"]
     past = _grant(service_client, expires_at="2020-01-01T00:00:00Z")
-    assert past.status_code == 400 and "expires_at" in past.json()["errors"]
+    assert past.status_code == 422 and "expires_at" in past.json()["errors"]
     no_reason = service_client.post(GRANTS, {"user_id": "u", "plan_id": "premium_monthly"}, format="json")
     assert no_reason.status_code == 400 and "reason" in no_reason.json()["errors"]
     assert not Entitlement.objects.exists()

@@ -21,7 +21,7 @@ def _grant(family_id):
 
 
 def _assert_unknown_family(raised) -> None:
-    assert (raised.value.status, raised.value.errors) == (400, {"family_id": ["Unknown family."]})
+    assert (raised.value.status, raised.value.errors) == (422, {"family_id": ["Unknown family."]})
     assert not Entitlement.objects.exists()
     assert not OutboxEvent.objects.filter(type__startswith="entitlement.").exists()
 

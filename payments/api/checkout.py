@@ -6,6 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jia_payments.core.api.errors import NotFound
 from jia_payments.core.api.idempotency import effect_id, idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import principal_of
@@ -14,6 +15,7 @@ from jia_payments.core.api.validation import (
     StrictCharField,
     StrictSerializer,
     UserIdField,
+    WebUrlField,
 )
 from payments.api.subscriptions import SubscriptionSerializer, subscription_render
 from payments.checkout import checkout_data, checkout_or_change_plan
@@ -23,8 +25,8 @@ from payments.subscriptions import PRORATIONS, AlreadySubscribed
 
 class CheckoutSessionCreateSerializer(StrictSerializer):
     plan_id = StrictCharField(max_length=64)
-    success_url = serializers.URLField(max_length=2000)
-    cancel_url = serializers.URLField(max_length=2000)
+    success_url = WebUrlField(max_length=2000)
+    cancel_url = WebUrlField(max_length=2000)
     country = CountryCodeField(required=False, help_text="ISO 3166-1 alpha-2; see how it is used in the docs")
     family_id = serializers.UUIDField(required=False, allow_null=True)
     user_id = UserIdField(required=False, help_text="Services and staff: the buyer")
@@ -70,6 +72,9 @@ class CheckoutSessionListView(APIView):
         responses={
             201: CheckoutSessionSerializer,
             200: SubscriptionSerializer,
+            404: problem_response(
+                NotFound, "No such plan.", "No such active plan, or (an end user) another user as the buyer"
+            ),
             409: problem_response(
                 AlreadySubscribed,
                 "user_1 already has subscription 5f0c... (premium_monthly, active): ask for the checkout "

@@ -18,6 +18,7 @@ from jia_payments.core.api.validation import (
     JSONObjectField,
     StrictCharField,
     StrictIntegerField,
+    StrictQuery,
     StrictSerializer,
 )
 from payments import selectors, services
@@ -62,13 +63,31 @@ class PaymentCreateSerializer(StrictSerializer):
 
 
 class PaymentStatusSerializer(StrictSerializer):
+    """`failure_reason` is required with `failed` and refused (or empty) with any other status:
+    `services.payment_move_status` checks it, the schema says it (`schema_variants`)."""
+
     status = serializers.ChoiceField(choices=API_STATUSES)
     failure_reason = StrictCharField(
         max_length=_max("failure_reason"), required=False, allow_blank=True, help_text="Required for failed"
     )
+    schema_variants = [
+        {
+            "properties": {
+                "status": {"const": Payment.Status.FAILED.value},
+                "failure_reason": {"minLength": 1},
+            },
+            "required": ["status", "failure_reason"],
+        },
+        {
+            "properties": {
+                "status": {"not": {"const": Payment.Status.FAILED.value}},
+                "failure_reason": {"maxLength": 0},
+            }
+        },
+    ]
 
 
-class PaymentListQuery(serializers.Serializer):
+class PaymentListQuery(StrictQuery):
     customer_id = StrictCharField(max_length=_max("customer_id"), required=False)
     status = serializers.ChoiceField(choices=Payment.Status.choices, required=False)
 

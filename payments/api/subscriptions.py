@@ -8,11 +8,11 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jia_payments.core.api.errors import InvalidTransition, NotFound
+from jia_payments.core.api.errors import InvalidFields, InvalidTransition, NotFound
 from jia_payments.core.api.idempotency import idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import principal_of
-from jia_payments.core.api.validation import StrictCharField, StrictSerializer
+from jia_payments.core.api.validation import StrictCharField, StrictQuery, StrictSerializer, WebUrlField
 from payments import selectors
 from payments.subscriptions import (
     PRORATIONS,
@@ -44,7 +44,7 @@ def subscription_render(subscription) -> dict:
     return SubscriptionSerializer(subscription_data(subscription)).data
 
 
-class SubscriptionListQuery(serializers.Serializer):
+class SubscriptionListQuery(StrictQuery):
     user_id = StrictCharField(max_length=255, required=False)
 
 
@@ -59,7 +59,7 @@ class CancelSerializer(StrictSerializer):
 
 
 class PortalSerializer(StrictSerializer):
-    return_url = serializers.URLField(max_length=2000)
+    return_url = WebUrlField(max_length=2000)
     user_id = StrictCharField(max_length=255, required=False, help_text="Services: the customer")
 
 
@@ -152,7 +152,14 @@ class BillingPortalSessionView(APIView):
     @extend_schema(
         operation_id="billing_portal_sessions_create",
         request=PortalSerializer,
-        responses={201: PortalAnswer},
+        responses={
+            201: PortalAnswer,
+            404: problem_response(
+                NotFound,
+                "This user has no Stripe customer yet (no subscription).",
+                "The user has no Stripe customer, or (an end user) another user was named",
+            ),
+        },
         summary="A Stripe Billing Portal session for the caller's Stripe customer",
     )
     @idempotent(atomic=False)
@@ -164,6 +171,9 @@ class BillingPortalSessionView(APIView):
         if not principal.may_act_for(user_id):
             raise NotFound("No such user.")
         if principal.is_privileged and not body.validated_data.get("user_id"):
-            raise serializers.ValidationError({"user_id": ["A service or staff must name the customer."]})
+            raise InvalidFields(
+                "A service or staff must name the customer.",
+                errors={"user_id": ["A service or staff must name the customer."]},
+            )
         url = billing_portal_session_create(user_id=user_id, return_url=body.validated_data["return_url"])
         return Response({"url": url}, status=201)

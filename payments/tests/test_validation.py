@@ -20,7 +20,6 @@ WHOLE = "A whole number (JSON integer) is required."
         ({"amount": -1999}, {"amount": ["Ensure this value is greater than or equal to 1."]}),
         ({"amount": 100_000_000}, {"amount": ["Ensure this value is less than or equal to 99999999."]}),
         ({"amount": 19.99}, {"amount": [WHOLE]}),
-        ({"amount": 1999.0}, {"amount": [WHOLE]}),
         ({"amount": "1999"}, {"amount": [WHOLE]}),
         ({"amount": True}, {"amount": [WHOLE]}),
         ({"amount": None}, {"amount": ["This field may not be null."]}),

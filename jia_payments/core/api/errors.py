@@ -65,6 +65,14 @@ class Unprocessable(DomainError):
     status, code, title = 422, "unprocessable", "Unprocessable request"
 
 
+class InvalidFields(DomainError):
+    """422 `invalid` with field errors: fields the schema allows that do not fit the data (a plan
+    without that feature, a time already past) or the caller (a service must name the user). A
+    400 `invalid` is a request the OpenAPI schema itself forbids."""
+
+    status = 422
+
+
 class IdempotencyKeyReused(DomainError):
     status, code, title = 422, "idempotency_key_reused", "Idempotency key reused"
 

@@ -61,6 +61,7 @@ HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
 _META_NAME = "HTTP_IDEMPOTENCY_KEY"
 _KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
+KEY_PATTERN = f"^{_KEY.pattern}$"  # the same rule, as the OpenAPI schema publishes it
 _PATH_MAX = IdempotencyKey._meta.get_field("path").max_length
 _EFFECT_ID = "_idempotency_effect_id"
 

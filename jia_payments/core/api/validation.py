@@ -1,15 +1,20 @@
 """Strict input for every API write: serializer base and fields the apps share.
 
 - `StrictSerializer` rejects fields it does not know (a typo is an error, not silently ignored).
-- `StrictIntegerField` takes JSON integers only: no floats (`12.0`), strings (`"12"`) or booleans.
-- `StrictCharField` takes JSON strings only.
+- `StrictQuery` reads query parameters as given: `?status=` is an empty status (400), not "any".
+- `StrictIntegerField` takes JSON integers only (`12`, or `12.0`, an integer to JSON Schema): no
+  fractions, strings (`"12"`) or booleans.
+- `StrictCharField` takes JSON strings only, as sent (no trimming: what the schema's lengths and
+  patterns say is what is checked), without NUL characters (PostgreSQL text cannot hold them).
 - The identifier rules, each defined here once: feature codes and plan ids (`FEATURE_CODE`,
   `FeatureCodeField`, the models' `CODE` validator), user ids (`UserIdField`, `is_plain_user_id`)
   and currencies (`CurrencyField`, the models' `CURRENCY_CODE` validator).
 - `CurrencyField`: an ISO 4217 currency code from pycountry's list (funds, metals and test codes
-  excluded), upper-cased.
+  excluded), in any case, upper-cased.
 - `CountryCodeField`: an ISO 3166-1 alpha-2 code that exists (plus `XK`, Kosovo, which the World
-  Bank and our pricing zones use), upper-cased.
+  Bank and our pricing zones use), in any case, upper-cased.
+- Each field's `schema_pattern` is the ECMA regex the OpenAPI schema publishes for it
+  (jia_payments/core/api/openapi.py), made from the same rule.
 - `JSONObjectField`: a JSON object of bounded encoded size.
 - `MultiplierField`: a decimal 0.00 .. 9.99 with at most two places.
 """
@@ -19,7 +24,7 @@ import re
 from decimal import Decimal
 
 import pycountry
-from django.core.validators import RegexValidator
+from django.core.validators import RegexValidator, URLValidator
 from rest_framework import serializers
 
 from jia_payments.core.api.parsers import has_text_matching
@@ -38,7 +43,8 @@ DEFAULT_JSON_OBJECT_MAX_BYTES = 4096
 
 # Feature codes and plan ids: lower-case letters, digits, '-' and '_', not starting with a sign.
 FEATURE_CODE_MAX_LENGTH = 64
-FEATURE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+FEATURE_CODE = re.compile(r"[a-z0-9][a-z0-9_-]*")  # matched whole (fullmatch)
+FEATURE_CODE_PATTERN = f"^{FEATURE_CODE.pattern}$"
 _PLAIN_FEATURE_CODE = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{FEATURE_CODE_MAX_LENGTH - 1}}}")
 # User ids are the token issuer's subject: any text up to USER_ID_MAX_LENGTH. Most are "plain"
 # (only the characters below), which the check's fast path and the cache keys rely on.
@@ -48,7 +54,25 @@ _PLAIN_USER_ID_CHARACTERS = "A-Za-z0-9_.:@-"
 # The models' validators (the same rules, for admin forms and full_clean).
 CURRENCY_CODE = RegexValidator(r"^[A-Z]{3}$", "An upper-case ISO 4217 code, e.g. USD.")
 ISO_COUNTRY_CODE = RegexValidator(r"^[A-Z]{2}$", "Two upper-case letters, e.g. IN.")
-CODE = RegexValidator(FEATURE_CODE.pattern, "Lower-case letters, digits, '-' and '_'.")
+CODE = RegexValidator(FEATURE_CODE_PATTERN, "Lower-case letters, digits, '-' and '_'.")
+# Text columns cannot hold U+0000 (PostgreSQL); every string the API takes is refused with one.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
+def codes_pattern(codes) -> str:
+    """An ECMA/Python regex matching exactly these upper-case ASCII codes, in any letter case:
+    the published form of a membership rule (a trie of character classes)."""
+
+    def alternatives(words: list[str]) -> str:
+        if all(len(word) == 1 for word in words):
+            return "[" + "".join(f"{c}{c.lower()}" for c in sorted(words)) + "]"
+        heads: dict[str, list[str]] = {}
+        for word in sorted(words):
+            heads.setdefault(word[0], []).append(word[1:])
+        parts = [f"[{head}{head.lower()}]{alternatives(rest)}" for head, rest in heads.items()]
+        return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+    return f"^{alternatives(sorted(codes))}$"
 
 
 def is_plain_feature_code(value) -> bool:
@@ -73,9 +97,14 @@ def is_country_code(value: str) -> bool:
 
 
 class StrictIntegerField(serializers.IntegerField):
+    """A JSON number without a fraction: `12`, or `12.0`, which JSON Schema's `integer` (the
+    OpenAPI schema) calls an integer too. Strings and booleans are refused."""
+
     default_error_messages = {"invalid": "A whole number (JSON integer) is required."}
 
     def to_internal_value(self, data):
+        if type(data) is float and data.is_integer() and abs(data) <= 2**53:
+            data = int(data)
         if type(data) is not int:  # bool is an int subclass: refused too
             self.fail("invalid")
         return super().to_internal_value(data)
@@ -83,6 +112,11 @@ class StrictIntegerField(serializers.IntegerField):
 
 class StrictCharField(serializers.CharField):
     default_error_messages = {"invalid": "A string is required."}
+    schema_pattern: str | None = NO_NUL_PATTERN
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -92,6 +126,7 @@ class StrictCharField(serializers.CharField):
 
 class FeatureCodeField(StrictCharField):
     default_error_messages = {"format": "A feature code: lower-case letters, digits, '-' and '_'."}
+    schema_pattern = FEATURE_CODE_PATTERN
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", FEATURE_CODE_MAX_LENGTH)
@@ -99,7 +134,7 @@ class FeatureCodeField(StrictCharField):
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        if not FEATURE_CODE.match(value):
+        if not FEATURE_CODE.fullmatch(value):
             self.fail("format")
         return value
 
@@ -110,8 +145,38 @@ class UserIdField(StrictCharField):
         super().__init__(**kwargs)
 
 
+# http(s) URLs as the schema publishes them, a subset of what Django's URLValidator accepts
+# (both are checked): a lower-case scheme, a host name of up to three labels and a TLD, localhost or
+# an IPv4 address, an optional port, then printable ASCII.
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,60}[A-Za-z0-9])?"  # three labels and a TLD: <= 253
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+WEB_URL_PATTERN = (
+    rf"^https?://(?:(?:{_LABEL}\.){{1,3}}[A-Za-z]{{2,63}}|localhost|{_OCTET}(?:\.{_OCTET}){{3}})"
+    r"(?::[0-9]{1,5})?(?:[/?#][!-~]*)?$"
+)
+_WEB_URL = re.compile(WEB_URL_PATTERN)
+
+
+class WebUrlField(StrictCharField):
+    """An http(s) URL to send a browser to (`WEB_URL_PATTERN`, and Django's URLValidator)."""
+
+    default_error_messages = {"invalid_url": "Enter a valid http(s) URL."}
+    schema_pattern = WEB_URL_PATTERN
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.append(URLValidator(message=self.error_messages["invalid_url"]))
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not _WEB_URL.match(value):
+            self.fail("invalid_url")
+        return value
+
+
 class CurrencyField(StrictCharField):
     default_error_messages = {"unknown": "'{value}' is not an ISO 4217 currency code."}
+    schema_pattern = codes_pattern(CURRENCY_CODES)
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 3)
@@ -119,7 +184,8 @@ class CurrencyField(StrictCharField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        value = super().to_internal_value(data).upper()
+        value = super().to_internal_value(data)
+        value = value.upper() if value.isascii() else value  # "\u017f".upper() is "S"
         if not is_currency_code(value):
             self.fail("unknown", value=value[:10])
         return value
@@ -127,6 +193,7 @@ class CurrencyField(StrictCharField):
 
 class CountryCodeField(StrictCharField):
     default_error_messages = {"unknown": "'{value}' is not an ISO 3166-1 alpha-2 country code."}
+    schema_pattern = codes_pattern(COUNTRY_CODES)
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 2)
@@ -135,7 +202,8 @@ class CountryCodeField(StrictCharField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        value = super().to_internal_value(data).upper()
+        value = super().to_internal_value(data)
+        value = value.upper() if value.isascii() else value  # "\u0131".upper() is "I"
         if not is_country_code(value):
             self.fail("unknown", value=value)
         return value
@@ -167,8 +235,25 @@ class JSONObjectField(serializers.JSONField):
         return data
 
 
+MULTIPLIER_TEXT = re.compile(r"[0-9](?:\.[0-9]{1,2})?")
+
+
+def multiplier_forms(low: Decimal, high: Decimal) -> list[str]:
+    """Every text a multiplier in [low, high] may be written as: "0.7", "0.70", "1", "1.0", "1.00"."""
+    forms = []
+    for cents in range(int(low * 100), int(high * 100) + 1):
+        units, hundredths = divmod(cents, 100)
+        forms.append(f"{units}.{hundredths:02d}")
+        if hundredths % 10 == 0:
+            forms.append(f"{units}.{hundredths // 10}")
+        if hundredths == 0:
+            forms.append(f"{units}")
+    return forms
+
+
 class MultiplierField(serializers.DecimalField):
-    """Pricing multiplier: "0.70" in and out (a JSON number is accepted on input)."""
+    """Pricing multiplier: "0.70" in and out (a JSON number is accepted on input). Text is a
+    digit, optionally with one or two decimals ("0.7", "0.70", "1"): no sign, exponent or spaces."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("min_value", Decimal("0.00"))
@@ -176,9 +261,19 @@ class MultiplierField(serializers.DecimalField):
         super().__init__(max_digits=5, decimal_places=2, **kwargs)  # the column's digits
 
     def to_internal_value(self, data):
-        if isinstance(data, bool):
+        if isinstance(data, bool) or (isinstance(data, str) and not MULTIPLIER_TEXT.fullmatch(data)):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class StrictQuery(serializers.Serializer):
+    """Query parameters: one given empty (`?status=`) is that value, refused like any other the
+    schema does not allow, never read as "no filter". The last value of a repeated one counts."""
+
+    def __init__(self, instance=None, data=serializers.empty, **kwargs):
+        if hasattr(data, "getlist"):  # a QueryDict: DRF would read "" as "not given"
+            data = {name: data[name] for name in data}
+        super().__init__(instance, data, **kwargs)
 
 
 class StrictSerializer(serializers.Serializer):
@@ -188,6 +283,9 @@ class StrictSerializer(serializers.Serializer):
     # Fields of the resource's own representation that a write may send back unchanged (GET,
     # modify, PUT) and that are not written: its id and timestamps. Accepted and ignored.
     echoed_fields: frozenset[str] = frozenset()
+    # Rules between fields, for the OpenAPI schema (a request must match one of these JSON
+    # Schemas): the serializer's own validation checks the same.
+    schema_variants: list[dict] = []
 
     def to_internal_value(self, data):
         unknown = []

@@ -3,7 +3,7 @@
 
 | problem (HTTP status, code)                  | gRPC status         |
 |----------------------------------------------|---------------------|
-| 400 (validation), 413                        | INVALID_ARGUMENT, field errors in `google.rpc.BadRequest` |
+| 400 (validation), 413, 422 `invalid`         | INVALID_ARGUMENT, field errors in `google.rpc.BadRequest` |
 | 401                                          | UNAUTHENTICATED     |
 | 403                                          | PERMISSION_DENIED   |
 | 404                                          | NOT_FOUND           |
@@ -49,6 +49,7 @@ _BY_STATUS = {
     504: grpc.StatusCode.UNAVAILABLE,
 }
 _BY_CODE = {
+    "invalid": grpc.StatusCode.INVALID_ARGUMENT,  # 422 too: fields that do not fit the data or caller
     "idempotency_key_reused": grpc.StatusCode.ALREADY_EXISTS,
     "idempotency_key_in_progress": grpc.StatusCode.ABORTED,
 }
