@@ -49,6 +49,8 @@ class CheckoutSessionSerializer(serializers.Serializer):
 
 
 class CheckoutSessionListView(APIView):
+    session_permissions = {"POST": ["payments.add_checkoutsession"]}
+
     @extend_schema(
         request=CheckoutSessionCreateSerializer,
         responses={

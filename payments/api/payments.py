@@ -74,6 +74,7 @@ class PaymentListQuery(serializers.Serializer):
 
 class PaymentListCreateView(GenericAPIView):
     serializer_class = PaymentSerializer
+    session_permissions = {"POST": ["payments.add_payment"]}
 
     @extend_schema(
         parameters=[PaymentListQuery],
