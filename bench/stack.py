@@ -25,17 +25,21 @@ from bench.server import log
 
 REQUESTS = 400
 ROUNDS = 7
-SCENARIOS = ("ceiling", "warm", "batch", "create", "webhook")
+SCENARIOS = ("ceiling", "warm", "batch", "list", "create", "webhook")
 
 
 def run(args) -> str:
+    from testsupport.tokens import TokenIssuer
+
     quick = getattr(args, "quick", False)
     database_url, redis_url = server.bench_database_url(), server.bench_redis_url()
     metrics_dir = tempfile.mkdtemp(prefix="bench-stack-metrics-")
+    issuer = TokenIssuer()
     env = server.production_env(
         database_url=database_url,
         redis_url=redis_url,
-        public_key_pem="",  # the child makes its own key pair
+        public_key_pem=issuer.public_pem,  # production refuses to start without a key
+        BENCH_PRIVATE_KEY_PEM=_private_pem(issuer),  # the child signs its tokens with it
         BENCH_ENDPOINTS="true",
         DJANGO_SETTINGS_MODULE="jia_payments.settings",
         STRIPE_WEBHOOK_UUID=str(uuid.uuid4()),
@@ -67,6 +71,14 @@ def run(args) -> str:
         rounds_text = ", ".join(f"{x:.3f}" for x in figures["rounds"][name])
         log(f"  {name:8s} {ms:.3f} ms CPU/request (rounds: {rounds_text})")
     return _report(figures, load_before)
+
+
+def _private_pem(issuer) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return issuer.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def _report(figures: dict, load_before: str) -> str:
@@ -123,10 +135,11 @@ def _environ(method: str, path: str, *, token: str = "", body: bytes = b"", head
 
 
 def child(rounds: int, requests: int) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     from testsupport.tokens import TokenIssuer
 
-    issuer = TokenIssuer()
-    os.environ["AUTH_PUBLIC_KEY_PEM"] = issuer.public_pem
+    issuer = TokenIssuer(load_pem_private_key(os.environ.pop("BENCH_PRIVATE_KEY_PEM").encode(), None))
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     import django
 
@@ -154,6 +167,8 @@ def child(rounds: int, requests: int) -> None:
             ]
         if name == "batch":
             return [_environ("POST", f"{api.API}/entitlements/check/", token=t, body=batch) for t in tokens]
+        if name == "list":
+            return [_environ("GET", f"{api.API}/entitlements/", token=t) for t in tokens]
         if name == "create":
             return [
                 _environ(

@@ -3,9 +3,10 @@
 from rest_framework import serializers
 
 from entitlements.models import Entitlement, FamilyMember
+from jia_payments.core.api.representation import DirectRepresentation
 
 
-class EntitlementSerializer(serializers.ModelSerializer):
+class EntitlementSerializer(DirectRepresentation, serializers.ModelSerializer):
     family_id = serializers.UUIDField(read_only=True, allow_null=True)
     feature_code = serializers.CharField(source="feature_id", read_only=True)
     plan_id = serializers.CharField(read_only=True)
@@ -30,7 +31,7 @@ class EntitlementSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class FamilyMemberSerializer(serializers.ModelSerializer):
+class FamilyMemberSerializer(DirectRepresentation, serializers.ModelSerializer):
     class Meta:
         model = FamilyMember
         fields = ["user_id", "role", "added_at"]

@@ -64,7 +64,7 @@ MIDDLEWARE = [
     "jia_payments.core.api.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "jia_payments.core.api.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -256,6 +256,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "jia_payments.core.api.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "jia_payments.core.api.errors.problem_details_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "jia_payments.core.api.negotiation.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "jia_payments.core.api.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -489,8 +490,11 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     {"model": "entitlements.Entitlement", "exclude_fields": ["updated_at"]},
     {"model": "entitlements.Family", "exclude_fields": ["updated_at"]},
     {"model": "entitlements.FamilyMember"},
-    {"model": "payments.Payment", "exclude_fields": ["updated_at"]},
+    # checkout_session: the reverse side of CheckoutSession.payment, not a column of the payment;
+    # auditlog read it (a query, on every save) only to find it unchanged.
+    {"model": "payments.Payment", "exclude_fields": ["updated_at", "checkout_session"]},
     {"model": "payments.Refund", "exclude_fields": ["updated_at"]},
+    {"model": "payments.Subscription", "exclude_fields": ["updated_at"]},
 )
 
 # --- gRPC (manage.py grpcserver) ---------------------------------------------------------------

@@ -56,4 +56,5 @@ class PaymentsConfig(AppConfig):
             "subscription.updated",
             "subscription.payment_failed",
             "subscription.canceled",
+            "subscription.duplicate_canceled",
         )

@@ -265,6 +265,10 @@ class Subscription(models.Model):
     checkout_session = models.ForeignKey(
         CheckoutSession, null=True, blank=True, on_delete=models.PROTECT, related_name="subscriptions"
     )
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates",
+        help_text="Paid while the buyer already had this live subscription: canceled and refunded",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -288,6 +292,14 @@ class Subscription(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(currency__regex=r"^[A-Z]{3}$"), name="subscription_currency_iso"
+            ),
+            # One subscription per buyer (a family plan's owner) at a time; a duplicate Stripe
+            # still made is recorded apart (`duplicate_of`) and never grants anything.
+            models.UniqueConstraint(
+                fields=["user_id"],
+                condition=Q(status__in=["trialing", "active", "past_due", "incomplete"])
+                & Q(duplicate_of__isnull=True),
+                name="subscription_one_live_per_buyer",
             ),
         ]
         indexes = [models.Index(fields=["user_id", "-created_at"], name="subscription_user_created_idx")]

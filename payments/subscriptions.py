@@ -7,9 +7,18 @@ has it now (every webhook about it re-reads it first), and access follows the ro
 - past_due: access until the last paid period's end plus SUBSCRIPTION_GRACE_DAYS;
 - unpaid, incomplete_expired: access ends now; canceled: at the current period's end (a cancel
   at the period's end) or now, for a cancel asked for here with `at_period_end=False`.
+  unpaid, incomplete_expired: access ends now; canceled: when Stripe ended it (`ended_at`: the
+  period's end for a cancel at the period's end, now for a cancel now, also one made in Stripe's
+  dashboard or the billing portal).
 All of it is derived from Stripe's current state, so a duplicate or late event changes nothing.
 Each change of the row records one event: `subscription.payment_failed` (into past_due),
 `subscription.canceled` (into canceled) or `subscription.updated`.
+
+One subscription per buyer (the user, or a family plan's owner): checkouts of one buyer are
+serialised (`buyer_lock`), a live second row cannot exist (a partial unique index), and a second
+subscription Stripe still made (two checkouts paid at once, or opened before the rule) is a
+duplicate: its row names the kept one (`duplicate_of`), it grants nothing, and it is canceled at
+Stripe and its payment refunded (`subscription_duplicate_settle`, a task after the commit).
 """
 
 import logging
@@ -21,8 +30,11 @@ from django.db import IntegrityError, transaction
 
 from entitlements import services as entitlement_services
 from jia_payments.core.api.errors import Conflict, InvalidTransition, NotFound, Unprocessable
+from jia_payments.core.audit.trail import audit_context
+from jia_payments.core.locks import advisory_lock
 from jia_payments.core.outbox.events import record_event
-from payments.models import CheckoutSession, Subscription
+from payments.models import CheckoutSession, Payment, Subscription
+from payments.refunds import payment_refund, refund_left
 from payments.selectors import checkout_session_find_for_subscription
 from payments.stripe import gateway
 from pricing.selectors import active_plan, plan_find, plan_prices
@@ -62,23 +74,30 @@ def _grace() -> timedelta:
 # --- rules other services ask --------------------------------------------------------------
 
 
+def buyer_lock(user_id: str) -> None:
+    """Inside a transaction: what a buyer starts or is given (a checkout, a subscription row)
+    happens one at a time per buyer, until the transaction ends."""
+    advisory_lock(f"payments.buyer:{user_id}")
+
+
 def subscription_live_for_buyer(user_id: str) -> Subscription | None:
     return (
-        Subscription.objects.filter(user_id=user_id, status__in=Subscription.LIVE)
+        Subscription.objects.filter(user_id=user_id, status__in=Subscription.LIVE, duplicate_of=None)
         .order_by("-created_at")
         .first()
     )
 
 
 def subscription_refuse_second(*, user_id: str, plan) -> None:
-    """A checkout for a recurring plan while the buyer has a live subscription is 409."""
+    """A checkout for a recurring plan while the buyer has a live subscription is 409 (unless
+    the request asks to change plan: `payments.checkout.checkout_or_change_plan`)."""
     if plan.billing_cycle == plan.BillingCycle.ONE_TIME:
         return
     live = subscription_live_for_buyer(user_id)
     if live is not None:
         raise AlreadySubscribed(
             f"{user_id} already has subscription {live.pk} ({live.plan_id}, {live.status}): "
-            f"change its plan with POST /api/v1/subscriptions/{live.pk}/change/ instead."
+            f"ask for the checkout with change_plan=true, or POST /api/v1/subscriptions/{live.pk}/change/."
         )
 
 
@@ -127,8 +146,9 @@ def subscription_sync(*, stripe_subscription: dict) -> Subscription | None:
     state = _stripe_state(stripe_subscription)
     plan_id = metadata.get("plan_id") or session.plan_id
     with transaction.atomic():
-        # The checkout's row first, as its completion locks it: events of one subscription
-        # processed at once wait here in turn instead of deadlocking on the rows below.
+        # The buyer, then the checkout's row, as its completion and a new checkout lock them:
+        # events of one buyer processed at once wait here in turn instead of deadlocking.
+        buyer_lock(session.user_id)
         session = CheckoutSession.objects.select_for_update().get(pk=session.pk)
         subscription = _locked_or_created(stripe_subscription, session, state, plan_id)
         before = _comparable(subscription)
@@ -146,9 +166,18 @@ def subscription_sync(*, stripe_subscription: dict) -> Subscription | None:
         if _comparable(subscription) != before:  # a repeated or stale event changes nothing
             subscription.save()
             _record(subscription, _event_type(status_before, subscription.status))
-        if session.status == CheckoutSession.Status.COMPLETE:  # else its completion grants
-            _follow_with_access(subscription)
+        if session.status == CheckoutSession.Status.COMPLETE and subscription.duplicate_of_id is None:
+            _follow_with_access(subscription)  # else its completion grants (a duplicate: nothing)
     return subscription
+
+
+def subscription_claim(*, stripe_subscription: dict, checkout_session: CheckoutSession) -> Subscription:
+    """Inside a transaction: our row of the subscription `checkout_session` made, created if need
+    be under the buyer's lock; a duplicate (`duplicate_of`) when the buyer has another live one."""
+    metadata = stripe_subscription.get("metadata") or {}
+    plan_id = metadata.get("plan_id") or checkout_session.plan_id
+    state = _stripe_state(stripe_subscription)
+    return _locked_or_created(stripe_subscription, checkout_session, state, plan_id)
 
 
 def _comparable(subscription: Subscription) -> dict:
@@ -165,9 +194,15 @@ def _locked_or_created(stripe_subscription, session, state, plan_id) -> Subscrip
     if found is not None:
         return found
     currency = (stripe_subscription.get("currency") or session.currency).upper()
+    buyer_lock(session.user_id)
+    kept = (
+        Subscription.objects.filter(user_id=session.user_id, status__in=Subscription.LIVE, duplicate_of=None)
+        .exclude(stripe_subscription_id=stripe_subscription["id"])
+        .first()
+    )
     try:
         with transaction.atomic():
-            return Subscription.objects.create(
+            created = Subscription.objects.create(
                 user_id=session.user_id,
                 family_id=session.family_id,
                 plan_id=plan_id if plan_find(plan_id=plan_id) is not None else session.plan_id,
@@ -178,9 +213,31 @@ def _locked_or_created(stripe_subscription, session, state, plan_id) -> Subscrip
                 currency=currency,
                 stripe_subscription_id=stripe_subscription["id"],
                 checkout_session=session,
+                duplicate_of=kept,
             )
     except IntegrityError:  # created at this moment by another event of the same subscription
         return Subscription.objects.select_for_update().get(stripe_subscription_id=stripe_subscription["id"])
+    if kept is not None:
+        _duplicate_found(created)
+    return created
+
+
+def _duplicate_found(duplicate: Subscription) -> None:
+    """Stripe made a second subscription for a buyer who has one: it is canceled at Stripe and
+    its payment refunded after the commit (Stripe is never called inside a transaction)."""
+    logger.error(
+        "subscription %s of %s duplicates %s: canceling it at Stripe and refunding it",
+        duplicate.stripe_subscription_id, duplicate.user_id, duplicate.duplicate_of_id,
+    )  # fmt: skip
+    _record(duplicate, "subscription.duplicate_canceled")
+    subscription_duplicate_settle_later(duplicate)
+
+
+def subscription_duplicate_settle_later(duplicate: Subscription) -> None:
+    from payments.tasks import settle_duplicate_subscription
+
+    pk = duplicate.pk
+    transaction.on_commit(lambda: settle_duplicate_subscription.delay(str(pk)))
 
 
 def _event_type(status_before: str, status: str) -> str:
@@ -211,8 +268,15 @@ def _follow_with_access(subscription: Subscription) -> None:
         )
     elif subscription.status == S.CANCELED:
         entitlement_services.entitlements_cancel_for_subscription(
-            subscription_id=sub_id, reason="subscription_canceled", at=subscription.current_period_end
+            subscription_id=sub_id, reason="subscription_canceled", at=_access_end(subscription)
         )
+
+
+def _access_end(canceled: Subscription):
+    """A canceled subscription's access ends when Stripe ended it: at the period's end for a
+    cancel at the period's end, now for a cancel now (ours, the dashboard's, the portal's)."""
+    ends = [at for at in (canceled.ended_at, canceled.current_period_end) if at is not None]
+    return min(ends) if ends else None
 
 
 # --- what callers ask for ------------------------------------------------------------------
@@ -301,6 +365,50 @@ def subscription_resume(*, subscription_id) -> Subscription:
         subscription.stripe_subscription_id, False
     )
     return subscription_sync(stripe_subscription=stripe_subscription)
+
+
+DUPLICATE_ACTOR = "system:duplicate-subscription"
+
+
+def subscription_duplicate_settle(*, subscription_id) -> Subscription:
+    """A duplicate subscription is canceled at Stripe now and what it was paid is refunded in
+    full. Stripe is called outside any transaction; run again, it changes nothing more."""
+    duplicate = Subscription.objects.exclude(duplicate_of=None).filter(pk=subscription_id).first()
+    if duplicate is None:
+        raise NotFound("No such duplicate subscription.")
+    reason = f"duplicate of subscription {duplicate.duplicate_of_id}"
+    with audit_context(actor=DUPLICATE_ACTOR, reason=reason):
+        if duplicate.status != S.CANCELED:
+            try:
+                stripe_subscription = gateway.subscription_cancel(duplicate.stripe_subscription_id)
+            except gateway.StripeRejected:  # canceled there already
+                stripe_subscription = gateway.subscription_retrieve(duplicate.stripe_subscription_id)
+            duplicate = subscription_sync(stripe_subscription=stripe_subscription) or duplicate
+        for payment in _refundable_payments(duplicate):
+            payment_refund(payment_id=payment.pk, amount=None, reason=reason, requested_by=DUPLICATE_ACTOR)
+    return duplicate
+
+
+def _refundable_payments(duplicate: Subscription) -> list[Payment]:
+    paid = Payment.objects.filter(
+        metadata__stripe_subscription_id=duplicate.stripe_subscription_id, status=Payment.Status.COMPLETED
+    )
+    return [payment for payment in paid if refund_left(payment) > 0]
+
+
+def subscriptions_settle_duplicates() -> int:
+    """Reconciliation: settle again the duplicates still live at Stripe or not refunded (their
+    task failed every try); answers how many were settled."""
+    settled = 0
+    for duplicate in Subscription.objects.exclude(duplicate_of=None):
+        if duplicate.status == S.CANCELED and not _refundable_payments(duplicate):
+            continue
+        try:
+            subscription_duplicate_settle(subscription_id=duplicate.pk)
+            settled += 1
+        except (gateway.StripeUnavailable, gateway.StripeRejected) as error:
+            logger.warning("duplicate subscription %s not settled yet: %s", duplicate.pk, error)
+    return settled
 
 
 def billing_portal_session_create(*, user_id: str, return_url: str) -> str:

@@ -6,7 +6,11 @@ import urllib.error
 import urllib.request
 
 
-def concurrent_posts(url: str, token: str, body: dict, count: int) -> list[tuple[int, dict, bool]]:
+def concurrent_posts(
+    url: str, token: str, body: dict, count: int, *, one_key: bool = True
+) -> list[tuple[int, dict, bool]]:
+    """`count` POSTs released at once; with one Idempotency-Key (a client retrying) or, with
+    `one_key=False`, a key each (separate requests, e.g. two tabs)."""
     barrier = threading.Barrier(count)
     results: list = [None] * count
 
@@ -18,7 +22,7 @@ def concurrent_posts(url: str, token: str, body: dict, count: int) -> list[tuple
             headers={
                 "Content-Type": "application/json",
                 "better-auth-token": token,
-                "Idempotency-Key": "race",
+                "Idempotency-Key": "race" if one_key else f"race-{index}",
             },
         )
         barrier.wait()

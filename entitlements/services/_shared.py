@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from entitlements import cache
 from entitlements.errors import InvalidEntitlementInput
@@ -113,10 +113,3 @@ def invalidate_rows(rows: Iterable[Entitlement]) -> None:
     rows = list(rows)
     if rows:
         invalidate_after_commit(user_ids={r.user_id for r in rows}, family_ids={r.family_id for r in rows})
-
-
-def advisory_lock(key: str) -> None:
-    """A transaction-scoped advisory lock (PostgreSQL): serialises grants of one subscription."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])

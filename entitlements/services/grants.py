@@ -16,7 +16,6 @@ from entitlements.services._shared import (
     CANCELLED,
     EXPIRED,
     REASON_PLAN_CHANGED,
-    advisory_lock,
     create_row,
     emit,
     invalidate_rows,
@@ -25,6 +24,7 @@ from entitlements.services._shared import (
     plan_of,
 )
 from entitlements.services.families import family_seats_fit
+from jia_payments.core.locks import advisory_lock
 from pricing import selectors as pricing_selectors
 
 if TYPE_CHECKING:

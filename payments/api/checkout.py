@@ -15,9 +15,10 @@ from jia_payments.core.api.validation import (
     StrictSerializer,
     UserIdField,
 )
-from payments.checkout import checkout_data, checkout_session_create
+from payments.api.subscriptions import SubscriptionSerializer, subscription_render
+from payments.checkout import checkout_data, checkout_or_change_plan
 from payments.selectors import checkout_session_get
-from payments.subscriptions import AlreadySubscribed
+from payments.subscriptions import PRORATIONS, AlreadySubscribed
 
 
 class CheckoutSessionCreateSerializer(StrictSerializer):
@@ -27,6 +28,14 @@ class CheckoutSessionCreateSerializer(StrictSerializer):
     country = CountryCodeField(required=False, help_text="ISO 3166-1 alpha-2; see how it is used in the docs")
     family_id = serializers.UUIDField(required=False, allow_null=True)
     user_id = UserIdField(required=False, help_text="Services and staff: the buyer")
+    change_plan = serializers.BooleanField(
+        default=False,
+        help_text="A recurring plan while the buyer has a live subscription: change that "
+        "subscription to this plan (200, the subscription) instead of 409 already_subscribed",
+    )
+    proration = serializers.ChoiceField(
+        choices=PRORATIONS, default="create_prorations", help_text="With change_plan, as for /change/"
+    )
 
 
 class CheckoutSessionSerializer(serializers.Serializer):
@@ -53,13 +62,23 @@ class CheckoutSessionListView(APIView):
 
     @extend_schema(
         request=CheckoutSessionCreateSerializer,
+        description=(
+            "201 and a checkout session to pay. With `change_plan: true` while the buyer has a live "
+            "subscription: 200 and that subscription, moved to `plan_id` as by "
+            "`POST /api/v1/subscriptions/{id}/change/` (with `proration`; `Location` names it); no "
+            "second subscription and no checkout. A recurring plan's new checkout replaces the "
+            "buyer's open ones (they are expired)."
+        ),
         responses={
             201: CheckoutSessionSerializer,
+            200: SubscriptionSerializer,
             409: problem_response(
                 AlreadySubscribed,
-                "user_1 already has subscription 5f0c... (premium_monthly, active): change its plan with "
-                "POST /api/v1/subscriptions/5f0c.../change/ instead.",
-                "A recurring plan while the buyer has a live subscription",
+                "user_1 already has subscription 5f0c... (premium_monthly, active): ask for the checkout "
+                "with change_plan=true, or POST /api/v1/subscriptions/5f0c.../change/.",
+                "A recurring plan while the buyer has a live subscription, without change_plan "
+                "(also `checkout_superseded`: a newer checkout of the buyer replaced this one while "
+                "it was made)",
             ),
         },
     )
@@ -68,11 +87,15 @@ class CheckoutSessionListView(APIView):
         body = CheckoutSessionCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         header = settings.CHECKOUT_COUNTRY_HEADER
-        session = checkout_session_create(
+        session, changed = checkout_or_change_plan(
             principal=principal_of(request),
             edge_country=request.headers.get(header) if header else None,
             **body.validated_data,
         )
+        if changed is not None:
+            return Response(
+                subscription_render(changed), headers={"Location": f"/api/v1/subscriptions/{changed.pk}/"}
+            )
         return Response(
             CheckoutSessionSerializer(checkout_data(session)).data, status=status.HTTP_201_CREATED
         )

@@ -12,6 +12,7 @@ from jia_payments.core.api.errors import InvalidTransition
 from jia_payments.core.api.idempotency import idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import IsServiceOrStaff
+from jia_payments.core.api.representation import DirectRepresentation
 from jia_payments.core.api.validation import (
     CurrencyField,
     JSONObjectField,
@@ -43,7 +44,7 @@ def _max(field: str) -> int:
     return Payment._meta.get_field(field).max_length
 
 
-class PaymentSerializer(serializers.ModelSerializer):
+class PaymentSerializer(DirectRepresentation, serializers.ModelSerializer):
     class Meta:
         model = Payment
         fields = list(services.PAYMENT_FIELDS)

@@ -40,7 +40,7 @@ class SubscriptionSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-def _render(subscription) -> dict:
+def subscription_render(subscription) -> dict:
     return SubscriptionSerializer(subscription_data(subscription)).data
 
 
@@ -84,7 +84,7 @@ class SubscriptionListView(GenericAPIView):
         query.is_valid(raise_exception=True)
         subscriptions = selectors.subscription_list(principal=principal_of(request), **query.validated_data)
         page = self.paginate_queryset(subscriptions)
-        return self.get_paginated_response([_render(s) for s in page])
+        return self.get_paginated_response([subscription_render(s) for s in page])
 
 
 class SubscriptionDetailView(APIView):
@@ -97,7 +97,7 @@ class SubscriptionDetailView(APIView):
         subscription = selectors.subscription_get(
             principal=principal_of(request), subscription_id=subscription_id
         )
-        return Response(_render(subscription))
+        return Response(subscription_render(subscription))
 
 
 class SubscriptionChangeView(APIView):
@@ -116,7 +116,7 @@ class SubscriptionChangeView(APIView):
         body = ChangeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         subscription = subscription_change_plan(subscription_id=subscription_id, **body.validated_data)
-        return Response(_render(subscription))
+        return Response(subscription_render(subscription))
 
 
 class SubscriptionCancelView(APIView):
@@ -136,7 +136,7 @@ class SubscriptionCancelView(APIView):
         body = CancelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         subscription = subscription_cancel(subscription_id=subscription_id, **body.validated_data)
-        return Response(_render(subscription))
+        return Response(subscription_render(subscription))
 
 
 class SubscriptionResumeView(APIView):
@@ -151,7 +151,7 @@ class SubscriptionResumeView(APIView):
     @idempotent(atomic=False)
     def post(self, request, subscription_id):
         selectors.subscription_get(principal=principal_of(request), subscription_id=subscription_id)
-        return Response(_render(subscription_resume(subscription_id=subscription_id)))
+        return Response(subscription_render(subscription_resume(subscription_id=subscription_id)))
 
 
 class BillingPortalSessionView(APIView):

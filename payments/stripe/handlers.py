@@ -40,7 +40,7 @@ def on_checkout_session_completed(obj: dict) -> Change:
         logger.warning("checkout session %s is not one of ours; ignored", session["id"])
         return None
     subscription_id = session.get("subscription") or ""
-    expires_at = None
+    expires_at = subscription = None
     if subscription_id:
         subscription = gateway.subscription_retrieve(subscription_id)
         expires_at = gateway.stripe_datetime(gateway.subscription_period_end(subscription))
@@ -56,7 +56,7 @@ def on_checkout_session_completed(obj: dict) -> Change:
             amount_total=session["amount_total"],
             currency=session["currency"],
             payment_intent_id=payment_intent_id,
-            subscription_id=subscription_id,
+            stripe_subscription=subscription,
             expires_at=expires_at,
         )
         if subscription_id:  # later events may have been applied first: follow Stripe's state now

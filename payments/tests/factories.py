@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import factory
 
-from payments.models import CheckoutSession, Payment, Refund, StripeEvent
+from payments.models import CheckoutSession, Payment, Refund, StripeEvent, Subscription
 from pricing.tests.factories import PlanFactory
 
 
@@ -80,3 +80,15 @@ class StripeEventFactory(factory.django.DjangoModelFactory):
     stripe_created_at = factory.LazyAttribute(lambda o: datetime.fromtimestamp(o.event["created"], tz=UTC))
     payload = factory.LazyAttribute(lambda o: o.event)
     source = StripeEvent.Source.WEBHOOK
+
+
+class SubscriptionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Subscription
+
+    user_id = factory.Sequence(lambda n: f"user_{n}")
+    plan = factory.SubFactory(PlanFactory)
+    status = Subscription.Status.ACTIVE
+    amount = 999
+    currency = "USD"
+    stripe_subscription_id = factory.Sequence(lambda n: f"sub_test_{n:014d}")

@@ -1,6 +1,7 @@
 """What an end-to-end test drives (`stripe_e2e` fixture, conftest.py): the live server's API,
 localstripe, the webhook URL, and the few steps many of those tests take."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import requests
@@ -66,6 +67,23 @@ class StripeE2E:
             lambda: not StripeEvent.objects.filter(status=StripeEvent.Status.PENDING).exists(),
             what="stripe events processed",
         )
+
+    def delivered_twice_newest_first(self, act: Callable[[], None]) -> list[dict]:
+        """Run `act` with webhooks held back, then deliver every event it made newest first, each
+        twice, and wait until all are processed; answers the events (newest first). What the
+        app does must not depend on Stripe's order or on duplicates."""
+        before = {e["id"] for e in self.localstripe.events()}
+        self.localstripe.set_delivery(paused=True)
+        try:
+            act()
+            held = [e for e in self.localstripe.events() if e["id"] not in before]  # newest first
+            for event in held:
+                for _ in range(2):
+                    self.localstripe.deliver_event(event["id"])
+        finally:
+            self.localstripe.set_delivery(paused=False)
+        self.wait_settled()
+        return held
 
     def buy(self, plan_id: str, user_id: str, country: str = "US") -> CheckoutSession:
         """An open checkout, as the end user `user_id` asks for it (the service, in process)."""

@@ -147,7 +147,7 @@ def test_reconciliation_processes_events_stripe_never_delivered(stripe_e2e):
     result = reconcile_stripe_events()  # beat's task, here; the events it finds go to the worker
 
     # the checkout's events of handled types: the session, its subscription, invoice, intent
-    assert result == {"received": 4, "requeued": 0, "refunds_settled": 0}
+    assert result == {"received": 4, "requeued": 0, "refunds_settled": 0, "duplicates_settled": 0}
     stripe_e2e.wait_processed(event["id"])
     assert StripeEvent.objects.get(pk=event["id"]).source == "reconciliation"
     session.refresh_from_db()

@@ -5,6 +5,7 @@ view, and, with DEBUG on, its technical 404/500 pages, which bypass handler404/h
 middleware turns any such non-JSON error response on an API path into problem details.
 """
 
+from django.contrib.messages.middleware import MessageMiddleware as DjangoMessageMiddleware
 from django.http import HttpResponsePermanentRedirect
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.utils.http import escape_leading_slashes
@@ -48,3 +49,15 @@ class CommonMiddleware(DjangoCommonMiddleware):
 
     def get_full_path_with_slash(self, request):
         return escape_leading_slashes(request.get_full_path(force_append_slash=True))
+
+
+class MessageMiddleware(DjangoMessageMiddleware):
+    """Django's messages (the admin's and back-office's notices), not set up on API paths.
+
+    No API view adds or reads a message and no API page shows one, so a request there left the
+    storage untouched: its set-up (a cookie and a session store) was work for nothing.
+    """
+
+    def process_request(self, request):
+        if not is_api_path(request.path):
+            super().process_request(request)

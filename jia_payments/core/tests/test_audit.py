@@ -534,3 +534,21 @@ def test_a_plan_resync_run_by_a_worker_names_the_admin_who_changed_the_plan(
     assert (granted.actor, granted.additional_data["actor"]) == (admin_user, admin_user.get_username())
     assert granted.additional_data["reason"] == "spring offer"
     assert granted.cid == response["X-Request-ID"]
+
+
+def test_a_payment_created_by_the_api_is_recorded_without_reading_its_checkout_session(service_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from payments.models import CheckoutSession
+
+    body = {"amount": 1999, "currency": "USD", "payment_method": "bank_transfer", "customer_id": "c_1"}
+    with CaptureQueriesContext(connection) as queries:
+        response = service_client.post("/api/v1/payments/", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert response.status_code == 201
+    created = last(Payment.objects.get(pk=response.json()["id"]))
+    assert created.action == CREATE
+    assert created.changes_dict["amount"] == ["None", "1999"]
+    assert "checkout_session" not in created.changes_dict
+    sessions = CheckoutSession._meta.db_table
+    assert not [q["sql"] for q in queries.captured_queries if f'"{sessions}"' in q["sql"]]

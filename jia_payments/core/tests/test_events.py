@@ -61,6 +61,7 @@ def test_the_apps_register_the_event_types_they_record():
         "subscription.updated",
         "subscription.payment_failed",
         "subscription.canceled",
+        "subscription.duplicate_canceled",
     }
 
 
