@@ -1,6 +1,7 @@
 """The staff groups and what each may do in admin: `support` looks into everything and fixes a
-customer's access; `finance` also moves money (refunds, failing or cancelling a payment) and changes
-prices (plans, features, zones). A staff user without a permission sees no button and is refused
+customer's access; `finance` also moves money (refunds, failing or cancelling a payment, creating
+payments and checkouts for a customer, changing or cancelling a subscription) and changes prices
+(plans, features, zones). A staff user without a permission sees no button and is refused
 the URL (403)."""
 
 # Everything of these apps can be seen by both groups.
@@ -18,6 +19,9 @@ SUPPORT = {
 FINANCE = SUPPORT | {
     "payments.refund_payment",
     "payments.change_payment",  # mark failed, cancel a pending payment
+    "payments.add_payment",  # create a payment for a customer (API)
+    "payments.add_checkoutsession",  # a checkout for a customer (API)
+    "payments.change_subscription",  # change plan, cancel, resume, open the billing portal (API)
     "pricing.add_plan",
     "pricing.change_plan",
     "pricing.add_feature",

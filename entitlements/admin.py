@@ -22,10 +22,7 @@ class EntitlementForm(forms.ModelForm):
             "family",
             "status",
             "status_reason",
-            "granted_at",
             "expires_at",
-            "subscription_id",
-            "payment_id",
             "usage_limits",
             "metadata",
         ]
@@ -49,7 +46,17 @@ class EntitlementAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["user_id", "feature", "plan", "status", "expires_at", "family", "origin", "granted_at"]
     list_filter = ["status", "origin", "plan", "feature"]
     search_fields = ["user_id", "subscription_id", "=id", "=family__id", "=payment_id"]
-    readonly_fields = ["id", "origin", "created_at", "updated_at"]
+    # When and by what purchase a row was granted are facts, not settings: a manual grant is granted
+    # now, by no payment or subscription.
+    readonly_fields = [
+        "id",
+        "origin",
+        "granted_at",
+        "subscription_id",
+        "payment_id",
+        "created_at",
+        "updated_at",
+    ]
     raw_id_fields = ["family"]
     date_hierarchy = "granted_at"
     list_select_related = ["plan", "feature"]

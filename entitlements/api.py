@@ -307,6 +307,7 @@ def _family_for(request, family_id: str, *, manage: bool):
 
 class FamilyMembersView(GenericAPIView):
     serializer_class = FamilyMemberSerializer
+    session_permissions = {"POST": ["entitlements.change_family"]}
 
     @extend_schema(
         operation_id="families_members_list",
@@ -331,6 +332,8 @@ class FamilyMembersView(GenericAPIView):
 
 
 class FamilyMemberView(APIView):
+    session_permissions = {"DELETE": ["entitlements.change_family"]}
+
     @extend_schema(
         operation_id="families_members_remove",
         responses={204: None, 409: OWNER_STAYS},

@@ -17,7 +17,7 @@ from jia_payments.core.api.errors import DomainError
 from jia_payments.core.audit.admin import AuditedAdmin, action_reason
 from jia_payments.core.models import OutboxEvent
 from payments import services
-from payments.models import CheckoutSession, Payment, Refund, StripeEvent
+from payments.models import CheckoutSession, Payment, Refund, StripeEvent, Subscription
 from payments.refunds import is_stripe_payment, payment_refund, payment_refund_record_external, refund_left
 from payments.stripe.events import stripe_events_reprocess
 from payments.stripe.mirror import stripe_mirror_link
@@ -411,6 +411,53 @@ class CheckoutSessionAdmin(admin.ModelAdmin):
     @admin.display(description="amount", ordering="amount")
     def amount_shown(self, session: CheckoutSession) -> str:
         return format_money(session.amount, session.currency)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    """Read-only: Stripe is the truth and the row follows its events; plan changes, cancels and
+    resumes go through the API (`payments.subscriptions`), which asks Stripe."""
+
+    list_display = ["id", "user_id", "plan", "status", "amount_shown", "current_period_end", "created_at"]
+    list_filter = ["status", "plan", "zone"]
+    search_fields = ["=id", "user_id", "stripe_subscription_id", "stripe_customer_id"]
+    list_select_related = ["plan"]
+    readonly_fields = [
+        "id",
+        "user_id",
+        "family_id",
+        "plan",
+        "pending_plan",
+        "status",
+        "amount_shown",
+        "country",
+        "zone",
+        "current_period_start",
+        "current_period_end",
+        "paid_through",
+        "cancel_at_period_end",
+        "canceled_at",
+        "ended_at",
+        "stripe_subscription_id",
+        "stripe_customer_id",
+        "checkout_session",
+        "created_at",
+        "updated_at",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False  # bought through checkout
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="amount per period", ordering="amount")
+    def amount_shown(self, subscription: Subscription) -> str:
+        return format_money(subscription.amount, subscription.currency)
 
 
 @admin.register(StripeEvent)

@@ -193,6 +193,12 @@ class PricingZoneAdmin(AuditedAdmin, admin.ModelAdmin):
         fields = list(super().get_readonly_fields(request, obj))
         return [*fields, "iso_code"] if obj else fields  # a zone row is a country's: not renamed
 
+    def get_actions(self, request):
+        # A zone is deleted one at a time, with the reason its delete page asks for.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [

@@ -8,8 +8,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from entitlements.models import Entitlement
-from payments.models import Payment, Refund
+from entitlements.models import Entitlement, FamilyMember
+from entitlements.tests.factories import FamilyMemberFactory, OwnedFamilyFactory
+from payments.models import CheckoutSession, Payment, Refund
 from payments.tests.factories import PaymentFactory
 from pricing.models import PricingZone
 from pricing.tests.factories import PlanFactory, PricingZoneFactory
@@ -91,3 +92,83 @@ def test_finance_may_move_and_reprice_through_the_api(session_of):
 
     assert (moved.status_code, moved.json()["status"]) == (200, "completed")
     assert (repriced.status_code, repriced.json()["zone"]) == (200, "B")
+
+
+SUBSCRIPTION = "/api/v1/subscriptions/5f0c2a3e-8b1d-4c6e-9f7a-2d3b4c5e6f70"
+PAYMENT = {"amount": 1999, "currency": "USD", "payment_method": "bank_transfer", "customer_id": "u1"}
+CHECKOUT = {
+    "plan_id": "premium_monthly",
+    "success_url": "https://app.example/ok",
+    "cancel_url": "https://app.example/cancel",
+    "user_id": "u1",
+}
+
+
+@pytest.mark.parametrize("groups", [("support",), ()])
+def test_support_or_no_group_cannot_change_subscriptions_or_create_payments_or_checkouts(session_of, groups):
+    PlanFactory(id="premium_monthly")
+    client = session_of("sue", *groups)
+    answers = [
+        _post(client, f"{SUBSCRIPTION}/change/", {"plan_id": "premium_monthly"}),
+        _post(client, f"{SUBSCRIPTION}/cancel/", {}),
+        _post(client, f"{SUBSCRIPTION}/resume/", {}),
+        _post(
+            client, "/api/v1/billing-portal/sessions/", {"return_url": "https://a.example", "user_id": "u1"}
+        ),
+        _post(client, "/api/v1/payments/", PAYMENT),
+        _post(client, "/api/v1/checkout/sessions/", CHECKOUT),
+    ]
+    assert [(a.status_code, a.json()["detail"]) for a in answers] == [
+        (403, "Your admin groups do not allow this change.")
+    ] * 6
+    assert not Payment.objects.exists()
+    assert not CheckoutSession.objects.exists()
+
+
+def test_a_staff_session_without_groups_cannot_manage_families_and_support_can(session_of):
+    family = OwnedFamilyFactory(owner_user_id="owner")
+    FamilyMemberFactory(family=family, user_id="kid")
+    members = f"/api/v1/families/{family.pk}/members/"
+
+    nobody = session_of("nobody")
+    refused = [_post(nobody, members, {"user_id": "friend"}), nobody.delete(f"{members}kid/")]
+    assert [a.status_code for a in refused] == [403, 403]
+    assert set(FamilyMember.objects.values_list("user_id", flat=True)) == {"owner", "kid"}
+    assert nobody.get(members).status_code == 200
+
+    support = session_of("sue", "support")
+    assert _post(support, members, {"user_id": "friend"}).status_code == 201
+    assert support.delete(f"{members}kid/").status_code == 204
+    assert set(FamilyMember.objects.values_list("user_id", flat=True)) == {"owner", "friend"}
+
+
+def test_finance_may_create_a_payment_and_reach_a_subscription(session_of):
+    client = session_of("fin", "finance")
+    created = _post(client, "/api/v1/payments/", PAYMENT)
+    assert created.status_code == 201, created.content
+    assert created.json()["customer_id"] == "u1"
+    # past the permission: the subscription itself is looked up (and not found)
+    assert _post(client, f"{SUBSCRIPTION}/resume/", {}).status_code == 404
+
+
+def test_every_change_an_api_view_offers_names_the_admin_permissions_a_staff_session_needs():
+    from django.urls import get_resolver
+
+    reads = {("EntitlementCheckView", "POST")}  # a batch check, it changes nothing
+
+    def views(patterns):
+        for pattern in patterns:
+            if hasattr(pattern, "url_patterns"):
+                yield from views(pattern.url_patterns)
+            elif hasattr(pattern.callback, "view_class"):
+                yield pattern.callback.view_class
+
+    unnamed = {
+        (view.__name__, method.upper())
+        for view in views(get_resolver().url_patterns)
+        if view.__module__.split(".")[0] in ("payments", "entitlements", "pricing")
+        and view.__module__.split(".")[-1] != "webhooks"
+        for method in ("post", "put", "patch", "delete")
+        if hasattr(view, method) and method.upper() not in getattr(view, "session_permissions", {})
+    }
+    assert unnamed - reads == set()

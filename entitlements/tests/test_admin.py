@@ -1,6 +1,7 @@
 """Writes made in Django admin go through the services: events, and no stale cached answer."""
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -103,6 +104,27 @@ def test_adding_an_entitlement_in_admin_grants_at_once(admin_client, granted, co
     assert _has("u2") == (True, "active")
     created = Entitlement.objects.get(user_id="u2")
     assert OutboxEvent.objects.get(aggregate_id=str(created.pk)).type == "entitlement.created"
+
+
+def test_a_manual_grant_is_granted_now_by_no_payment_or_subscription(admin_client, granted, committed):
+    add = reverse("admin:entitlements_entitlement_add")
+    page = admin_client.get(add).content.decode()
+    assert all(f'name="{name}' not in page for name in ("payment_id", "subscription_id", "granted_at"))
+    before = timezone.now()
+    row = Entitlement(
+        user_id="u3",
+        feature_id="calendar",
+        plan_id="premium_admin",
+        granted_at=before - timedelta(days=400),
+        subscription_id="sub_forged",
+        payment_id=uuid.uuid4(),
+    )
+    with committed():
+        response = admin_client.post(add, _entitlement_form(row, expires_at=None))
+    assert response.status_code == 302
+    created = Entitlement.objects.get(user_id="u3")
+    assert (created.payment_id, created.subscription_id) == (None, "")
+    assert created.granted_at >= before
 
 
 def test_admin_actions_go_through_the_services(admin_client, granted, committed):

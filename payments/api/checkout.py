@@ -60,6 +60,8 @@ class CheckoutSessionSerializer(serializers.Serializer):
 
 
 class CheckoutSessionListView(APIView):
+    session_permissions = {"POST": ["payments.add_checkoutsession"]}
+
     @extend_schema(
         request=CheckoutSessionCreateSerializer,
         description=(

@@ -94,6 +94,7 @@ class PaymentListQuery(StrictQuery):
 
 class PaymentListCreateView(GenericAPIView):
     serializer_class = PaymentSerializer
+    session_permissions = {"POST": ["payments.add_payment"]}
 
     @extend_schema(
         parameters=[PaymentListQuery],

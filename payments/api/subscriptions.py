@@ -101,6 +101,8 @@ class SubscriptionDetailView(APIView):
 
 
 class SubscriptionChangeView(APIView):
+    session_permissions = {"POST": ["payments.change_subscription"]}
+
     @extend_schema(
         operation_id="subscriptions_change",
         request=ChangeSerializer,
@@ -118,6 +120,8 @@ class SubscriptionChangeView(APIView):
 
 
 class SubscriptionCancelView(APIView):
+    session_permissions = {"POST": ["payments.change_subscription"]}
+
     @extend_schema(
         operation_id="subscriptions_cancel",
         request=CancelSerializer,
@@ -136,6 +140,8 @@ class SubscriptionCancelView(APIView):
 
 
 class SubscriptionResumeView(APIView):
+    session_permissions = {"POST": ["payments.change_subscription"]}
+
     @extend_schema(
         operation_id="subscriptions_resume",
         request=None,
@@ -149,6 +155,8 @@ class SubscriptionResumeView(APIView):
 
 
 class BillingPortalSessionView(APIView):
+    session_permissions = {"POST": ["payments.change_subscription"]}
+
     @extend_schema(
         operation_id="billing_portal_sessions_create",
         request=PortalSerializer,

@@ -3,13 +3,14 @@
 dj-stripe stores every call (`WebhookEventTrigger`) and verifies its signature (HMAC-SHA256 over
 "<t>.<body>", timestamp at most `djstripe_tolerance` seconds old); then it hands the verified event
 to `DJSTRIPE_WEBHOOK_EVENT_CALLBACK`, `enqueue_webhook_event` below, inside its transaction. We
-store the event under its Stripe id and answer 200 at once; a Celery task processes it.
+store the event under its Stripe id and answer 200 at once (JSON naming the Stripe event id, the
+same for a redelivery, which stores and processes nothing more); a Celery task processes it.
 """
 
 import logging
 import time
 
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 from djstripe.views import ProcessWebhookView
@@ -47,7 +48,8 @@ class StripeWebhookView(ProcessWebhookView):
         if not trigger.valid:
             logger.error("Trigger object did not validate")
             return HttpResponseBadRequest()
-        return HttpResponse(str(trigger.id))
+        # The same answer for a redelivery: Stripe only needs the 200; the event is stored once.
+        return JsonResponse({"received": True, "event_id": trigger.json_body["id"]})
 
 
 def enqueue_webhook_event(trigger, api_key=None) -> None:

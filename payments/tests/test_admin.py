@@ -2,17 +2,19 @@
 the payments services, with the same events and audit entries as the API calls they mirror."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from auditlog.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from django.utils import timezone
 
 from entitlements.models import Entitlement
 from entitlements.services import entitlements_grant_plan
 from jia_payments.core.models import OutboxEvent
-from payments.models import Payment, Refund
+from payments.models import Payment, Refund, Subscription
 from payments.stripe import gateway as stripe_gateway
 from payments.tests.factories import PaymentFactory
 from pricing.tests.factories import FeatureFactory, PlanFactory
@@ -331,3 +333,30 @@ def test_the_groups_exist_with_their_permissions():
     assert support < finance
     assert {"refund_payment", "change_payment", "change_plan", "change_pricingzone"} <= finance
     assert not {p for p in finance if p.startswith("delete_")}
+
+
+def test_subscriptions_are_listed_and_shown_but_never_added_changed_or_deleted(as_staff):
+    subscription = Subscription.objects.create(
+        user_id="buyer_1",
+        plan=PlanFactory(id="premium_monthly", name="Premium monthly"),
+        status=Subscription.Status.ACTIVE,
+        amount=999,
+        currency="USD",
+        stripe_subscription_id="sub_admin_1",
+        current_period_end=timezone.now() + timedelta(days=30),
+    )
+    client = as_staff("sue", "support")
+    listing = client.get(reverse("admin:payments_subscription_changelist")).content.decode()
+    assert [text for text in ("buyer_1", "Premium monthly", "active", "9.99") if text not in listing] == []
+    change = reverse("admin:payments_subscription_change", args=[subscription.pk])
+    page = client.get(change)
+    assert page.status_code == 200
+    assert 'name="amount"' not in page.content.decode() and 'name="status"' not in page.content.decode()
+
+    superuser = as_staff("root", superuser=True)
+    client.post(change, {"status": "canceled", "amount": 1, "currency": "EUR"})
+    assert superuser.get(reverse("admin:payments_subscription_add")).status_code == 403
+    delete = reverse("admin:payments_subscription_delete", args=[subscription.pk])
+    assert superuser.post(delete, {"post": "yes"}).status_code == 403
+    subscription.refresh_from_db()
+    assert (subscription.status, subscription.amount, subscription.currency) == ("active", 999, "USD")

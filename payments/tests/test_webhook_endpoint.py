@@ -115,3 +115,13 @@ def test_a_body_over_the_size_bound_is_refused_and_stores_nothing(client, endpoi
         not trigger.valid and not trigger.processed and len(trigger.body) < 1024
         for trigger in WebhookEventTrigger.objects.all()
     )
+
+
+def test_a_redelivered_event_is_acknowledged_the_same_and_stored_once(client, endpoint):
+    body = stripe_event("evt_redelivered")
+    first, second = signed_post(client, endpoint, body), signed_post(client, endpoint, body)
+    for response in (first, second):
+        assert response.status_code == 200
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"received": True, "event_id": "evt_redelivered"}
+    assert list(StripeEvent.objects.values_list("pk", "attempts")) == [("evt_redelivered", 0)]

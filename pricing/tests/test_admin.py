@@ -162,3 +162,11 @@ def test_zone_pages_are_403_without_the_permission(as_staff, catalog, groups):
     )
     assert response.status_code == 403
     assert not PricingZone.objects.filter(zone="C", pricing_multiplier=Decimal("0.50")).exists()
+
+
+def test_zones_are_deleted_one_at_a_time_with_a_reason_never_in_bulk(admin_client, catalog):
+    changelist = reverse("admin:pricing_pricingzone_changelist")
+    assert 'value="delete_selected"' not in admin_client.get(changelist).content.decode()
+    zones = list(PricingZone.objects.values_list("pk", flat=True))
+    admin_client.post(changelist, {"action": "delete_selected", "_selected_action": zones, "post": "yes"})
+    assert PricingZone.objects.count() == len(zones) > 0

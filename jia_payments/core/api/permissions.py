@@ -22,11 +22,20 @@ def session_may(principal: Principal, request, view) -> bool:
     return principal.session_user.has_perms(needed)
 
 
+SESSION_REFUSED = "Your admin groups do not allow this change."
+
+
 class IsAuthenticatedCaller(BasePermission):
-    """Any verified caller: end user, service or staff."""
+    """Any verified caller: end user, service or staff (a staff session within its admin groups)."""
 
     def has_permission(self, request, view):
-        return principal_of(request) is not None
+        principal = principal_of(request)
+        if principal is None:
+            return False
+        if not session_may(principal, request, view):
+            self.message = SESSION_REFUSED
+            return False
+        return True
 
 
 class IsServiceOrStaff(BasePermission):
@@ -37,7 +46,7 @@ class IsServiceOrStaff(BasePermission):
         if principal is None or not principal.is_privileged:
             return False
         if not session_may(principal, request, view):
-            self.message = "Your admin groups do not allow this change."
+            self.message = SESSION_REFUSED
             return False
         return True
 
@@ -50,6 +59,6 @@ class IsStaff(BasePermission):
         if principal is None or principal.role != Principal.STAFF:
             return False
         if not session_may(principal, request, view):
-            self.message = "Your admin groups do not allow this change."
+            self.message = SESSION_REFUSED
             return False
         return True

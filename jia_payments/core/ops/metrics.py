@@ -26,7 +26,7 @@ import os
 import time
 
 from django.conf import settings
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django_prometheus.conf import NAMESPACE, PROMETHEUS_LATENCY_BUCKETS
 from django_prometheus.middleware import Metrics, PrometheusAfterMiddleware, PrometheusBeforeMiddleware
 from django_prometheus.utils import TimeSince
@@ -39,6 +39,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
+
+from jia_payments.core.api.errors import problem, problem_response
 
 logger = logging.getLogger(__name__)
 
@@ -210,11 +212,14 @@ def _allowed(request) -> bool | None:
 def metrics_view(request):
     allowed = _allowed(request)
     if allowed is None:
-        return JsonResponse({"status": 404, "detail": "Not found."}, status=404)
+        return problem_response(problem(404, "not_found", "Not found", "Not found."))
     if not allowed:
-        response = JsonResponse({"status": 401, "detail": "A metrics bearer token is required."}, status=401)
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
+        return problem_response(
+            problem(
+                401, "not_authenticated", "Authentication required", "A metrics bearer token is required."
+            ),
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     response = HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
     response["Cache-Control"] = "no-store"
     return response

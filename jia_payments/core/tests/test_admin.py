@@ -8,7 +8,7 @@ from django.urls import reverse
 from entitlements.tests.factories import EntitlementFactory, FamilyMemberFactory
 from jia_payments.core.models import IdempotencyKey
 from jia_payments.core.outbox.events import record_event
-from payments.models import Payment
+from payments.models import Payment, Subscription
 from payments.tests.factories import CheckoutSessionFactory, PaymentFactory, StripeEventFactory
 from pricing.models import Plan
 
@@ -27,6 +27,14 @@ def populated():
     record_event(type="payment.created", aggregate_id=payment.pk, subject=f"payments/{payment.pk}", data={})
     IdempotencyKey.objects.create(caller="u", key="k", method="POST", path="/x", request_fingerprint="0" * 64)
     StripeEventFactory(event__id="evt_1", event__type="invoice.paid")
+    Subscription.objects.create(
+        user_id="user_1",
+        plan=Plan.objects.get(pk="premium_monthly"),
+        status=Subscription.Status.ACTIVE,
+        amount=999,
+        currency="USD",
+        stripe_subscription_id="sub_1",
+    )
 
 
 def _our_models():
@@ -64,6 +72,7 @@ def test_every_admin_page_renders_for_staff(admin_client, populated):
         "entitlements.Family",
         "payments.Payment",
         "payments.CheckoutSession",
+        "payments.Subscription",
         "core.OutboxEvent",
     }
     for model in models:

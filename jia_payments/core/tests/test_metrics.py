@@ -13,6 +13,7 @@ from entitlements.tests.factories import plan_with
 from jia_payments.core.models import OutboxEvent
 from payments.models import StripeEvent
 from payments.stripe.events import stripe_event_receive, stripe_event_record_failure
+from testsupport.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +52,7 @@ def boom():
 
 def test_production_without_a_token_serves_no_metrics():
     with override_settings(METRICS_TOKEN="", DEBUG=False):
-        assert Client().get("/metrics").status_code == 404
+        assert_problem(Client().get("/metrics"), 404, "not_found")
 
 
 def test_a_debug_server_without_a_token_serves_them():
@@ -66,7 +67,7 @@ def test_with_a_token_only_its_bearer_reads_them(header):
     extra = {"HTTP_AUTHORIZATION": header} if header else {}
     with override_settings(METRICS_TOKEN=TOKEN):
         response = Client().get("/metrics", **extra)
-        assert response.status_code == 401
+        assert_problem(response, 401, "not_authenticated")
         assert response["WWW-Authenticate"] == 'Bearer realm="metrics"'
         assert b"jia_payments" not in response.content
         assert Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 200
