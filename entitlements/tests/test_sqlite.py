@@ -1,5 +1,6 @@
 """`make run`'s embedded SQLite: ids read the same as on PostgreSQL (dashed UUIDs), in a list, a check
-and a batch check, over REST and gRPC. The suite's other tests run on PostgreSQL, whose driver hands
+and a batch check, over REST and gRPC, and an Idempotency-Key's claim (a raw INSERT binding a uuid).
+The suite's other tests run on PostgreSQL, whose driver hands
 back UUID objects; SQLite hands back 32 bare hex digits."""
 
 import json
@@ -20,6 +21,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from entitlements.services import family_member_add, plan_grant_create
+from jia_payments.core.api.idempotency import _Claim
 from jia_payments.core.grpc import server
 from jia_payments.protos.entitlement.v1 import entitlement_pb2 as pb
 from jia_payments.protos.entitlement.v1 import entitlement_pb2_grpc
@@ -59,7 +61,10 @@ with grpc.insecure_channel(f"127.0.0.1:{grpc_server_.port}") as channel:
         pb.BatchCheckEntitlementsRequest(feature_codes=["ad_free"]), metadata=metadata
     )
 grpc_server_.stop(None)
+claim = _Claim(caller="user:kid_sqlite", key="sqlite-key-1", method="POST", path="/api/v1/payments/")
+claims = [claim.take("fingerprint") for _ in range(2)]
 answers = {
+    "claims": [{"new": new, "effect_id": str(record.effect_id)} for record, new in claims],
     "rows": [{"id": str(row.pk), "family_id": str(row.family_id), "feature": row.feature_id} for row in rows],
     "rest": rest,
     "grpc": {
@@ -98,3 +103,9 @@ def test_ids_are_dashed_uuids_in_lists_and_checks_over_rest_and_grpc(tmp_path):
             assert answer["has_access"] is True, transport
             assert answer["source"]["entitlement_id"] == granted["id"], transport
             assert answer["source"]["family_id"] == granted["family_id"], transport
+
+
+def test_an_idempotency_key_is_claimed_once(tmp_path):
+    first, second = _answers_on_sqlite(tmp_path)["claims"]
+    assert (first["new"], second["new"]) == (True, False)
+    assert first["effect_id"] == second["effect_id"] and first["effect_id"].count("-") == 4

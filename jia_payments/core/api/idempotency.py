@@ -167,7 +167,7 @@ class _Claim:
                 created_at=timezone.now(),
             )
             with connection.cursor() as cursor:
-                cursor.execute(_claim_sql(), [getattr(record, name) for name in _CLAIM_FIELDS])
+                cursor.execute(_claim_sql(), _claim_values(record))
                 inserted = cursor.fetchone()
             if inserted is not None:
                 record.pk = inserted[0]
@@ -215,6 +215,14 @@ _CLAIM_FIELDS = (
     *("caller", "key", "method", "path", "request_fingerprint", "state", "response_body"),
     *("effect_id", "created_at"),
 )
+
+
+def _claim_values(record: IdempotencyKey) -> list:
+    """The claim's values as the database takes them (SQLite has no uuid or datetime type)."""
+    meta = IdempotencyKey._meta
+    return [
+        meta.get_field(name).get_db_prep_save(getattr(record, name), connection) for name in _CLAIM_FIELDS
+    ]
 
 
 @functools.cache
