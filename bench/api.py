@@ -83,6 +83,7 @@ COUNTERS = {  # /metrics samples of the entitlement cache
     "errors": "jia_payments_entitlement_cache_errors_total",
 }
 API = "/api/v1"
+FLOOR_APP = "bench.floor:application"
 # Requests written for a scenario that sends each one once (creates, webhooks): more than any run
 # can send at this rate cap, so a run never runs out.
 ONCE_RATE_CAP = 500
@@ -319,7 +320,7 @@ class Bench:
         return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in after.items())
 
     @staticmethod
-    def _totals(target: server.Gunicorn, counted: bool) -> dict[str, int]:
+    def _totals(target: server.Server, counted: bool) -> dict[str, int]:
         if not counted:
             return dict.fromkeys(COUNTERS, 0)
         samples = target.metrics()
@@ -340,7 +341,7 @@ class Bench:
         """One wrk run against `target`. With `lookups`, it ends once the workers have made that many
         cache lookups (a `once` run over distinct users: every lookup a new user)."""
         gunicorn = self.servers[target]
-        counted = target != "floor"
+        counted = gunicorn.app != FLOOR_APP  # the floor has no metrics and no database
         before = self._totals(gunicorn, counted)
         workers_before, backends_before = gunicorn.cpu_seconds(), self._backends_cpu(counted)
 
@@ -563,8 +564,7 @@ def _report(rounds: list[Round], meta: dict) -> str:
         "reference's two runs around it; figures are medians over the rounds. CPU ms/request = CPU "
         "time of the gunicorn workers and their PostgreSQL backends per request (not wrk's, not "
         "Redis's): unlike req/s it hardly depends on what else the machine runs. Under `make bench` "
-        "the memory run (one more worker, bench/memory.py) goes on beside these rounds: load like "
-        "the other helpers', which the same-run ratios absorb and the absolute figures do not.",
+        "nothing else of the bench runs beside these rounds (the memory run starts after them).",
         "",
         f"Data: {meta['seed']['users']:,} users, {meta['seed']['entitlements']:,} entitlement rows, "
         f"{meta['seed']['families']} families ({meta['seed']['family_members']} members); "
@@ -891,14 +891,12 @@ def _measure(
     inline_env = {**env, "DJANGO_SETTINGS_MODULE": "bench.inline_settings"}
 
     rounds: list[Round] = []
-    servers: dict[str, server.Gunicorn] = {}
+    servers: dict[str, server.Server] = {}
     try:
         with server.ProcessGroup() as group:
             try:
                 servers["app"] = server.Gunicorn(group, env, workers=WORKERS).start()
-                servers["floor"] = server.Gunicorn(
-                    group, env, workers=WORKERS, app="bench.floor:application"
-                ).start()
+                servers["floor"] = server.Gunicorn(group, env, workers=WORKERS, app=FLOOR_APP).start()
                 servers["inline"] = server.Gunicorn(group, inline_env, workers=WORKERS).start()
                 log(f"servers ready: {', '.join(f'{k} {v.base_url}' for k, v in servers.items())}")
                 bench = Bench(group, servers, redis_url, database_url)

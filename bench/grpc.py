@@ -40,39 +40,27 @@ class Run:
     load: float
 
 
-class GrpcServer:
-    def __init__(self, group: server.ProcessGroup, env: dict[str, str]):
-        self.port = server.free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.group = group
-        self.env = {**env, "GRPC_ADDRESS": self.address, "GRPC_MAX_WORKERS": str(GRPC_WORKERS)}
-        self.logfile = tempfile.NamedTemporaryFile(prefix="bench-grpc-", suffix=".log", delete=False)
-        self.process = None
+class GrpcServer(server.Server):
+    """`manage.py grpcserver`: one process (a thread pool), ready once its port accepts."""
 
-    def start(self, timeout: float = 60.0) -> "GrpcServer":
-        self.process = self.group.popen(
-            [server.PYTHON, "manage.py", "grpcserver"],
-            cwd=server.ROOT,
-            env=self.env,
-            stdout=self.logfile,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"grpcserver exited: {Path(self.logfile.name).read_text()[-3000:]}")
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.2)
-        raise RuntimeError("grpcserver did not listen")
+    name = "grpc"
+
+    def __init__(self, group: server.ProcessGroup, env: dict[str, str]):
+        super().__init__(group, env)
+        for key in ("PROMETHEUS_MULTIPROC_DIR", "METRICS_TOKEN"):  # one process: metrics in memory
+            self.env.pop(key)
+        self.address = f"127.0.0.1:{self.port}"
+        self.env.update(GRPC_ADDRESS=self.address, GRPC_MAX_WORKERS=str(GRPC_WORKERS))
+
+    def command(self) -> list[str]:
+        return [server.PYTHON, "manage.py", "grpcserver"]
+
+    def ready(self) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", self.port)) == 0
 
     def cpu_seconds(self) -> float:
         return server.cpu_seconds([self.process.pid])
-
-    def cleanup(self) -> None:
-        self.logfile.close()
-        os.unlink(self.logfile.name)
 
 
 def _grpc_load(group, address: str, path: Path, duration: float) -> dict:
@@ -119,24 +107,11 @@ def _median(values) -> float:
 
 
 def run(args) -> str:
-    from testsupport.tokens import TokenIssuer
-
     started = time.monotonic()
     quick = getattr(args, "quick", False)
     duration, rounds_wanted = (2.0, 1) if quick else (4.0, 3)
-    wrk.ensure_wrk()
-    issuer = TokenIssuer()
-    database_url, redis_url = server.bench_database_url(), server.bench_redis_url()
-    env = server.production_env(
-        database_url=database_url,
-        redis_url=redis_url,
-        public_key_pem=issuer.public_pem,
-        DJANGO_SETTINGS_MODULE="jia_payments.settings",
-        GUNICORN_MAX_REQUESTS="0",
-    )
-    load_before = server.load_average()
-    log(f"grpc bench: load average {load_before}")
-    server.ensure_database(database_url, env)
+    setup = server.suite_setup("grpc bench")
+    issuer, database_url, redis_url, env = setup.issuer, setup.database_url, setup.redis_url, setup.env
     seed_info, _ = api.seed_in_subprocess(env)
 
     rng = random.Random(7)
@@ -226,7 +201,7 @@ def run(args) -> str:
             "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "commit": api.git_commit(),
             "cores": os.cpu_count(),
-            "load_before": load_before,
+            "load_before": setup.load_before,
             "load_after": server.load_average(),
             "duration": duration,
             "workers": workers_used,

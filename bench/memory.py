@@ -7,11 +7,11 @@ suites). The checks are counted by the worker itself: the entitlement cache's lo
 polled until MEMORY_CHECKS were made after the warm-up (wrk sends until then, 8 connections).
 
 100,000 checks are minutes of one worker's CPU: under `make bench` the run goes on in the
-background while the other suites run (`start` before them, `finish` after; its worker and wrk
-are more load beside everyone else's, which the other suites' same-run ratios absorb), at a raised
-priority (NICE) so that it gets further in the time on a loaded machine, and paused while a suite
-with absolute targets runs (events: events/s). `python -m bench memory` alone runs it in the
-foreground.
+background beside the suites whose figures are same-run ratios (`start` before them, `finish`
+after; its worker and wrk are more load beside everyone else's, which those ratios absorb), at a
+raised priority (NICE) so that it gets further in the time on a loaded machine; the suites with
+absolute figures run before it starts (bench/__main__.py). `python -m bench memory` alone runs it
+in the foreground.
 """
 
 import os
@@ -31,9 +31,8 @@ CHECKS = 100_000
 WARMUP = 5_000
 GROWTH_KIB = 10 * 1024
 CONNECTIONS = 8
-# Seconds from start() to the end of the checks at most: in the background, so that `make bench`
-# stays under 15 minutes (the run then reports how far it got); alone, longer.
-BUDGET_BACKGROUND = 720.0
+# Seconds from start() to the end of the checks at most, alone; under `make bench` the caller gives
+# what is left of its 15 minutes (the run then reports how far it got).
 BUDGET_ALONE = 1_500.0
 SAMPLE_EVERY = 10_000  # checks between two RSS samples
 POLL_EVERY = 3.0  # seconds between two reads of the worker's counters (each a /metrics request to it)
@@ -79,10 +78,10 @@ class Memory:
     seeds, starts the server and sends the checks, `finish()` (waits for it, stops the server) ->
     the Markdown section."""
 
-    def __init__(self, quick: bool = False, background: bool = False) -> None:
+    def __init__(self, quick: bool = False, background: bool = False, budget: float = BUDGET_ALONE) -> None:
         self.quick = quick
         self.background = background
-        self.budget = BUDGET_BACKGROUND if background else BUDGET_ALONE
+        self.budget = budget
         self.samples: list[tuple[int, int]] = []  # (checks so far, RSS KiB)
         self.wanted = CHECKS // 10 if quick else CHECKS
         self.group = server.ProcessGroup()
@@ -92,28 +91,13 @@ class Memory:
         self.workdir = Path(tempfile.mkdtemp(prefix="bench-memory-"))
         self.gunicorn: server.Gunicorn | None = None
         self.stop = threading.Event()
-        self.running = threading.Event()  # cleared while paused
-        self.running.set()
         self.nice = 0
 
     def start(self) -> "Memory":
-        from testsupport.tokens import TokenIssuer
-
         self.started = time.monotonic()
-        wrk.ensure_wrk()
-        issuer = TokenIssuer()
-        database_url, redis_url = server.bench_database_url(), server.bench_redis_url()
-        env = server.production_env(
-            database_url=database_url,
-            redis_url=redis_url,
-            public_key_pem=issuer.public_pem,
-            DJANGO_SETTINGS_MODULE="jia_payments.settings",
-            GUNICORN_MAX_REQUESTS="0",  # the one worker must serve every check
-            THROTTLE_USER="100000000/min",
-        )
-        self.load_before = server.load_average()
-        log(f"memory: load average {self.load_before}")
-        server.ensure_database(database_url, env)  # here: the next suites find it migrated
+        # Worker recycling off (suite_setup): the one worker must serve every check.
+        setup = server.suite_setup("memory", THROTTLE_USER="100000000/min")
+        issuer, env, self.load_before = setup.issuer, setup.env, setup.load_before
         rng = random.Random(11)
         lines = [
             ("GET", f"/api/v1/entitlements/check/?feature_code={rng.choice(FEATURES)}",
@@ -146,18 +130,9 @@ class Memory:
         samples = self.gunicorn.metrics()
         return int(samples.get(LOOKUPS % "hit", 0) + samples.get(LOOKUPS % "miss", 0))
 
-    def pause(self) -> None:
-        """No checks until `resume()` (while a suite with absolute targets runs): the current wrk
-        run ends within POLL_EVERY seconds; the worker stays up, its RSS counted on."""
-        self.running.clear()
-
-    def resume(self) -> None:
-        self.running.set()
-
     def _send(self, count: int, limit: float, pid: int | None = None) -> tuple[list[wrk.Result], int, float]:
-        """Checks until `count` were made or `limit` seconds passed, in wrk runs that end when
-        paused and start again on resume; with `pid`, RSS samples on the way. Returns the runs,
-        the checks made and the seconds spent sending."""
+        """Checks until `count` were made or `limit` seconds passed; with `pid`, RSS samples on
+        the way. Returns the runs, the checks made and the seconds spent sending."""
         before = self._lookups()
         deadline = time.monotonic() + limit
         runs: list[wrk.Result] = []
@@ -170,11 +145,9 @@ class Memory:
             so_far = made()
             if pid is not None and so_far >= SAMPLE_EVERY * (len(self.samples) + 1):
                 self.samples.append((so_far, self.gunicorn.rss_kib()[pid]))
-            return self.stop.is_set() or not self.running.is_set() or so_far >= count
+            return self.stop.is_set() or so_far >= count
 
         while not self.stop.is_set() and made() < count and deadline - time.monotonic() > 1:
-            if not self.running.wait(timeout=min(5.0, deadline - time.monotonic())):
-                continue
             began = time.monotonic()
             runs.append(
                 wrk.run(
@@ -258,7 +231,7 @@ class Memory:
                 "## Memory: one gunicorn worker's RSS over 100,000 warm checks",
                 "",
                 f"`python -m bench memory{' --quick' if self.quick else ''}` (in `make bench`: in the "
-                f"background while the other suites run), {datetime.now(UTC):%Y-%m-%d %H:%M UTC}, "
+                f"background beside the suites of same-run ratios), {datetime.now(UTC):%Y-%m-%d %H:%M UTC}, "
                 f"{os.cpu_count()} cores, load {self.load_before} before, {server.load_average()} after.",
                 "",
                 "One worker alone (`gunicorn -c gunicorn.conf.py`, WEB_CONCURRENCY=1, sync, recycling off), "
@@ -268,8 +241,7 @@ class Memory:
                 + (
                     f"The worker and wrk ran at nice {self.nice}: 100,000 checks are the same CPU work at "
                     "any priority, but at a fair share of this loaded machine one worker gets ~0.1 core "
-                    "(~45 checks/s); RSS, what is measured, does not depend on it. In `make bench` it "
-                    "pauses while the events suite runs (that suite's events/s target is absolute)."
+                    "(~45 checks/s); RSS, what is measured, does not depend on it."
                     if self.nice
                     else "The worker ran at the default priority (raising it needs root)."
                 ),

@@ -2,9 +2,11 @@
 
 Generic (no suite's data here): `bench_database_url`/`bench_redis_url` derive a benchmark's own
 database and Redis db from DATABASE_URL/REDIS_URL, `ensure_database` creates and migrates it,
-`production_env` is the environment of a DEBUG=false process, and `ProcessGroup` starts gunicorn
-(and later wrk) in one process group that is always killed as a whole: on return, on an exception,
-on Ctrl-C and on SIGTERM.
+`production_env` is the environment of a DEBUG=false process, `suite_setup` is what each server
+suite does first (all of these together), `ProcessGroup` starts the servers (and later wrk) in one
+process group that is always killed as a whole: on return, on an exception, on Ctrl-C and on
+SIGTERM, and `Server` starts one server and waits until it answers: `Gunicorn` (sync or gthread,
+gunicorn.conf.py) or `Granian`.
 """
 
 import contextlib
@@ -20,7 +22,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,6 +141,37 @@ def production_env(*, database_url: str, redis_url: str, public_key_pem: str, **
     return env
 
 
+@dataclass(frozen=True)
+class SuiteSetup:
+    issuer: Any  # testsupport.tokens.TokenIssuer: signs the requests' tokens
+    database_url: str
+    redis_url: str
+    env: dict[str, str]
+    load_before: str
+
+
+def suite_setup(suite: str, **extra: str) -> SuiteSetup:
+    """What a suite that serves the app does first: wrk installed, a token issuer, the bench database
+    (created, migrated) and Redis db, production's environment for them (the app's settings, worker
+    recycling off: its restarts would land on random runs; `extra` on top), the load average logged."""
+    from bench import wrk
+    from testsupport.tokens import TokenIssuer
+
+    wrk.ensure_wrk()
+    issuer = TokenIssuer()
+    database_url, redis_url = bench_database_url(), bench_redis_url()
+    env = production_env(
+        database_url=database_url,
+        redis_url=redis_url,
+        public_key_pem=issuer.public_pem,
+        **{"DJANGO_SETTINGS_MODULE": "jia_payments.settings", "GUNICORN_MAX_REQUESTS": "0", **extra},
+    )
+    load_before = load_average()
+    log(f"{suite}: load average {load_before}")
+    ensure_database(database_url, env)
+    return SuiteSetup(issuer, database_url, redis_url, env, load_before)
+
+
 PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
 
 
@@ -202,64 +237,57 @@ class ProcessGroup:
         self.pgid = None
 
 
-class Gunicorn:
-    """gunicorn as production runs it: `gunicorn -c gunicorn.conf.py` (docker/entrypoint.sh `web`),
-    or another WSGI `app` under the same configuration,
-    on 127.0.0.1:<port>, with every gunicorn.conf.py default (workers = 2 x CPUs + 1, sync,
-    worker recycling, access log, Prometheus multiprocess directory) unless `workers` is given.
+class Server:
+    """A server process under test on 127.0.0.1:<port>, started in a ProcessGroup: `start()` runs
+    `command()` and waits until `ready()` (the app's /healthz answers and every worker is up).
 
     Its output goes to a temporary log file, shown (its tail) if it fails, removed after.
     `metrics()` reads /metrics (all workers' counters) with the METRICS_TOKEN it sets;
-    `cpu_seconds()` is the CPU its workers used so far, recycled ones included.
+    `cpu_seconds()` is the CPU its workers used so far, recycled ones included (the workers are
+    the children of the process started, for gunicorn's master as for granian's main process).
+    Subclasses say how it is started (`command`), how many workers it has and when it is ready.
     """
 
+    name = "server"
+
     def __init__(
-        self,
-        group: ProcessGroup,
-        env: dict[str, str],
-        *,
-        workers: int | None = None,
-        port: int | None = None,
-        app: str | None = None,
+        self, group: ProcessGroup, env: dict[str, str], *, port: int | None = None, app: str | None = None
     ):
         self.group = group
-        self.app = app  # a WSGI app other than gunicorn.conf.py's (the floor), same settings
+        self.app = app  # a WSGI app other than production's (the floor), same server settings
         self.port = port or free_port()
-        self.logfile = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)
+        self.logfile = tempfile.NamedTemporaryFile(prefix=f"bench-{self.name}-", suffix=".log", delete=False)
         self.metrics_dir = tempfile.mkdtemp(prefix="bench-metrics-")
         self.metrics_token = _secret(40)
-        self.env = {
-            **env,
-            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
-            "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
-            "METRICS_TOKEN": self.metrics_token,
-        }
-        if workers:
-            self.env["WEB_CONCURRENCY"] = str(workers)
-        self.workers = int(self.env.get("WEB_CONCURRENCY") or 2 * len(os.sched_getaffinity(0)) + 1)
+        self.env = {**env, "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir, "METRICS_TOKEN": self.metrics_token}
+        self.workers = 1
         self.process: subprocess.Popen | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> "Gunicorn":
-        args = [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--backlog", "2048"]
-        if self.app:
-            args.append(self.app)
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        with contextlib.suppress(OSError, urllib.error.URLError):
+            with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=1) as answer:  # noqa: S310
+                return answer.status == 200 and len(self.worker_pids()) >= self.workers
+        return False
+
+    def start(self, timeout: float = 60.0) -> "Server":
         self.process = self.group.popen(
-            args, cwd=ROOT, env=self.env, stdout=self.logfile, stderr=subprocess.STDOUT
+            self.command(), cwd=ROOT, env=self.env, stdout=self.logfile, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.tail()}")
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=1) as answer:  # noqa: S310
-                    if answer.status == 200 and len(self.worker_pids()) >= self.workers:
-                        return self
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
+            if self.ready():
+                return self
             time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer /healthz within {timeout:.0f} s:\n{self.tail()}")
+        raise RuntimeError(f"{self.name} was not ready within {timeout:.0f} s:\n{self.tail()}")
 
     def worker_pids(self) -> list[int]:
         if self.process is None:
@@ -307,6 +335,10 @@ class Gunicorn:
                     samples[name] = float(value)
         return samples
 
+    def log_text(self) -> str:
+        self.logfile.flush()
+        return Path(self.logfile.name).read_text(errors="replace")
+
     def tail(self, lines: int = 40) -> str:
         self.logfile.flush()
         with open(self.logfile.name, "rb") as handle:
@@ -319,6 +351,58 @@ class Gunicorn:
         with contextlib.suppress(OSError):
             os.unlink(self.logfile.name)
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+
+def default_workers() -> int:
+    """gunicorn.conf.py's default: 2 x CPUs + 1."""
+    return 2 * len(os.sched_getaffinity(0)) + 1
+
+
+class Gunicorn(Server):
+    """gunicorn as production runs it: `gunicorn -c gunicorn.conf.py` (docker/entrypoint.sh `web`),
+    or another WSGI `app` under the same configuration, with every gunicorn.conf.py default
+    (workers = 2 x CPUs + 1, sync, worker recycling, Prometheus multiprocess directory) unless
+    `workers` is given; `threads` > 1 is gunicorn.conf.py's GUNICORN_THREADS (the gthread worker).
+    """
+
+    name = "gunicorn"
+
+    def __init__(self, group: ProcessGroup, env: dict[str, str], *, workers: int | None = None,
+                 threads: int | None = None, port: int | None = None, app: str | None = None):  # fmt: skip
+        super().__init__(group, env, port=port, app=app)
+        self.env["GUNICORN_BIND"] = f"127.0.0.1:{self.port}"
+        if workers:
+            self.env["WEB_CONCURRENCY"] = str(workers)
+        if threads:
+            self.env["GUNICORN_THREADS"] = str(threads)
+        self.workers = int(self.env.get("WEB_CONCURRENCY") or default_workers())
+
+    def command(self) -> list[str]:
+        args = [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--backlog", "2048"]
+        return [*args, self.app] if self.app else args
+
+
+class Granian(Server):
+    """granian's WSGI server on production's WSGI app (or `app`): `workers` processes (gunicorn's
+    default count unless given), each with `threads` blocking threads running the app, HTTP/1.1 with
+    keep-alive (its default), its own access log off (the app logs each request, as under gunicorn).
+    gunicorn.conf.py is not read: granian has no hooks for it."""
+
+    name = "granian"
+
+    def __init__(self, group: ProcessGroup, env: dict[str, str], *, workers: int | None = None,
+                 threads: int = 1, port: int | None = None, app: str | None = None):  # fmt: skip
+        super().__init__(group, env, port=port, app=app)
+        self.workers = workers or int(self.env.get("WEB_CONCURRENCY") or default_workers())
+        self.threads = threads
+
+    def command(self) -> list[str]:
+        return [
+            PYTHON, "-m", "granian", "--interface", "wsgi", "--http", "1",
+            "--host", "127.0.0.1", "--port", str(self.port), "--backlog", "2048",
+            "--workers", str(self.workers), "--blocking-threads", str(self.threads),
+            "--no-ws", "--no-access-log", self.app or "jia_payments.wsgi:application",
+        ]  # fmt: skip
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
