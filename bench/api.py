@@ -763,32 +763,21 @@ def fill_cache(env: dict, users: list[str], processes: int = 4) -> float:
 
 def run(args) -> str:
     from testsupport.localstripe import LocalStripe
-    from testsupport.tokens import TokenIssuer
 
     started = time.monotonic()
     quick = getattr(args, "quick", False)
     duration, ref_duration, rounds_wanted = (2.0, 2.0, 1) if quick else (3.0, 2.0, 3)
-    wrk.ensure_wrk()
-    issuer = TokenIssuer()
-    database_url, redis_url = server.bench_database_url(), server.bench_redis_url()
     stripe_fake = LocalStripe().start()
     try:
-        env = server.production_env(
-            database_url=database_url,
-            redis_url=redis_url,
-            public_key_pem=issuer.public_pem,
+        setup = server.suite_setup(
+            "api bench",
             BENCH_ENDPOINTS="true",
-            DJANGO_SETTINGS_MODULE="jia_payments.settings",
             STRIPE_API_BASE=stripe_fake.url,
             STRIPE_WEBHOOK_UUID=str(uuid.uuid4()),
-            # Production recycles a worker after ~2,000 requests; each new worker's start would land
-            # on whichever run is going: noise, not a property of it.
-            GUNICORN_MAX_REQUESTS="0",
             **THROTTLES,
         )
-        load_before = server.load_average()
-        log(f"api bench: load average {load_before}")
-        server.ensure_database(database_url, env)
+        issuer, database_url, redis_url, env = setup.issuer, setup.database_url, setup.redis_url, setup.env
+        load_before = setup.load_before
 
         # The seeding and the webhook endpoint's row (tables of their own) while the servers start.
         # Then the warm users' cache entries, filled once (cold runs drop only the others').

@@ -104,8 +104,8 @@ def run(args) -> str:
                     log(f"round {number + 1}/{rounds_wanted}: {', '.join(order)}")
                     runs = {}
                     for kind in order:
+                        log(f"  {kind}:")
                         for scenario in SCENARIOS if number % 2 == 0 else SCENARIOS[::-1]:
-                            log(f"  {kind}")
                             runs[kind, scenario] = bench.measure(
                                 scenario, paths[scenario], duration=duration, target=f"{kind}:{scenario}"
                             )

@@ -217,28 +217,17 @@ def _ratios(runs: list[dict]) -> dict[str, dict]:
 
 
 def run(args) -> str:
-    from testsupport.tokens import TokenIssuer
-
     started = time.monotonic()
     quick = getattr(args, "quick", False)
     duration, rounds = (2.0, 1) if quick else (2.0, 4)
-    wrk.ensure_wrk()
-    issuer = TokenIssuer()
-    database_url, redis_url = server.bench_database_url(), server.bench_redis_url()
-    off_env = server.production_env(
-        database_url=database_url,
-        redis_url=redis_url,
-        public_key_pem=issuer.public_pem,
-        DJANGO_SETTINGS_MODULE="jia_payments.settings",
-        GUNICORN_MAX_REQUESTS="0",
+    setup = server.suite_setup(
+        "tracing bench",
         THROTTLE_SERVICE="100000000/min",
         THROTTLE_USER="100000000/min",
         EVENTS_PROVIDER="outbox",  # the relay is not what is measured here
     )
-    off_env = {k: v for k, v in off_env.items() if not k.startswith("OTEL_")}
-    load_before = server.load_average()
-    log(f"tracing bench: load average {load_before}")
-    server.ensure_database(database_url, off_env)
+    issuer, load_before = setup.issuer, setup.load_before
+    off_env = {k: v for k, v in setup.env.items() if not k.startswith("OTEL_")}
     seeded = subprocess.run(
         [server.PYTHON, "-c", "import django, json; django.setup(); from bench.tracing import seed; "
          "print('SEED ' + json.dumps(seed()))"],
