@@ -49,6 +49,7 @@ VARIANTS = ("no events", "outbox", "outbox + relay trigger")
 
 
 def run(args) -> str:
+    from bench.server import bench_redis_url
     from testsupport.tansu import TansuBroker
 
     quick = bool(getattr(args, "quick", False))
@@ -57,7 +58,7 @@ def run(args) -> str:
     load_before = os.getloadavg()
     started = time.monotonic()
     database_url = bench_database_url()
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis_url = bench_redis_url()  # not the tests' db: the queue is purged
     print(f"[events] database {urlparse(database_url).path[1:]}, redis {redis_url}", flush=True)
     base_env = {
         "DATABASE_URL": database_url,
