@@ -630,6 +630,15 @@ def _report(rounds: list[Round], meta: dict) -> str:
     return "\n".join(lines)
 
 
+def command_text(suite: str, args) -> str:
+    """The command that ran the suite, as a report shows it."""
+    if os.environ.get("MAKELEVEL"):
+        extra = os.environ.get("BENCH_ARGS")
+        return "make bench" + (f" BENCH_ARGS='{extra}'" if extra else "")
+    quick, write = getattr(args, "quick", False), getattr(args, "write", False)
+    return f"python -m bench {suite}" + (" --quick" if quick else "") + (" --write" if write else "")
+
+
 def git_commit() -> str:
     found = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=server.ROOT, capture_output=True, text=True, check=False
@@ -810,13 +819,8 @@ def run(args) -> str:
     finally:
         stripe_fake.stop()
 
-    command = "python -m bench api" + (" --quick" if quick else "") + (" --write" if args.write else "")
-    if os.environ.get("MAKELEVEL"):
-        command = "make bench" + (
-            f" BENCH_ARGS='{os.environ.get('BENCH_ARGS')}'" if os.environ.get("BENCH_ARGS") else ""
-        )
     meta = {
-        "command": command,
+        "command": command_text("api", args),
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git_commit(),
         "cores": os.cpu_count(),

@@ -277,9 +277,16 @@ class Server:
         return False
 
     def start(self, timeout: float = 60.0) -> "Server":
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> "Server":
+        """Start the process, without waiting (`wait_ready`): several servers then start at once."""
         self.process = self.group.popen(
             self.command(), cwd=ROOT, env=self.env, stdout=self.logfile, stderr=subprocess.STDOUT
         )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> "Server":
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -66,8 +66,6 @@ def run(args) -> str:
     env = setup.env
     seed_info, _ = api.seed_in_subprocess(env)
     warm_users = api.warm_user_ids()
-    seconds = api.fill_cache(env, warm_users)
-    log(f"cache entries of the {len(warm_users):,} warm users filled in {seconds:.1f} s")
     tokens = {uid: setup.issuer.token(uid, ttl=4 * 3600) for uid in warm_users}
     setup.issuer.issued.clear()
     workers = api.WORKERS or server.default_workers()
@@ -90,9 +88,13 @@ def run(args) -> str:
     try:
         with server.ProcessGroup() as group:
             try:
-                for kind in SERVERS:
-                    servers[f"{kind}:floor"] = _make(kind, group, env, workers, api.FLOOR_APP).start()
-                    servers[f"{kind}:warm"] = _make(kind, group, env, workers, None).start()
+                for kind in SERVERS:  # all six starting at once, the cache entries filled meanwhile
+                    servers[f"{kind}:floor"] = _make(kind, group, env, workers, api.FLOOR_APP).launch()
+                    servers[f"{kind}:warm"] = _make(kind, group, env, workers, None).launch()
+                seconds = api.fill_cache(env, warm_users)
+                log(f"cache entries of the {len(warm_users):,} warm users filled in {seconds:.1f} s")
+                for target in servers.values():
+                    target.wait_ready(timeout=120)
                 log(f"servers ready: {', '.join(f'{k} {v.base_url}' for k, v in servers.items())}")
                 bench = api.Bench(group, servers, setup.redis_url, setup.database_url)
                 for kind in SERVERS:  # untimed: each worker imports lazily on its first requests
@@ -132,7 +134,7 @@ def run(args) -> str:
         rounds,
         properties,
         {
-            "command": "python -m bench servers" + (" --quick" if quick else ""),
+            "command": api.command_text("servers", args),
             "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "commit": api.git_commit(),
             "cores": os.cpu_count(),
@@ -178,6 +180,7 @@ def _properties(target: server.Server, warm_path: Path) -> dict:
             raise RuntimeError(f"{url_path} answered {status}")
     time.sleep(0.5)  # the last lines written
     lookups = _lookups(target)
+    log_lines = _request_lines(target) - lines_before  # before the long line: Django may answer it
     long_status, long_body = server.request(
         target.base_url + f"{api.API}/entitlements/check/?feature_code=" + "x" * LONG_LINE,
         headers={"better-auth-token": token},
@@ -187,7 +190,7 @@ def _properties(target: server.Server, warm_path: Path) -> dict:
     except ValueError:
         long_answer = None
     return {
-        "log_lines": _request_lines(target) - lines_before,
+        "log_lines": log_lines,
         "lookups": int(lookups - lookups_before),
         "long_status": long_status,
         "long_problem": long_answer == long_status,
