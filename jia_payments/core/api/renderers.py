@@ -58,5 +58,6 @@ def json_response(request, data) -> HttpResponse:
             return Response(data)
         if _LINE_SEPARATORS[0] in body or _LINE_SEPARATORS[1] in body:
             body = body.replace(_LINE_SEPARATORS[0], b"\\u2028").replace(_LINE_SEPARATORS[1], b"\\u2029")
-        return HttpResponse(body, content_type=_JSON)
+        # The charset given, Django never parses it out of the Content-Type (the same utf-8).
+        return HttpResponse(body, content_type=_JSON, charset="utf-8")
     return Response(data)

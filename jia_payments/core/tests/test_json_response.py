@@ -45,6 +45,7 @@ def test_the_bytes_and_headers_are_drfs(data, accept):
     assert direct.status_code == drf.status_code == 200
     assert direct.content == drf.content
     assert direct["Content-Type"] == drf["Content-Type"]
+    assert direct.charset == drf.charset
     assert direct.get("Vary") == drf.get("Vary") and direct.get("Allow") == drf.get("Allow")
     if accept is None:
         assert direct.content == JSONRenderer().render(data)
