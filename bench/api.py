@@ -398,7 +398,7 @@ def drop_cached_entries(redis_url: str, keep: frozenset[str] = frozenset()) -> i
     client = redis.Redis.from_url(redis_url)
     dropped = 0
     batch = []
-    for key in client.scan_iter(match="*:ent:v1:e:bench-u*", count=2000):
+    for key in client.scan_iter(match="*:ent:*:e:bench-u*", count=2000):
         if key.decode().rsplit(":", 1)[1] in keep:
             continue
         batch.append(key)

@@ -19,6 +19,7 @@ from jia_payments.core.api.errors import InvalidTransition, NotFound
 from jia_payments.core.api.idempotency import idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import IsServiceOrStaff, principal_of
+from jia_payments.core.api.renderers import json_response
 from jia_payments.core.api.throttling import CountsRideOnFirstRead, WriteRateThrottle
 from jia_payments.core.api.timestamps import iso_utc
 from jia_payments.core.api.validation import (
@@ -208,9 +209,8 @@ class EntitlementCheckView(CountsRideOnFirstRead, APIView):
     def get(self, request):
         query = _check_query(request.query_params)
         user_id = _subject(request, query.get("user_id"))
-        return Response(
-            _rendered(selectors.entitlement_check(user_id=user_id, feature_code=query["feature_code"]))
-        )
+        answer = selectors.entitlement_check(user_id=user_id, feature_code=query["feature_code"])
+        return json_response(request, _rendered(answer))
 
     @extend_schema(
         operation_id="entitlements_check_batch",
@@ -222,7 +222,9 @@ class EntitlementCheckView(CountsRideOnFirstRead, APIView):
         user_id = _subject(request, body.get("user_id"))
         codes = list(dict.fromkeys(body["feature_codes"]))
         answers = selectors.entitlement_check_many(user_id=user_id, feature_codes=codes)
-        return Response({"user_id": user_id, "results": {c: _rendered(a) for c, a in answers.items()}})
+        return json_response(
+            request, {"user_id": user_id, "results": {c: _rendered(a) for c, a in answers.items()}}
+        )
 
 
 class EntitlementListView(GenericAPIView):

@@ -12,6 +12,12 @@ clock on every read anyway).
 
 Redis down: reads and writes of the cache are skipped for a short while (a per-process circuit
 breaker), the check answers from the database, and a warning is logged.
+
+On Redis (django-redis) the cache speaks to redis-py directly: a read is one Lua script (the
+request's rate-limit counts, when its view defers them, and the two GETs), and values are bytes of
+their own: the generation token as its ASCII hex, an entry as JSON (orjson) `[token, [row, ...]]`
+with each row a list of its fields. Other caches (local memory in development) hold the same
+values as Python objects through Django's cache API.
 """
 
 import hashlib
@@ -21,18 +27,20 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import orjson
 from django.conf import settings
 from django.core.cache import caches
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
 from entitlements import metrics
-from jia_payments.core.api.throttling import take_pending_counts
+from jia_payments.core.api.throttling import RedisScript, redis_client_of, take_pending_counts
 from jia_payments.core.api.validation import is_plain_user_id
 
 logger = logging.getLogger(__name__)
 
-KEY_VERSION = "v1"
+# v2: the entry and the generation token as bytes of their own (JSON, ASCII) instead of pickles.
+KEY_VERSION = "v2"
 # A plain user id up to this length is its own key part; any other is hashed (short, safe keys).
 CACHE_SAFE_USER_ID_LENGTH = 120
 _CACHE_ERRORS = (ConnectionInterrupted, RedisError, OSError)
@@ -128,8 +136,9 @@ class Lookup:
     token: str | None
 
 
-def lookup(user_id: str) -> Lookup:
-    """One MGET. A hit returns the cached rows; a miss returns the token to `store` with."""
+def lookup(user_id: str, row_type=tuple) -> Lookup:
+    """One round trip. A hit returns the cached rows, each a `row_type` of its fields; a miss
+    returns the token to `store` with."""
     if not breaker.allows():
         stats.count("misses")
         return Lookup(rows=None, token=None)
@@ -143,42 +152,84 @@ def lookup(user_id: str) -> Lookup:
     token, entry = found.get(gen_key), found.get(data_key)
     if token is not None and entry is not None and entry[0] == token:
         stats.count("hits")
-        return Lookup(rows=entry[1], token=token)
+        return Lookup(rows=tuple(map(row_type, entry[1])), token=token)
     stats.count("misses")
     if token is None:
         token = _new_token(user_id)
     return Lookup(rows=None, token=token)
 
 
+# KEYS: the rate-limit windows to count in (ARGV: their ttls), then the generation token and the
+# entry. Returns the counts, then the two values (nil for a missing one).
+_COUNT_AND_READ = RedisScript(
+    """
+local windows = #ARGV
+local found = {}
+for i = 1, windows do
+  redis.call('SET', KEYS[i], 0, 'EX', ARGV[i], 'NX')
+  found[i] = redis.call('INCR', KEYS[i])
+end
+found[windows + 1] = redis.call('GET', KEYS[windows + 1])
+found[windows + 2] = redis.call('GET', KEYS[windows + 2])
+return found
+"""
+)
+
+
 def _get_many(cache, keys: list[str]) -> dict:
-    """MGET; the request's rate-limit counts, when its view defers them, go in the same round trip
-    (and a passed limit raises Throttled before anything is answered)."""
-    client = getattr(cache, "client", None)
-    pending = take_pending_counts() if hasattr(client, "get_client") and _alias() == "default" else None
-    if pending is None:
+    """The generation token and the entry (`keys`), decoded; the request's rate-limit counts, when
+    its view defers them, go in the same command (and a passed limit raises Throttled before
+    anything is answered)."""
+    client = redis_client_of(cache)
+    if client is None:
         return cache.get_many(keys)
-    pipe = client.get_client(write=True).pipeline(transaction=False)
-    pending.queue(pipe, cache.make_key)
-    pipe.mget([cache.make_key(key) for key in keys])
+    pending = take_pending_counts() if _alias() == "default" else None
+    windows, ttls = pending.windows_to_count(cache.make_key) if pending is not None else ([], [])
     try:
-        results = pipe.execute()
+        found = _COUNT_AND_READ(client, [*windows, *(cache.make_key(key) for key in keys)], ttls)
     except Exception:
-        pending.failed()
+        if pending is not None:
+            pending.failed()
         raise
-    pending.settle(results[:-1])
-    return {
-        key: client.decode(value) for key, value in zip(keys, results[-1], strict=True) if value is not None
-    }
+    if pending is not None:
+        pending.counted(found[: len(windows)])
+    token, entry = found[len(windows) :]
+    decoded = {}
+    if token is not None:
+        decoded[keys[0]] = token.decode("ascii")
+    if entry is not None:
+        decoded[keys[1]] = _decode_entry(entry)
+    return decoded
+
+
+def _encode_entry(token: str, rows: tuple) -> bytes:
+    return orjson.dumps([token, [list(row) for row in rows]])
+
+
+def _decode_entry(value: bytes) -> tuple | None:
+    """(token, rows as lists of fields); None for anything else (never a wrong answer)."""
+    try:
+        token, rows = orjson.loads(value)
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        return None
+    return token, rows
 
 
 def _new_token(user_id: str) -> str | None:
     """Give a user without a generation token one (SET NX; a concurrent winner's token wins)."""
     cache, key = _cache(), generation_key(user_id)
     token = uuid.uuid4().hex
+    client = redis_client_of(cache)
     try:
-        if cache.add(key, token, timeout=_generation_ttl()):
+        if client is None:
+            if cache.add(key, token, timeout=_generation_ttl()):
+                return token
+            return cache.get(key)
+        full_key = cache.make_key(key)
+        if client.set(full_key, token, nx=True, px=_ms(_generation_ttl())):
             return token
-        return cache.get(key)
+        found = client.get(full_key)
+        return None if found is None else found.decode("ascii")
     except _CACHE_ERRORS as error:
         breaker.trip(error, "token")
         return None
@@ -191,10 +242,23 @@ def store(user_id: str, token: str | None, rows: tuple, ttl: float | None) -> No
     lifetime = _max_ttl() if ttl is None else min(ttl, _max_ttl())
     if lifetime < 0.001:
         return
+    cache = _cache()
+    client = redis_client_of(cache)
     try:
-        _cache().set(entry_key(user_id), (token, rows), timeout=lifetime)
+        if client is None:
+            cache.set(entry_key(user_id), (token, rows), timeout=lifetime)
+            return
+        try:
+            value = _encode_entry(token, rows)
+        except orjson.JSONEncodeError:  # a usage limit JSON holds but orjson not (an int > 64 bits)
+            return
+        client.set(cache.make_key(entry_key(user_id)), value, px=_ms(lifetime))
     except _CACHE_ERRORS as error:
         breaker.trip(error, "write")
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
 
 
 def invalidate_users(user_ids) -> None:
@@ -204,9 +268,17 @@ def invalidate_users(user_ids) -> None:
         return
     stats.count("invalidations", len(user_ids))
     cache = _cache()
+    client = redis_client_of(cache)
     try:
-        cache.set_many({generation_key(u): uuid.uuid4().hex for u in user_ids}, timeout=_generation_ttl())
-        cache.delete_many([entry_key(u) for u in user_ids])
+        if client is None:
+            cache.set_many({generation_key(u): uuid.uuid4().hex for u in user_ids}, timeout=_generation_ttl())
+            cache.delete_many([entry_key(u) for u in user_ids])
+        else:
+            pipe = client.pipeline(transaction=False)
+            for user_id in user_ids:
+                pipe.set(cache.make_key(generation_key(user_id)), uuid.uuid4().hex, px=_ms(_generation_ttl()))
+            pipe.delete(*(cache.make_key(entry_key(u)) for u in user_ids))
+            pipe.execute()
     except _CACHE_ERRORS as error:
         # The entries left behind die within ENTITLEMENTS_CACHE_MAX_TTL.
         logger.error(

@@ -106,7 +106,7 @@ def _ttl(rows: tuple[AccessRow, ...], now: float) -> float | None:
 
 def access_rows(*, user_id: str) -> tuple[AccessRow, ...]:
     """The user's access rows: from the cache (no SQL), or from the database and then cached."""
-    found = cache.lookup(user_id)
+    found = cache.lookup(user_id, AccessRow._make)
     if found.rows is not None:
         return found.rows
     rows = load_access_rows(user_id=user_id)

@@ -102,3 +102,13 @@ def test_with_the_cache_switched_off_after_an_error_the_limit_still_holds(api_cl
         assert_throttled(client.get(CHECK))
     finally:
         cache.breaker.reset()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_traced_the_checks_redis_command_has_its_span(traces, api_client_for, user):
+    client = api_client_for(user)
+    assert client.get(CHECK).json()["has_access"] is True
+    traces.clear()
+    assert client.get(CHECK).json()["has_access"] is True  # a hit: the one script
+    redis_spans = [s for s in traces.get_finished_spans() if s.attributes.get("db.system") == "redis"]
+    assert [s.name for s in redis_spans] in (["EVALSHA"], ["EVALSHA", "EVAL"])

@@ -1,6 +1,10 @@
-"""The API's renderers: JSON, and DRF's browsable API for a browser asking for text/html."""
+"""The API's renderers: JSON, and DRF's browsable API for a browser asking for text/html; and
+`json_response`, a hot view's answer rendered directly when that gives DRF's bytes."""
 
+import orjson
+from django.http import HttpResponse
 from rest_framework import renderers
+from rest_framework.response import Response
 
 
 class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
@@ -10,3 +14,50 @@ class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
 
     def get_filter_form(self, data, view, request):
         return None
+
+
+_JSON = "application/json"
+# orjson writes JSON's own types as DRF's JSONRenderer (compact, UTF-8) writes them, but for
+# floats (`1e-05`: orjson writes `1e-5`) and the two line separators DRF escapes.
+_SAME_BYTES_SCALARS = (str, int, bool, type(None))
+_LINE_SEPARATORS = ("\u2028".encode(), "\u2029".encode())
+
+
+def renders_as_drf(value) -> bool:
+    """Whether orjson renders `value` byte for byte as DRF's JSONRenderer: dicts with string keys,
+    lists, strings, ints, bools and None (an int past 64 bits makes orjson refuse, see below)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not all(type(key) is str for key in item):
+                return False
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif not isinstance(item, _SAME_BYTES_SCALARS):
+            return False
+    return True
+
+
+def json_response(request, data) -> HttpResponse:
+    """`Response(data)`, already rendered when JSON was negotiated (plainly: no indent, no other
+    renderer) and `data` renders as DRF would render it: the same bytes and Content-Type without
+    DRF's Response and its renderer's encoder. Anything else is a DRF Response."""
+    renderer = getattr(request, "accepted_renderer", None)
+    if (
+        type(renderer) is renderers.JSONRenderer
+        and request.accepted_media_type == _JSON
+        and renderer.compact
+        and not renderer.ensure_ascii
+        and renders_as_drf(data)
+    ):
+        try:
+            body = orjson.dumps(data)
+        except orjson.JSONEncodeError:  # an int past 64 bits
+            return Response(data)
+        if _LINE_SEPARATORS[0] in body or _LINE_SEPARATORS[1] in body:
+            body = body.replace(_LINE_SEPARATORS[0], b"\\u2028").replace(_LINE_SEPARATORS[1], b"\\u2029")
+        # The charset given, Django never parses it out of the Content-Type (the same utf-8).
+        return HttpResponse(body, content_type=_JSON, charset="utf-8")
+    return Response(data)
