@@ -48,16 +48,6 @@ def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
 
-def user_entitlements_q(*, user_id: str) -> Q:
-    """Rows the user holds directly, or through a family they belong to.
-
-    The family ids are read first (one small indexed query) so the database can combine two
-    index scans; `user_id = %s OR family_id IN (subquery)` made PostgreSQL scan the whole table.
-    """
-    families = list(FamilyMember.objects.filter(user_id=user_id).values_list("family_id", flat=True))
-    return Q(user_id=user_id) | Q(family_id__in=families) if families else Q(user_id=user_id)
-
-
 def _access_rows_sql() -> str:
     entitlement, member = Entitlement._meta, FamilyMember._meta
     columns = ", ".join(
@@ -197,12 +187,85 @@ def entitlement_check_many(*, user_id: str, feature_codes: list[str]) -> dict[st
     return answers
 
 
-def entitlement_list(*, user_id: str, status: str | None = None):
+_LIST_COLUMNS = (
+    "id",
+    "user_id",
+    "family",
+    "feature",
+    "plan",
+    "subscription_id",
+    "status",
+    "granted_at",
+    "expires_at",
+    "usage_limits",
+    "metadata",
+    "created_at",
+    "updated_at",
+)
+
+
+def _visible_rows_sql(vendor: str, *, status: bool) -> str:
+    """WHERE: the rows the user holds directly or through a family they belong to (params: the
+    user id twice, then the status when `status`).
+
+    On PostgreSQL the family ids are an array the subquery fills once, so the two conditions are
+    one BitmapOr of two index scans; `family_id IN (subquery)` ORed with `user_id = %s` made it
+    scan the whole table.
+    """
+    members = FamilyMember._meta.db_table
+    families = f"SELECT family_id FROM {members} WHERE user_id = %s"  # noqa: S608 (names from the models)
+    in_families = (
+        f"family_id = ANY(ARRAY({families}))" if vendor == "postgresql" else f"family_id IN ({families})"
+    )
+    return f"(user_id = %s OR {in_families})" + (" AND status = %s" if status else "")
+
+
+_list_sql: dict[tuple, str] = {}
+
+
+def _list_query(vendor: str, *, status: bool, count: bool) -> str:
+    key = (vendor, status, count)
+    if key not in _list_sql:
+        meta = Entitlement._meta
+        where = _visible_rows_sql(vendor, status=status)
+        if count:
+            _list_sql[key] = f"SELECT COUNT(*) FROM {meta.db_table} WHERE {where}"  # noqa: S608
+        else:
+            columns = ", ".join(meta.get_field(name).column for name in _LIST_COLUMNS)
+            _list_sql[key] = (
+                f"SELECT {columns}, COUNT(*) OVER () AS listed_rows FROM {meta.db_table} "  # noqa: S608
+                f"WHERE {where} ORDER BY granted_at DESC, id DESC LIMIT %s OFFSET %s"
+            )
+    return _list_sql[key]
+
+
+class EntitlementList:
+    """A user's entitlements, those through a family included, newest first, read a page at a
+    time (`counted_page`, what `LimitOffsetPagination` asks for): the page and the count of all of
+    them in one query, instead of the family ids, a COUNT and the page."""
+
+    def __init__(self, *, user_id: str, status: str | None = None):
+        self.user_id, self.status = user_id, status or None
+
+    def _params(self) -> list:
+        return [self.user_id, self.user_id] + ([self.status] if self.status else [])
+
+    def counted_page(self, *, limit: int, offset: int) -> tuple[list[Entitlement], int]:
+        vendor, status = connection.vendor, self.status is not None
+        sql = _list_query(vendor, status=status, count=False)
+        rows = list(Entitlement.objects.raw(sql, [*self._params(), limit, offset]))
+        if rows:
+            return rows, rows[0].listed_rows
+        if offset == 0:
+            return rows, 0
+        with connection.cursor() as cursor:  # past the last page: no row to carry the count
+            cursor.execute(_list_query(vendor, status=status, count=True), self._params())
+            return rows, cursor.fetchone()[0]
+
+
+def entitlement_list(*, user_id: str, status: str | None = None) -> EntitlementList:
     """The user's entitlements, those through a family included, newest first."""
-    queryset = Entitlement.objects.filter(user_entitlements_q(user_id=user_id))
-    if status:
-        queryset = queryset.filter(status=status)
-    return queryset.order_by("-granted_at", "-id")
+    return EntitlementList(user_id=user_id, status=status)
 
 
 def entitlement_subject(*, user_id: str | None, caller_id: str, privileged: bool) -> str:

@@ -271,6 +271,26 @@ def test_list_includes_family_rows_and_filters_by_status(api_client_for, family,
     assert (page["count"], len(page["results"])) == (3, 1)
 
 
+def test_a_list_page_is_one_query_newest_first_and_counts_past_its_last_page(
+    service_client, family, alice_row, django_assert_num_queries
+):
+    newest = services.entitlement_create(user_id="user_alice", feature_code="calendar", plan_id="premium_x")
+    with django_assert_num_queries(1):
+        body = service_client.get(LIST, {"user_id": "user_alice"}).json()
+    rows = [(r["granted_at"], r["id"]) for r in body["results"]]
+    assert rows == sorted(rows, reverse=True)
+    assert (body["count"], rows[0][1]) == (4, str(newest.pk))
+    past = service_client.get(LIST, {"user_id": "user_alice", "status": "active", "limit": 2, "offset": 10})
+    assert past.json() == {
+        "count": 4,
+        "next": None,
+        "previous": "http://testserver/api/v1/entitlements/?limit=2&offset=8&status=active&user_id=user_alice",
+        "results": [],
+    }
+    empty = service_client.get(LIST, {"user_id": "user_nobody"}).json()
+    assert (empty["count"], empty["results"]) == (0, [])
+
+
 def test_list_permissions_and_filters(user_client, service_client, anon_client):
     assert_problem(user_client.get(LIST, {"user_id": "user_bob"}), 403, "permission_denied")
     assert_problem(anon_client.get(LIST), 401, "not_authenticated")

@@ -25,6 +25,20 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
     default_limit = 20
     max_limit = 100
 
+    def paginate_queryset(self, queryset, request, view=None):
+        """A page of `queryset`; of an object with `counted_page(limit=, offset=) -> (rows, count)`
+        instead, that page (one query can read both)."""
+        counted_page = getattr(queryset, "counted_page", None)
+        if counted_page is None:
+            return super().paginate_queryset(queryset, request, view)
+        self.request = request
+        self.limit = self.get_limit(request)
+        self.offset = self.get_offset(request)
+        rows, self.count = counted_page(limit=self.limit, offset=self.offset)
+        if self.count > self.limit and self.template is not None:
+            self.display_page_controls = True
+        return rows
+
     def get_limit(self, request):
         return bounded_int_param(
             request, self.limit_query_param, default=self.default_limit, minimum=1, maximum=self.max_limit
