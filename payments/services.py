@@ -174,18 +174,22 @@ def _validated_payment(*, amount, currency, metadata, **fields) -> Payment:
 
 
 def _insert(payment: Payment) -> Payment:
-    """Write the new payment and its event, or answer the payment already made under its id."""
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                payment.save(force_insert=True)
-        except IntegrityError:
-            made = Payment.objects.filter(pk=payment.pk).first()
-            if made is None:
-                raise  # another constraint refused it
-            return made
-        _record(payment, "payment.created")
-        _count_on_commit(payment)
+    """Write the new payment and its event, or answer the payment already made under its id.
+
+    A refused INSERT rolls back the whole block (no savepoint of its own around the INSERT): the
+    payment, its audit entry and its event are written together or not at all, and the payment
+    already made is read after the rollback.
+    """
+    try:
+        with transaction.atomic():
+            payment.save(force_insert=True)
+            _record(payment, "payment.created")
+            _count_on_commit(payment)
+    except IntegrityError:
+        made = Payment.objects.filter(pk=payment.pk).first()
+        if made is None:
+            raise  # another constraint refused it
+        return made
     return payment
 
 

@@ -42,6 +42,28 @@ def test_a_replay_reads_the_stored_answer_without_a_failed_insert(
 
 
 @pytest.mark.django_db
+def test_a_create_writes_each_row_once_and_reads_nothing_back(api_client_for, django_assert_max_num_queries):
+    """The claim, the payment, its audit entry, its event, the stored answer: one statement each,
+    no SELECT, and no savepoint of its own (the test's transaction turns the write's block into one)."""
+    client = api_client_for("customer_123")
+    with django_assert_max_num_queries(8) as captured:
+        created = client.post(PAYMENTS, GOOD, format="json", HTTP_IDEMPOTENCY_KEY="order_123-once")
+    assert created.status_code == 201
+    statements = [query["sql"].replace('"', "").split() for query in captured.captured_queries]
+    savepoints = [words for words in statements if words[0] == "SAVEPOINT"]
+    writes = [(words[0], words[2] if words[0] == "INSERT" else words[1]) for words in statements]
+    writes = [write for write in writes if write[0] in ("INSERT", "UPDATE", "DELETE", "SELECT")]
+    assert writes == [
+        ("INSERT", "core_idempotencykey"),
+        ("INSERT", "payments_payment"),
+        ("INSERT", "auditlog_logentry"),
+        ("INSERT", "core_outboxevent"),
+        ("UPDATE", "core_idempotencykey"),
+    ]
+    assert len(savepoints) <= 1
+
+
+@pytest.mark.django_db
 def test_same_key_other_body_is_422(api_client_for):
     client = api_client_for("customer_123")
     client.post(PAYMENTS, GOOD, format="json", HTTP_IDEMPOTENCY_KEY="k")
