@@ -12,11 +12,13 @@ With `DJSTRIPE_WEBHOOK_EVENT_CALLBACK` other than `enqueue_webhook_event` (unset
 default, processing in the request), dj-stripe's own handling runs, with the same checks.
 """
 
+import functools
 import logging
 import time
 
 import orjson
 import stripe
+from django.db import connection
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404
 from djstripe.models import WebhookEndpoint, WebhookEventTrigger
@@ -93,10 +95,31 @@ class StripeWebhookView(ProcessWebhookView):
 
 def _endpoint_secret(uuid) -> tuple[str, int]:
     """The endpoint's (secret, tolerance), only those columns; no such endpoint: 404."""
-    found = WebhookEndpoint.objects.filter(djstripe_uuid=uuid).values_list("secret", "djstripe_tolerance")[:1]
-    for secret, tolerance in found:
-        return secret, tolerance
-    raise Http404("No webhook endpoint with this uuid.")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _endpoint_secret_sql(),
+            [WebhookEndpoint._meta.get_field("djstripe_uuid").get_db_prep_value(uuid, connection)],
+        )
+        found = cursor.fetchone()
+    if found is None:
+        raise Http404("No webhook endpoint with this uuid.")
+    return found[0], found[1]
+
+
+@functools.cache
+def _endpoint_secret_sql() -> str:
+    """Built once: the ORM would compile the same SELECT on every call."""
+    meta = WebhookEndpoint._meta
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    # Only quoted identifiers from the model are interpolated; the uuid is a query parameter.
+    return (
+        f"SELECT {column('secret')}, {column('djstripe_tolerance')} FROM {quote(meta.db_table)} "  # noqa: S608
+        f"WHERE {column('djstripe_uuid')} = %s"
+    )
 
 
 def _event(body: bytes) -> dict | None:
