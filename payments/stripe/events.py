@@ -8,13 +8,14 @@
 - `stripe_events_reconcile` (Celery beat) asks Stripe for recent events we never received.
 """
 
+import functools
 import logging
 import time
 import traceback
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from jia_payments.core.audit.trail import audit_context
@@ -48,10 +49,7 @@ def stripe_event_receive(*, event: dict, source: str) -> bool:
         status=StripeEvent.Status.PENDING if known else StripeEvent.Status.IGNORED,
     )
     type_label = metrics.stripe_event_type_label(event["type"])
-    try:
-        with transaction.atomic():  # a savepoint: a duplicate leaves the caller's transaction usable
-            row.save(force_insert=True)
-    except IntegrityError:
+    if not _insert_once(row):
         metrics.STRIPE_EVENTS_RECEIVED.labels(type=type_label, outcome="duplicate").inc()
         return False  # delivered before (or at this very moment, by another request)
     received = metrics.STRIPE_EVENTS_RECEIVED.labels(type=type_label, outcome="new" if known else "ignored")
@@ -59,6 +57,31 @@ def stripe_event_receive(*, event: dict, source: str) -> bool:
     if known:
         _enqueue(row.pk)
     return True
+
+
+def _insert_once(row: StripeEvent) -> bool:
+    """Insert the event unless its id is stored: one `INSERT ... ON CONFLICT DO NOTHING`, so a
+    duplicate fails no statement (no savepoint; the caller's transaction stays usable). An
+    uncommitted insert of the same id by another transaction makes this one wait for its end."""
+    fields = StripeEvent._meta.concrete_fields
+    values = [field.get_db_prep_save(field.pre_save(row, add=True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(), values)
+        return cursor.fetchone() is not None
+
+
+@functools.cache
+def _insert_sql() -> str:
+    meta = StripeEvent._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in meta.concrete_fields)
+    values = ", ".join(["%s"] * len(meta.concrete_fields))
+    pk = quote(meta.pk.column)
+    # Only quoted identifiers from the model are interpolated; every value is a query parameter.
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({values}) "  # noqa: S608
+        f"ON CONFLICT ({pk}) DO NOTHING RETURNING {pk}"
+    )
 
 
 _DONE = (StripeEvent.Status.PROCESSED, StripeEvent.Status.IGNORED)
