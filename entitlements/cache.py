@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 # v2: the entry and the generation token as bytes of their own (JSON, ASCII) instead of pickles.
 KEY_VERSION = "v2"
+# Writes invalidate the entries of these earlier versions too: during a rolling deploy, workers
+# still running the code that reads them must not answer from an entry a write has changed.
+EARLIER_KEY_VERSIONS = ("v1",)
 # A plain user id up to this length is its own key part; any other is hashed (short, safe keys).
 CACHE_SAFE_USER_ID_LENGTH = 120
 _CACHE_ERRORS = (ConnectionInterrupted, RedisError, OSError)
@@ -64,12 +67,12 @@ def _user_part(user_id: str) -> str:
     return "h." + hashlib.sha256(user_id.encode()).hexdigest()
 
 
-def entry_key(user_id: str) -> str:
-    return f"ent:{KEY_VERSION}:e:{_user_part(user_id)}"
+def entry_key(user_id: str, version: str = KEY_VERSION) -> str:
+    return f"ent:{version}:e:{_user_part(user_id)}"
 
 
-def generation_key(user_id: str) -> str:
-    return f"ent:{KEY_VERSION}:g:{_user_part(user_id)}"
+def generation_key(user_id: str, version: str = KEY_VERSION) -> str:
+    return f"ent:{version}:g:{_user_part(user_id)}"
 
 
 class CacheStats:
@@ -270,14 +273,17 @@ def invalidate_users(user_ids) -> None:
     cache = _cache()
     client = redis_client_of(cache)
     try:
+        versions = (KEY_VERSION, *EARLIER_KEY_VERSIONS)
+        generations = [generation_key(u, v) for u in user_ids for v in versions]
+        entries = [entry_key(u, v) for u in user_ids for v in versions]
         if client is None:
-            cache.set_many({generation_key(u): uuid.uuid4().hex for u in user_ids}, timeout=_generation_ttl())
-            cache.delete_many([entry_key(u) for u in user_ids])
+            cache.set_many({key: uuid.uuid4().hex for key in generations}, timeout=_generation_ttl())
+            cache.delete_many(entries)
         else:
             pipe = client.pipeline(transaction=False)
-            for user_id in user_ids:
-                pipe.set(cache.make_key(generation_key(user_id)), uuid.uuid4().hex, px=_ms(_generation_ttl()))
-            pipe.delete(*(cache.make_key(entry_key(u)) for u in user_ids))
+            for key in generations:
+                pipe.set(cache.make_key(key), uuid.uuid4().hex, px=_ms(_generation_ttl()))
+            pipe.delete(*(cache.make_key(key) for key in entries))
             pipe.execute()
     except _CACHE_ERRORS as error:
         # The entries left behind die within ENTITLEMENTS_CACHE_MAX_TTL.

@@ -104,6 +104,22 @@ def test_an_answer_read_before_a_write_cannot_be_cached_after_its_invalidation()
     assert entitlement_check(user_id="u1", feature_code="calendar")["has_access"] is True
 
 
+def test_a_write_also_invalidates_the_entries_of_earlier_key_versions():
+    """Workers still on the code of an earlier KEY_VERSION (a rolling deploy) read those keys."""
+    django_cache = caches["default"]
+    client = cache.redis_client_of(django_cache)
+    for version in cache.EARLIER_KEY_VERSIONS:
+        client.set(django_cache.make_key(cache.generation_key("u1", version)), "old-token")
+        client.set(django_cache.make_key(cache.entry_key("u1", version)), b"an old answer")
+
+    cache.invalidate_users({"u1"})
+
+    for version in cache.EARLIER_KEY_VERSIONS:
+        assert client.get(django_cache.make_key(cache.entry_key("u1", version))) is None
+        token = client.get(django_cache.make_key(cache.generation_key("u1", version)))
+        assert token not in (None, b"old-token")
+
+
 # --- every kind of write invalidates exactly the affected users --------------------------------
 
 
