@@ -253,3 +253,18 @@ def test_the_dashboard_shows_the_chart_and_the_databases_figures(live_server, st
     assert lines_per_figure == {name: 1 for name in lines_per_figure}, lines_per_figure  # "(0 waiting)" too
     assert drawn[:2] == [4, 2]
     assert drawn[2] == pytest.approx(2 * 19.99)
+
+
+def test_a_page_staff_groups_do_not_allow_is_admins_403_with_a_way_back(live_server, staff):
+    get_user_model().objects.create_user("vic", password=PASSWORD, is_staff=True)  # in no group
+    with chromium_page() as page:
+        log_in(page, live_server.url, "vic", PASSWORD)
+        answer = page.goto(f"{live_server.url}/admin/payments/stripeevent/")
+        status, text = answer.status, page.inner_text("#permission-denied")
+        screenshot(page, "13-permission-denied")
+        page.click("#admin-home")
+        page.wait_for_selector("#dashboard")
+        home = page.url
+    assert status == 403
+    assert "Your admin groups do not allow this page" in text
+    assert home == f"{live_server.url}/admin/"
