@@ -67,6 +67,22 @@ def staff_client(api_client_for):
     return api_client_for("staff_bob", role="admin")
 
 
+@pytest.fixture
+def as_staff(client):
+    """as_staff("sue", "support") / as_staff("root", superuser=True): the test client logged in
+    as a new staff user in those admin groups (the groups the migrations create)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    def login(username: str, *groups: str, superuser: bool = False):
+        user = get_user_model().objects.create_user(username, is_staff=True, is_superuser=superuser)
+        user.groups.add(*Group.objects.filter(name__in=groups))
+        client.force_login(user)
+        return client
+
+    return login
+
+
 # --- Logs carry no secrets -------------------------------------------------------------------
 # Every test's log output, formatted as production formats it, is searched for the credentials
 # the test could have handled: the API tokens minted this session, the Django and Stripe secrets,

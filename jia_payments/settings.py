@@ -488,18 +488,23 @@ MIDDLEWARE.insert(
     "jia_payments.core.audit.trail.AuditMiddleware",
 )
 AUDITLOG_CID_GETTER = "jia_payments.core.audit.trail.correlation_id"
+# Reverse relations are excluded: not columns of the row. auditlog recorded a reverse foreign
+# key's manager as text on every create ("refunds: None → payments.Refund.None") and read a
+# reverse one-to-one (checkout_session: a query, on every save) only to find it unchanged.
 AUDITLOG_INCLUDE_TRACKING_MODELS = (
-    {"model": "pricing.Feature", "exclude_fields": ["updated_at"]},
-    {"model": "pricing.Plan", "exclude_fields": ["updated_at"], "m2m_fields": {"features"}},
+    {"model": "pricing.Feature", "exclude_fields": ["updated_at", "entitlements"]},
+    {
+        "model": "pricing.Plan",
+        "exclude_fields": ["updated_at", "checkout_sessions", "entitlements", "families", "subscriptions"],
+        "m2m_fields": {"features"},
+    },
     {"model": "pricing.PricingZone", "exclude_fields": ["updated_at"]},
     {"model": "entitlements.Entitlement", "exclude_fields": ["updated_at"]},
-    {"model": "entitlements.Family", "exclude_fields": ["updated_at"]},
+    {"model": "entitlements.Family", "exclude_fields": ["updated_at", "entitlements", "members"]},
     {"model": "entitlements.FamilyMember"},
-    # checkout_session: the reverse side of CheckoutSession.payment, not a column of the payment;
-    # auditlog read it (a query, on every save) only to find it unchanged.
-    {"model": "payments.Payment", "exclude_fields": ["updated_at", "checkout_session"]},
+    {"model": "payments.Payment", "exclude_fields": ["updated_at", "checkout_session", "refunds"]},
     {"model": "payments.Refund", "exclude_fields": ["updated_at"]},
-    {"model": "payments.Subscription", "exclude_fields": ["updated_at"]},
+    {"model": "payments.Subscription", "exclude_fields": ["updated_at", "duplicates"]},
 )
 
 # --- gRPC (manage.py grpcserver) ---------------------------------------------------------------

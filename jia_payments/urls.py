@@ -31,6 +31,6 @@ urlpatterns += [
 ]
 
 handler400 = "jia_payments.core.api.errors.bad_request_view"
-handler403 = "jia_payments.core.api.errors.permission_denied_view"
+handler403 = "backoffice.errors.permission_denied_view"
 handler404 = "jia_payments.core.api.errors.not_found_view"
 handler500 = "jia_payments.core.api.errors.server_error_view"

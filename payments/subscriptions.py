@@ -33,7 +33,7 @@ from jia_payments.core.api.errors import Conflict, InvalidTransition, NotFound, 
 from jia_payments.core.audit.trail import audit_context
 from jia_payments.core.locks import advisory_lock
 from jia_payments.core.outbox.events import record_event
-from payments.models import CheckoutSession, Payment, Subscription
+from payments.models import CheckoutSession, Payment, Refund, Subscription
 from payments.refunds import payment_refund, refund_left
 from payments.selectors import checkout_session_find_for_subscription
 from payments.stripe import gateway
@@ -386,6 +386,16 @@ def subscription_duplicate_settle(*, subscription_id) -> Subscription:
             duplicate = subscription_sync(stripe_subscription=stripe_subscription) or duplicate
         for payment in _refundable_payments(duplicate):
             payment_refund(payment_id=payment.pk, amount=None, reason=reason, requested_by=DUPLICATE_ACTOR)
+        # A refund an earlier try left pending (Stripe did not answer) is sent again under its own
+        # id, Stripe's idempotency key: this task's backoff retries it, not reconciliation's sweep.
+        for refund in _unanswered_refunds(duplicate):
+            payment_refund(
+                payment_id=refund.payment_id,
+                amount=None,
+                reason=reason,
+                requested_by=DUPLICATE_ACTOR,
+                refund_id=refund.pk,
+            )
     return duplicate
 
 
@@ -394,6 +404,17 @@ def _refundable_payments(duplicate: Subscription) -> list[Payment]:
         metadata__stripe_subscription_id=duplicate.stripe_subscription_id, status=Payment.Status.COMPLETED
     )
     return [payment for payment in paid if refund_left(payment) > 0]
+
+
+def _unanswered_refunds(duplicate: Subscription) -> list[Refund]:
+    return list(
+        Refund.objects.filter(
+            payment__metadata__stripe_subscription_id=duplicate.stripe_subscription_id,
+            requested_by=DUPLICATE_ACTOR,
+            status=Refund.Status.PENDING,
+            stripe_refund_id="",
+        )
+    )
 
 
 def subscriptions_settle_duplicates() -> int:

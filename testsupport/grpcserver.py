@@ -6,13 +6,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 from django.conf import settings
 
 from testsupport.tokens import TokenIssuer
+from testsupport.waiting import listening, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[1]
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
@@ -56,15 +56,14 @@ class GrpcServerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"grpcserver exited: {self.log_path.read_text()}")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError(f"grpcserver did not listen: {self.log_path.read_text()}")
+        wait_until_answering(
+            self.process,
+            lambda: listening(self.port),
+            what="grpcserver",
+            logs=self.log_path.read_text,
+            timeout=timeout,
+        )
+        return self
 
     def grpcurl(self, *args: str, token: str | None = None, data: dict | str | None = None):
         command = [GRPCURL, "-plaintext"]

@@ -5,12 +5,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import requests
-
 from testsupport.grpcserver import free_port, testing_database_url
+from testsupport.waiting import http_ok, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[1]
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
@@ -41,17 +39,14 @@ class WebServerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.logs()}")
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer within {timeout} s: {self.logs()}")
+        wait_until_answering(
+            self.process,
+            lambda: http_ok(f"{self.url}/healthz"),
+            what="gunicorn",
+            logs=self.logs,
+            timeout=timeout,
+        )
+        return self
 
     def logs(self) -> str:
         self._log.flush()

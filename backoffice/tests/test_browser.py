@@ -209,6 +209,16 @@ def test_refunding_part_then_the_rest_revokes_the_access(live_server, staff):
     assert after == "revoked"
 
 
+# How many lines each figure of the dashboard's table takes (the rows of its text's boxes).
+LINES_PER_FIGURE = """(() => Object.fromEntries(
+  [...document.querySelectorAll('.dashboard-figures tr')].map(row => {
+  const range = document.createRange();
+  range.selectNodeContents(row.querySelector('td'));
+  const tops = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+  return [row.querySelector('th').innerText, tops.size];
+  })))()"""
+
+
 def test_the_dashboard_shows_the_chart_and_the_databases_figures(live_server, staff):
     for days_ago, status in [(0, "completed"), (0, "failed"), (2, "completed"), (5, "pending")]:
         payment = PaymentFactory(status=status)
@@ -232,6 +242,7 @@ def test_the_dashboard_shows_the_chart_and_the_databases_figures(live_server, st
                 "outbox-pending",
             )
         }
+        lines_per_figure = page.evaluate(LINES_PER_FIGURE)
         screenshot(page, "12-dashboard")
     assert figures["payments"] == str(board.payments_total) == "4"
     assert figures["succeeded"] == str(board.succeeded) == "2"
@@ -239,5 +250,21 @@ def test_the_dashboard_shows_the_chart_and_the_databases_figures(live_server, st
     assert figures["success-rate"] == board.success_rate == "66.7%"
     assert figures["webhooks-failed"] == str(board.webhooks["failed"])
     assert figures["outbox-pending"] == str(board.outbox["pending"])
+    assert lines_per_figure == {name: 1 for name in lines_per_figure}, lines_per_figure  # "(0 waiting)" too
     assert drawn[:2] == [4, 2]
     assert drawn[2] == pytest.approx(2 * 19.99)
+
+
+def test_a_page_staff_groups_do_not_allow_is_admins_403_with_a_way_back(live_server, staff):
+    get_user_model().objects.create_user("vic", password=PASSWORD, is_staff=True)  # in no group
+    with chromium_page() as page:
+        log_in(page, live_server.url, "vic", PASSWORD)
+        answer = page.goto(f"{live_server.url}/admin/payments/stripeevent/")
+        status, text = answer.status, page.inner_text("#permission-denied")
+        screenshot(page, "13-permission-denied")
+        page.click("#admin-home")
+        page.wait_for_selector("#dashboard")
+        home = page.url
+    assert status == 403
+    assert "Your admin groups do not allow this page" in text
+    assert home == f"{live_server.url}/admin/"

@@ -16,17 +16,6 @@ from payments.models import StripeEvent
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def as_staff(client):
-    def login(username: str, *groups: str):
-        user = get_user_model().objects.create_user(username, password="pw", is_staff=True)
-        user.groups.add(*Group.objects.filter(name__in=groups))
-        client.force_login(user)
-        return client
-
-    return login
-
-
 def _event(event_id: str, status: str, minutes_ago: int, error: str = ""):
     return StripeEvent.objects.create(
         id=event_id,

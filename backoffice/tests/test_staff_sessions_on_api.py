@@ -5,8 +5,6 @@ it cannot through the API either; `finance` can. Reads stay open to every staff 
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 
 from entitlements.models import Entitlement, FamilyMember
 from entitlements.tests.factories import FamilyMemberFactory, OwnedFamilyFactory
@@ -20,26 +18,15 @@ pytestmark = pytest.mark.django_db
 ZONE_B = {"country": "India", "zone": "B", "zone_name": "Mid-High", "pricing_multiplier": "0.70"}
 
 
-@pytest.fixture
-def session_of(client):
-    def login(username: str, *groups: str):
-        user = get_user_model().objects.create_user(username, password="pw", is_staff=True)
-        user.groups.add(*Group.objects.filter(name__in=groups))
-        client.force_login(user)
-        return client
-
-    return login
-
-
 def _post(client, path: str, body: dict, method: str = "post"):
     return getattr(client, method)(path, body, content_type="application/json")
 
 
-def test_support_cannot_refund_move_or_reprice_through_the_api(session_of):
+def test_support_cannot_refund_move_or_reprice_through_the_api(as_staff):
     completed = PaymentFactory(payment_method=Payment.Method.BANK_TRANSFER, status=Payment.Status.COMPLETED)
     pending = PaymentFactory()
     PricingZoneFactory(iso_code="IN")
-    client = session_of("sue", "support")
+    client = as_staff("sue", "support")
 
     answers = [
         _post(client, f"/api/v1/payments/{completed.pk}/refund/", {"reason": "asked"}),
@@ -68,10 +55,10 @@ def test_support_cannot_refund_move_or_reprice_through_the_api(session_of):
     assert granted.status_code == 201
 
 
-def test_a_staff_session_without_groups_changes_nothing(session_of):
+def test_a_staff_session_without_groups_changes_nothing(as_staff):
     PlanFactory(id="premium_monthly")
     pending = PaymentFactory()
-    client = session_of("nobody")
+    client = as_staff("nobody")
     answers = [
         _post(client, "/api/v1/entitlements/grants/", {"user_id": "u1", "plan_id": "premium_monthly"}),
         _post(client, f"/api/v1/payments/{pending.pk}/status/", {"status": "completed"}),
@@ -82,10 +69,10 @@ def test_a_staff_session_without_groups_changes_nothing(session_of):
     assert pending.status == "pending"
 
 
-def test_finance_may_move_and_reprice_through_the_api(session_of):
+def test_finance_may_move_and_reprice_through_the_api(as_staff):
     pending = PaymentFactory()
     PricingZoneFactory(iso_code="IN")
-    client = session_of("fin", "finance")
+    client = as_staff("fin", "finance")
 
     moved = _post(client, f"/api/v1/payments/{pending.pk}/status/", {"status": "completed"})
     repriced = _post(client, "/api/v1/pricing-zones/IN/", ZONE_B, "put")
@@ -105,9 +92,9 @@ CHECKOUT = {
 
 
 @pytest.mark.parametrize("groups", [("support",), ()])
-def test_support_or_no_group_cannot_change_subscriptions_or_create_payments_or_checkouts(session_of, groups):
+def test_support_or_no_group_cannot_change_subscriptions_or_create_payments_or_checkouts(as_staff, groups):
     PlanFactory(id="premium_monthly")
-    client = session_of("sue", *groups)
+    client = as_staff("sue", *groups)
     answers = [
         _post(client, f"{SUBSCRIPTION}/change/", {"plan_id": "premium_monthly"}),
         _post(client, f"{SUBSCRIPTION}/cancel/", {}),
@@ -125,25 +112,25 @@ def test_support_or_no_group_cannot_change_subscriptions_or_create_payments_or_c
     assert not CheckoutSession.objects.exists()
 
 
-def test_a_staff_session_without_groups_cannot_manage_families_and_support_can(session_of):
+def test_a_staff_session_without_groups_cannot_manage_families_and_support_can(as_staff):
     family = OwnedFamilyFactory(owner_user_id="owner")
     FamilyMemberFactory(family=family, user_id="kid")
     members = f"/api/v1/families/{family.pk}/members/"
 
-    nobody = session_of("nobody")
+    nobody = as_staff("nobody")
     refused = [_post(nobody, members, {"user_id": "friend"}), nobody.delete(f"{members}kid/")]
     assert [a.status_code for a in refused] == [403, 403]
     assert set(FamilyMember.objects.values_list("user_id", flat=True)) == {"owner", "kid"}
     assert nobody.get(members).status_code == 200
 
-    support = session_of("sue", "support")
+    support = as_staff("sue", "support")
     assert _post(support, members, {"user_id": "friend"}).status_code == 201
     assert support.delete(f"{members}kid/").status_code == 204
     assert set(FamilyMember.objects.values_list("user_id", flat=True)) == {"owner", "friend"}
 
 
-def test_finance_may_create_a_payment_and_reach_a_subscription(session_of):
-    client = session_of("fin", "finance")
+def test_finance_may_create_a_payment_and_reach_a_subscription(as_staff):
+    client = as_staff("fin", "finance")
     created = _post(client, "/api/v1/payments/", PAYMENT)
     assert created.status_code == 201, created.content
     assert created.json()["customer_id"] == "u1"

@@ -5,8 +5,6 @@ from datetime import timedelta
 
 import pytest
 from auditlog.models import LogEntry
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,17 +15,6 @@ from entitlements.tests.factories import plan_with
 from jia_payments.core.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def as_staff(client):
-    def login(username: str, *groups: str):
-        user = get_user_model().objects.create_user(username, password="pw", is_staff=True)
-        user.groups.add(*Group.objects.filter(name__in=groups))
-        client.force_login(user)
-        return client
-
-    return login
 
 
 @pytest.fixture

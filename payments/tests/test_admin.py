@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from auditlog.models import LogEntry
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
@@ -22,23 +21,6 @@ from pricing.tests.factories import FeatureFactory, PlanFactory
 pytestmark = pytest.mark.django_db
 
 MONEY_FIELDS = ["amount", "currency", "customer_id", "order_id", "external_payment_id", "refunded_amount"]
-
-
-def _staff(username: str, *groups: str, superuser: bool = False):
-    user = get_user_model().objects.create_user(
-        username, password="pw", is_staff=True, is_superuser=superuser
-    )
-    user.groups.add(*Group.objects.filter(name__in=groups))
-    return user
-
-
-@pytest.fixture
-def as_staff(client):
-    def login(username: str, *groups: str, superuser: bool = False):
-        client.force_login(_staff(username, *groups, superuser=superuser))
-        return client
-
-    return login
 
 
 def _row(payment: Payment) -> dict:

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 from auditlog.models import LogEntry
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -18,17 +16,6 @@ from pricing.models import Plan, PricingZone
 pytestmark = pytest.mark.django_db
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-
-
-@pytest.fixture
-def as_staff(client):
-    def login(username: str, *groups: str):
-        user = get_user_model().objects.create_user(username, password="pw", is_staff=True)
-        user.groups.add(*Group.objects.filter(name__in=groups))
-        client.force_login(user)
-        return client
-
-    return login
 
 
 @pytest.fixture

@@ -149,18 +149,14 @@ def _stream(behavior, request, context):
         errors.abort_with(context, exc)
 
 
-# The probe, like REST's /healthz and /readyz: answered without a log line or a count (an
-# orchestrator asks every few seconds). A Watch is a client's stream, observed like any call.
-UNOBSERVED = frozenset({"/grpc.health.v1.Health/Check"})
-
-
 class ObservingInterceptor(grpc.ServerInterceptor):
-    """Applies `observed` (or `observed_stream`) to every method but the health probe."""
+    """Applies `observed` (or `observed_stream`) to every method, health's Check and Watch
+    included: a probe that fails or slows down shows in the logs and metrics like any call."""
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method in UNOBSERVED:
+        if handler is None:
             return handler
         if handler.unary_unary is not None:
             wrap, behavior = grpc.unary_unary_rpc_method_handler, observed(handler.unary_unary, method)

@@ -209,17 +209,20 @@ def _allowed(request) -> bool | None:
     return _allowed_header(request.headers.get("Authorization", ""))
 
 
+def _refusal(allowed: bool | None) -> tuple[dict, dict]:
+    """The problem and its headers for a scrape not served: `allowed` None (404) or False (401)."""
+    if allowed is None:
+        return problem(404, "not_found", "Not found", "Not found."), {}
+    return (
+        problem(401, "not_authenticated", "Authentication required", "A metrics bearer token is required."),
+        {"WWW-Authenticate": 'Bearer realm="metrics"'},
+    )
+
+
 def metrics_view(request):
     allowed = _allowed(request)
-    if allowed is None:
-        return problem_response(problem(404, "not_found", "Not found", "Not found."))
     if not allowed:
-        return problem_response(
-            problem(
-                401, "not_authenticated", "Authentication required", "A metrics bearer token is required."
-            ),
-            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
-        )
+        return problem_response(*_refusal(allowed))
     response = HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
     response["Cache-Control"] = "no-store"
     return response
@@ -261,12 +264,9 @@ def serve_worker_metrics(port: int, addr: str = "0.0.0.0"):  # noqa: S104 (a con
     def app(environ, start_response):
         allowed = _allowed_header(environ.get("HTTP_AUTHORIZATION", ""))
         if not allowed:
-            status = "404 Not Found" if allowed is None else "401 Unauthorized"
-            headers = [("Content-Type", "text/plain")]
-            if allowed is not None:
-                headers.append(("WWW-Authenticate", 'Bearer realm="metrics"'))
-            start_response(status, headers)
-            return [status.encode()]
+            refused = problem_response(*_refusal(allowed))
+            start_response(f"{refused.status_code} {refused.reason_phrase}", list(refused.items()))
+            return [refused.content]
         return metrics_app(environ, start_response)
 
     server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)

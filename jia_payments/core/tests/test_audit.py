@@ -552,3 +552,31 @@ def test_a_payment_created_by_the_api_is_recorded_without_reading_its_checkout_s
     assert "checkout_session" not in created.changes_dict
     sessions = CheckoutSession._meta.db_table
     assert not [q["sql"] for q in queries.captured_queries if f'"{sessions}"' in q["sql"]]
+
+
+# --- what is recorded: columns, not the reverse side of another model's relation -------------------
+
+
+def test_no_audited_model_records_a_reverse_relation():
+    """A reverse relation (a payment's `refunds`) is no column of the row: auditlog recorded its
+    manager's text on every create ("refunds: None → payments.Refund.None")."""
+    from auditlog.registry import auditlog
+
+    recorded = {}
+    for model in auditlog.get_models():
+        excluded = set(auditlog.get_model_fields(model)["exclude_fields"])
+        reverse = {
+            f.name
+            for f in model._meta.get_fields()
+            if f.auto_created and not f.concrete and not f.many_to_many  # auditlog skips many-to-many
+        }
+        if reverse - excluded:
+            recorded[model._meta.label] = sorted(reverse - excluded)
+    assert recorded == {}
+
+
+def test_a_new_payments_audit_entry_lists_its_columns_only():
+    payment = PaymentFactory()
+    (created,) = entries(payment)
+    assert "refunds" not in created.changes_dict
+    assert {"amount", "currency", "status"} <= set(created.changes_dict)

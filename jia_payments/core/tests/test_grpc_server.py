@@ -299,17 +299,36 @@ def test_each_call_runs_django_s_request_hooks_that_close_old_connections(grpc_c
     assert seen == ["started", "finished"] * 2
 
 
-def test_health_probes_are_not_logged_or_counted_like_rest_s_probes(grpc_channel):
-    with capture_logs() as logs:
-        assert health_of(grpc_channel) == health_pb2.HealthCheckResponse.SERVING
-    assert logs.events("grpc_call") == []
+@pytest.mark.parametrize(("service", "code"), [("", "OK"), ("database", "OK"), ("no-such", "NOT_FOUND")])
+def test_a_health_check_is_logged_and_counted_like_every_call(grpc_channel, service, code):
     labels = {
         "grpc_type": "unary",
         "grpc_service": "grpc.health.v1.Health",
         "grpc_method": "Check",
-        "grpc_code": "OK",
+        "grpc_code": code,
     }
-    assert REGISTRY.get_sample_value("grpc_server_handled_total", labels) is None
+    before = REGISTRY.get_sample_value("grpc_server_handled_total", labels) or 0.0
+    request_id = f"req-{uuid.uuid4()}"
+    stub = health_pb2_grpc.HealthStub(grpc_channel)
+    with capture_logs() as logs:
+        try:
+            answer, call = stub.Check.with_call(
+                health_pb2.HealthCheckRequest(service=service), metadata=[("x-request-id", request_id)]
+            )
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        except grpc.RpcError as refused:
+            call = refused
+    assert call.code().name == code
+    assert dict(call.initial_metadata())["x-request-id"] == request_id
+    (line,) = logs.events("grpc_call")
+    assert {key: line[key] for key in ("request_id", "user_id", "method", "code", "level")} == {
+        "request_id": request_id,
+        "user_id": None,
+        "method": "/grpc.health.v1.Health/Check",
+        "code": code,
+        "level": "info",
+    }
+    assert REGISTRY.get_sample_value("grpc_server_handled_total", labels) == before + 1
 
 
 # --- streaming calls: one line and the metrics when the stream ends -------------------------------

@@ -221,6 +221,33 @@ def test_the_celery_worker_serves_its_own_metrics_under_the_same_token():
     assert "# TYPE jia_payments_celery_task_failures_total counter" in response.text
 
 
+@pytest.mark.parametrize(
+    ("token", "authorization"),
+    [(TOKEN, None), (TOKEN, "Bearer not-the-token"), (TOKEN, "Basic x"), ("", None)],
+)
+def test_the_worker_endpoint_refuses_in_the_problem_details_the_web_endpoint_answers(token, authorization):
+    import requests
+
+    from jia_payments.core.ops.metrics import serve_worker_metrics
+
+    headers = {"Authorization": authorization} if authorization else {}
+    with override_settings(METRICS_TOKEN=token, DEBUG=False):
+        web = Client().get("/metrics", headers=headers)
+        server = serve_worker_metrics(0, "127.0.0.1")
+        try:
+            worker = requests.get(
+                f"http://127.0.0.1:{server.server_port}/metrics", headers=headers, timeout=10
+            )
+        finally:
+            server.shutdown()
+            server.server_close()
+    status, code = (401, "not_authenticated") if token else (404, "not_found")
+    assert worker.json() == assert_problem(web, status, code)
+    assert worker.status_code == status
+    assert worker.headers["Content-Type"] == "application/problem+json"
+    assert worker.headers.get("WWW-Authenticate") == web.get("WWW-Authenticate")
+
+
 def test_made_up_request_methods_do_not_make_new_label_values():
     """An attacker sending random methods must not grow the series without bound: every metric
     labelled by method (the latency histogram included) puts them under one value."""

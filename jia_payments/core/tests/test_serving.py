@@ -18,6 +18,7 @@ import requests
 from django.conf import settings
 
 from testsupport.tokens import TokenIssuer
+from testsupport.waiting import http_ok, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[3]
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
@@ -138,16 +139,13 @@ class Gunicorn:
         return response.status_code, response.content
 
     def wait_until_up(self, timeout: float = 120):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.logs()
-            try:
-                if self.get("/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"gunicorn did not answer: {self.logs()}")
+        wait_until_answering(
+            self.process,
+            lambda: http_ok(self.url("/healthz")),
+            what="gunicorn",
+            logs=self.logs,
+            timeout=timeout,
+        )
 
     def worker_pids(self) -> set[int]:
         return {
