@@ -122,9 +122,15 @@ def _stream_code(context) -> grpc.StatusCode:
     if context.is_active():
         return grpc.StatusCode.OK
     remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
+    if remaining is not None and remaining <= DEADLINE_SLACK_SECONDS:
         return grpc.StatusCode.DEADLINE_EXCEEDED
     return grpc.StatusCode.CANCELLED
+
+
+# The client's deadline passes before the server's (which counts from the call's arrival), and the
+# cancel the client then sends can reach the server before its own timer fires: a stream the client
+# leaves this close to its deadline left because of the deadline.
+DEADLINE_SLACK_SECONDS = 1.0
 
 
 _SERVER_FAULTS = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})

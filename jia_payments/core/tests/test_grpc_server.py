@@ -404,3 +404,32 @@ def test_a_health_watch_is_logged_and_counted_when_the_client_leaves(grpc_channe
     assert (line["method"], line["code"], line["level"]) == (f"/{service}/{method}", code, "info")
     assert line["request_id"] == dict(watch.initial_metadata())["x-request-id"]
     assert _stream_samples("server_stream", service, method, code) == tuple(n + 1 for n in before)
+
+
+class _LeftStream:
+    """The server side of a stream the client has left, `remaining` seconds before its deadline."""
+
+    def __init__(self, remaining):
+        self.remaining = remaining
+
+    def code(self):
+        return None
+
+    def is_active(self):
+        return False
+
+    def time_remaining(self):
+        return self.remaining
+
+
+@pytest.mark.parametrize(
+    ("remaining", "code"),
+    [
+        (None, grpc.StatusCode.CANCELLED),  # no deadline: the client went
+        (30.0, grpc.StatusCode.CANCELLED),
+        (0.2, grpc.StatusCode.DEADLINE_EXCEEDED),  # its own deadline passed first, its cancel came first
+        (-0.1, grpc.StatusCode.DEADLINE_EXCEEDED),
+    ],
+)
+def test_a_stream_left_at_its_deadline_ended_by_the_deadline(remaining, code):
+    assert interceptors._stream_code(_LeftStream(remaining)) == code
