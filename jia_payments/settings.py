@@ -450,12 +450,9 @@ if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
     # stop every process (a manage.py command included) at start-up.
     Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 INSTALLED_APPS += ["django_prometheus"]
+# GET /metrics is answered by jia_payments.core.ops.health.ProbeMiddleware, before these count.
 MIDDLEWARE.insert(
     MIDDLEWARE.index("jia_payments.core.ops.health.ProbeMiddleware") + 1,
-    "jia_payments.core.ops.metrics.MetricsEndpointMiddleware",
-)
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("jia_payments.core.ops.metrics.MetricsEndpointMiddleware") + 1,
     "jia_payments.core.ops.metrics.BeforeMiddleware",
 )
 MIDDLEWARE.append("jia_payments.core.ops.metrics.AfterMiddleware")

@@ -28,7 +28,7 @@ urlpatterns = [
 urlpatterns += [
     path("healthz", health.liveness, name="healthz"),
     path("readyz", health.readiness, name="readyz"),
-    # answered by jia_payments.core.ops.metrics.MetricsEndpointMiddleware first (token, no host check)
+    # answered by jia_payments.core.ops.health.ProbeMiddleware first (token, no host check)
     path("metrics", metrics.metrics_view, name="prometheus-metrics"),
 ]
 

@@ -307,18 +307,6 @@ def metrics_view(request):
     return response
 
 
-class MetricsEndpointMiddleware:
-    """Answers GET /metrics first, like the probes: no host check, no HTTPS redirect, not counted."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        if request.path_info.rstrip("/") == "/metrics" and request.method in ("GET", "HEAD"):
-            return metrics_view(request)
-        return self.get_response(request)
-
-
 # --- The Celery worker's own endpoint ------------------------------------------------------------
 
 
