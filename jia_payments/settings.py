@@ -341,17 +341,12 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="json").lower()
 LOGGING = logging_config(level=LOG_LEVEL, log_format=LOG_FORMAT)
 configure_structlog()
 
+# One line per request: `request_finished` (with the caller, status and duration), written by
+# jia_payments.core.api.request_logging; the line at the start only at DEBUG. gunicorn's access line
+# is off by default for the same reason. django-structlog carries the request id into Celery tasks.
 INSTALLED_APPS += ["django_structlog"]
-MIDDLEWARE.insert(0, "django_structlog.middlewares.RequestMiddleware")
-DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
-DJANGO_STRUCTLOG_USER_ID_FIELD = None  # jia_payments.core.api.request_logging binds the API caller
-# `ip` is bound by jia_payments.core.api.request_logging, trusting X-Forwarded-For only as far as
-# THROTTLE_NUM_PROXIES says (django-structlog's ipware would take any client-sent header).
-DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
+MIDDLEWARE.insert(0, "jia_payments.core.api.request_logging.RequestLogMiddleware")
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
-# One line per request: `request_finished` (with the caller, status and duration); the line at
-# the start only at DEBUG. gunicorn's access line is off by default for the same reason.
-DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = 10  # logging.DEBUG
 
 # --- Health checks --------------------------------------------------------------------------
 # /healthz: the process answers. /readyz: database, Redis, Celery broker, Kafka when configured;
@@ -455,12 +450,9 @@ if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
     # stop every process (a manage.py command included) at start-up.
     Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 INSTALLED_APPS += ["django_prometheus"]
+# GET /metrics is answered by jia_payments.core.ops.health.ProbeMiddleware, before these count.
 MIDDLEWARE.insert(
     MIDDLEWARE.index("jia_payments.core.ops.health.ProbeMiddleware") + 1,
-    "jia_payments.core.ops.metrics.MetricsEndpointMiddleware",
-)
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("jia_payments.core.ops.metrics.MetricsEndpointMiddleware") + 1,
     "jia_payments.core.ops.metrics.BeforeMiddleware",
 )
 MIDDLEWARE.append("jia_payments.core.ops.metrics.AfterMiddleware")

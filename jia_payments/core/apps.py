@@ -28,7 +28,6 @@ class CoreConfig(AppConfig):
         from celery.signals import before_task_publish, task_postrun, task_prerun
         from django.db.models.signals import pre_save
 
-        from jia_payments.core.api import request_logging  # noqa: F401  (connects the log receivers)
         from jia_payments.core.audit.trail import (
             fill_log_entry,
             task_audit_end,

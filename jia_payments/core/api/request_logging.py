@@ -1,28 +1,41 @@
-"""Per-request log fields on top of django-structlog's RequestMiddleware.
+"""The request log line: one JSON line per request, `request_finished`, and the request id.
 
-django-structlog binds `request_id` (from `X-Request-ID` when sent) and logs request_started /
-request_finished. These receivers keep a sane request id, return it in the response header, bind
-the client's `ip` as the rate limits see it, and give the finished line `method`, `path`, `status`,
-`duration_ms` and the caller's `user_id` (the API caller is a `Principal`, not a Django user, so
-django-structlog cannot find it by itself).
+`RequestLogMiddleware` (outermost but the probes) binds `request_id` (from `X-Request-ID` when it
+is a sane id, else a new uuid4), returns it in the response header, binds the client's `ip` as the
+rate limits see it, and logs `request_finished` with `method`, `path`, `status`, `duration_ms` and
+the caller's `user_id` (the API caller is a `Principal`, not a Django user). An exception no view
+turned into a response is logged once as `request_failed` (with its traceback) instead.
+
+The line is the one django-structlog's RequestMiddleware wrote (same logger name, event, fields
+and levels: info, warning for 4xx, error for 5xx; `request_started` only at DEBUG), written
+directly instead of through its signals. django-structlog stays installed for the Celery side:
+the request id bound here travels with the tasks a request enqueues.
 """
 
+import logging
 import re
+import sys
 import time
 import uuid
 
 import structlog
-from django.dispatch import receiver
+from django.core.exceptions import PermissionDenied
+from django.core.signals import got_request_exception
+from django.http import Http404
 from django.utils.functional import SimpleLazyObject, empty
-from django_structlog import signals
 from rest_framework.throttling import BaseThrottle
 
 from jia_payments.core.api.auth import Principal
 from jia_payments.core.ops import tracing
 
 REQUEST_ID_HEADER = "X-Request-ID"
+LOGGER_NAME = "django_structlog.middlewares.request"  # the name operators' queries know the line by
 _client_address = BaseThrottle()
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+_FAILED = "_log_request_failed"
+
+logger = structlog.get_logger(LOGGER_NAME)
+_stdlib_logger = logging.getLogger(LOGGER_NAME)
 
 
 def caller_id(user) -> str | None:
@@ -46,41 +59,72 @@ def current_request_id() -> str | None:
     return structlog.contextvars.get_contextvars().get("request_id")
 
 
-@receiver(signals.bind_extra_request_metadata, dispatch_uid="core.request_started_fields")
-def _on_request_started(request, logger, log_kwargs, **kwargs):
-    request_id = current_request_id()
-    if not request_id or not _VALID_REQUEST_ID.match(request_id):
-        # An id we would not want in our logs (too long, odd characters): make our own.
-        structlog.contextvars.bind_contextvars(request_id=str(uuid.uuid4()))
-    request._log_started_at = time.monotonic()
-    # The peer, or the address the declared proxies (THROTTLE_NUM_PROXIES) put in X-Forwarded-For:
-    # the same client address the rate limits count, never a header the client chose.
-    structlog.contextvars.bind_contextvars(ip=_client_address.get_ident(request))
-    log_kwargs.pop("request", None)
-    log_kwargs.update(method=request.method, path=request.path)
+def _request_id(request) -> str:
+    sent = request.META.get("HTTP_X_REQUEST_ID")
+    # An id we would not want in our logs (too long, odd characters): make our own.
+    return sent if sent and _VALID_REQUEST_ID.match(sent) else str(uuid.uuid4())
 
 
-@receiver(signals.bind_extra_request_finished_metadata, dispatch_uid="core.request_finished_fields")
-def _on_request_finished(request, logger, response, log_kwargs, **kwargs):
-    user_id = caller_id(_user_already_loaded(request))
-    structlog.contextvars.bind_contextvars(user_id=user_id)
-    tracing.set_user(user_id)  # only with OTEL_RECORD_USER_ID=true
-    started = getattr(request, "_log_started_at", None)
-    log_kwargs.pop("request", None)
-    log_kwargs.pop("code", None)
-    log_kwargs.update(
-        method=request.method,
-        path=request.path,
-        status=response.status_code,
-        duration_ms=round((time.monotonic() - started) * 1000, 1) if started else None,
-    )
-    request_id = current_request_id()
-    if request_id:
-        response[REQUEST_ID_HEADER] = request_id
+def _level(status: int) -> int:
+    if status >= 500:
+        return logging.ERROR
+    if 400 <= status < 500:
+        return logging.WARNING
+    return logging.INFO
 
 
-@receiver(signals.update_failure_response, dispatch_uid="core.request_failed_header")
-def _on_request_failed(request, response, **kwargs):
-    request_id = current_request_id()
-    if request_id:
-        response[REQUEST_ID_HEADER] = request_id
+def _request_text(request) -> str:
+    return f"{request.method} {request.get_full_path()}"
+
+
+class RequestLogMiddleware:
+    """Binds the request's log context and writes its one log line (see the module docstring)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        got_request_exception.connect(_on_exception, weak=False, dispatch_uid="core.request_failed")
+
+    def __call__(self, request):
+        started = time.monotonic()
+        request_id = _request_id(request)
+        # The peer, or the address the declared proxies (THROTTLE_NUM_PROXIES) put in X-Forwarded-For:
+        # the same client address the rate limits count, never a header the client chose.
+        structlog.contextvars.bind_contextvars(request_id=request_id, ip=_client_address.get_ident(request))
+        try:
+            if _stdlib_logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "request_started",
+                    method=request.method,
+                    path=request.path,
+                    user_agent=request.META.get("HTTP_USER_AGENT"),
+                )
+            response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = request_id
+            if not request.__dict__.pop(_FAILED, False):
+                user_id = caller_id(_user_already_loaded(request))
+                structlog.contextvars.bind_contextvars(user_id=user_id)
+                tracing.set_user(user_id)  # only with OTEL_RECORD_USER_ID=true
+                status = response.status_code
+                logger.log(
+                    _level(status),
+                    "request_finished",
+                    method=request.method,
+                    path=request.path,
+                    status=status,
+                    duration_ms=round((time.monotonic() - started) * 1000, 1),
+                )
+            return response
+        finally:
+            structlog.contextvars.clear_contextvars()
+
+
+def _on_exception(sender, request=None, **kwargs):
+    """got_request_exception: an exception became Django's 500 answer; logged with its traceback."""
+    if request is None or request.__dict__.get(_FAILED):
+        return
+    error = sys.exc_info()[1]
+    if isinstance(error, Http404 | PermissionDenied):
+        return  # answered 404/403 and logged as request_finished
+    request.__dict__[_FAILED] = True
+    structlog.contextvars.bind_contextvars(user_id=caller_id(_user_already_loaded(request)))
+    logger.exception("request_failed", code=500, request=_request_text(request))

@@ -24,12 +24,12 @@ import hmac
 import logging
 import os
 import time
+from timeit import default_timer
 
 from django.conf import settings
 from django.http import HttpResponse
 from django_prometheus.conf import NAMESPACE, PROMETHEUS_LATENCY_BUCKETS
-from django_prometheus.middleware import Metrics, PrometheusAfterMiddleware, PrometheusBeforeMiddleware
-from django_prometheus.utils import TimeSince
+from django_prometheus.middleware import Metrics
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -168,29 +168,111 @@ class RequestMetrics(Metrics):
         )
 
 
-class BeforeMiddleware(PrometheusBeforeMiddleware):
-    metrics_cls = RequestMetrics
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"))
 
 
-class AfterMiddleware(PrometheusAfterMiddleware):
-    metrics_cls = RequestMetrics
+def _method(request) -> str:
+    """A known HTTP method, or "<invalid method>": made-up methods would each add series."""
+    method = request.method
+    return method if method in _METHODS else "<invalid method>"
 
-    def label_metric(self, metric, request, response=None, **labels):
-        # django-prometheus labels its latency-by-view-and-method histogram with the raw method:
-        # made-up methods would each add series. Every method label gets the bounded value its
-        # other by-method metrics use (a known HTTP method, or "<invalid method>").
-        if "method" in labels:
-            labels["method"] = self._method(request)
-        return super().label_metric(metric, request, response, **labels)
 
-    def process_response(self, request, response):
-        response = super().process_response(request, response)
+def _view_name(request) -> str:
+    match = getattr(request, "resolver_match", None)
+    return (match.view_name if match is not None else None) or "<unnamed view>"
+
+
+class _Children(dict):
+    """A labelled metric's children by label values, looked up once per label set (not per
+    request: `labels()` validates and locks on every call)."""
+
+    def __init__(self, metric):
+        super().__init__()
+        self.metric = metric
+
+    def __missing__(self, values):
+        child = self[values] = self.metric.labels(*values)
+        return child
+
+
+class BeforeMiddleware:
+    """django-prometheus' PrometheusBeforeMiddleware (the same series), without MiddlewareMixin."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.metrics = RequestMetrics.get_instance()
+
+    def __call__(self, request):
+        metrics = self.metrics
+        metrics.requests_total.inc()
+        started = request.prometheus_before_middleware_event = default_timer()
+        response = self.get_response(request)
+        metrics.responses_total.inc()
+        metrics.requests_latency_before.observe(default_timer() - started)
+        return response
+
+
+class AfterMiddleware:
+    """django-prometheus' PrometheusAfterMiddleware (the same series and labels) and a latency
+    histogram by view and status; labelled children looked up once per label set. Every method
+    label is bounded (django-prometheus labels its latency-by-view-and-method with the raw one)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        m = self.metrics = RequestMetrics.get_instance()
+        self._by_method = _Children(m.requests_by_method)
+        self._by_transport = _Children(m.requests_by_transport)
+        self._by_view_transport_method = _Children(m.requests_by_view_transport_method)
+        self._by_templatename = _Children(m.responses_by_templatename)
+        self._by_status = _Children(m.responses_by_status)
+        self._by_status_view_method = _Children(m.responses_by_status_view_method)
+        self._by_charset = _Children(m.responses_by_charset)
+        self._latency_by_view_method = _Children(m.requests_latency_by_view_method)
+        self._latency_by_view_status = _Children(m.requests_latency_by_view_status)
+        self._exceptions_by_type = _Children(m.exceptions_by_type)
+        self._exceptions_by_view = _Children(m.exceptions_by_view)
+
+    def __call__(self, request):
+        method = _method(request)
+        self._by_method[(method,)].inc()
+        self._by_transport[("https" if request.is_secure() else "http",)].inc()
+        if request.headers.get("x-requested-with") == "XMLHttpRequest":
+            self.metrics.requests_ajax.inc()
+        self.metrics.requests_body_bytes.observe(int(request.META.get("CONTENT_LENGTH") or 0))
+        started = request.prometheus_after_middleware_event = default_timer()
+        # After an exception in the view too (Django's 500 answer), as django-prometheus counts it.
+        response = self.get_response(request)
+        view = _view_name(request)
+        status = str(response.status_code)
+        self._by_status[(status,)].inc()
+        self._by_status_view_method[(status, view, method)].inc()
+        self._by_charset[(str(response.charset),)].inc()
+        if response.streaming:
+            self.metrics.responses_streaming.inc()
+        else:
+            self.metrics.responses_body_bytes.observe(len(response.content))
+        elapsed = default_timer() - started
+        self._latency_by_view_method[(view, method)].observe(elapsed)
+        self._latency_by_view_status[(view, status)].observe(elapsed)
+        return response
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        transport = "https" if request.is_secure() else "http"
+        self._by_view_transport_method[(_view_name(request), transport, _method(request))].inc()
+
+    def process_template_response(self, request, response):
+        if hasattr(response, "template_name"):
+            self._by_templatename[(str(response.template_name),)].inc()
+        return response
+
+    def process_exception(self, request, exception):
+        view = _view_name(request)
+        self._exceptions_by_type[(type(exception).__name__,)].inc()
+        if getattr(request, "resolver_match", None) is not None:
+            self._exceptions_by_view[(view,)].inc()
         started = getattr(request, "prometheus_after_middleware_event", None)
         if started is not None:
-            self.metrics.requests_latency_by_view_status.labels(
-                view=self._get_view_name(request), status=str(response.status_code)
-            ).observe(TimeSince(started))
-        return response
+            self._latency_by_view_method[(view, _method(request))].observe(default_timer() - started)
 
 
 # --- The endpoint ---------------------------------------------------------------------------------
@@ -226,18 +308,6 @@ def metrics_view(request):
     response = HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
     response["Cache-Control"] = "no-store"
     return response
-
-
-class MetricsEndpointMiddleware:
-    """Answers GET /metrics first, like the probes: no host check, no HTTPS redirect, not counted."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        if request.path_info.rstrip("/") == "/metrics" and request.method in ("GET", "HEAD"):
-            return metrics_view(request)
-        return self.get_response(request)
 
 
 # --- The Celery worker's own endpoint ------------------------------------------------------------
