@@ -86,7 +86,7 @@ API = "/api/v1"
 FLOOR_APP = "bench.floor:application"
 # Requests written for a scenario that sends each one once (creates, webhooks): more than any run
 # can send at this rate cap, so a run never runs out.
-ONCE_RATE_CAP = 500
+ONCE_RATE_CAP = 1200
 # Rate limits counted as in production, but high enough that the bench's few callers pass.
 THROTTLES = {"THROTTLE_SERVICE": "1000000/min", "THROTTLE_WRITE": "1000000/min"}
 
@@ -878,7 +878,7 @@ def _measure(
         "create": lambda: write("create", create_lines(service_token, once_count)),
         "webhook": lambda: write("webhook", webhook_lines(webhook_path, secret, intents, once_count)),
         "webhook_inline": lambda: write(
-            "webhook_inline", webhook_lines(webhook_path, secret, intents, once_count // 10)
+            "webhook_inline", webhook_lines(webhook_path, secret, intents, once_count // 6)
         ),
     }
     inline_env = {**env, "DJANGO_SETTINGS_MODULE": "bench.inline_settings"}
