@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -78,16 +79,12 @@ def kafka_answers(host: str, port: int, timeout: float = 1.0) -> bool:
     return answered_id == correlation_id
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGKILL when the test process dies (Linux), so a crashed
-    test session leaves no broker behind."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+def _dying_with_parent(command: list[str]) -> list[str]:
+    """`command` run so that it gets SIGKILL when the test process dies (Linux: util-linux's
+    setpriv execs it with PR_SET_PDEATHSIG), so a crashed test session leaves no broker behind.
+    Not a `preexec_fn`: Python code in the child of a process with gRPC's threads can abort it."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", *command] if setpriv else command
 
 
 def _recv_exactly(sock: socket.socket, count: int) -> bytes:
@@ -125,11 +122,12 @@ class TansuBroker:
         url = f"tcp://{self.host}:{self.port}"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [self.binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+                _dying_with_parent(
+                    [self.binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
+                ),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout
         while not kafka_answers(self.host, self.port, timeout=0.5):
