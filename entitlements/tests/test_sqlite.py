@@ -3,14 +3,7 @@ and a batch check, over REST and gRPC, and an Idempotency-Key's claim (a raw INS
 The suite's other tests run on PostgreSQL, whose driver hands
 back UUID objects; SQLite hands back 32 bare hex digits."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-SERVER_CONFIG = ("DATABASE_URL", "POSTGRES_DSN", "REDIS_URL", "AUTH_PUBLIC_KEY_PEM", "AUTH_JWKS_PATH")
+from testsupport.sqlite import answers_on_sqlite
 
 ANSWERS_ON_SQLITE = """
 import json
@@ -28,16 +21,6 @@ from jia_payments.protos.entitlement.v1 import entitlement_pb2_grpc
 from testsupport.grpc import plain
 
 
-class NoMigrations(dict):  # the tables straight from the models: minutes faster than migrating
-    def __contains__(self, app_label):
-        return True
-
-    def __getitem__(self, app_label):
-        return None
-
-
-settings.MIGRATION_MODULES = NoMigrations()
-call_command("migrate", run_syncdb=True, verbosity=0)
 call_command("loaddata", "catalog", verbosity=0)
 _, rows = plan_grant_create(user_id="owner_sqlite", plan_id="family_monthly", reason="test")
 family_member_add(family_id=rows[0].family_id, user_id="kid_sqlite")
@@ -78,15 +61,7 @@ print("ANSWERS " + json.dumps(answers, default=str))
 
 
 def _answers_on_sqlite(tmp_path) -> dict:
-    env = {name: value for name, value in os.environ.items() if name not in SERVER_CONFIG}
-    env.update(DEBUG="true", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", LOG_LEVEL="WARNING")
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", ANSWERS_ON_SQLITE],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    [line] = [line for line in result.stdout.splitlines() if line.startswith("ANSWERS ")]
-    return json.loads(line.removeprefix("ANSWERS "))
+    return answers_on_sqlite(ANSWERS_ON_SQLITE, tmp_path)
 
 
 def test_ids_are_dashed_uuids_in_lists_and_checks_over_rest_and_grpc(tmp_path):

@@ -4,13 +4,8 @@ stored answer (a raw UPDATE binding what SQLite takes), and a retry replays that
 suite's other tests run on PostgreSQL."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVER_CONFIG = ("DATABASE_URL", "POSTGRES_DSN", "REDIS_URL", "AUTH_PUBLIC_KEY_PEM", "AUTH_JWKS_PATH")
+from testsupport.sqlite import answers_on_sqlite
 
 CREATE_ON_SQLITE = """
 import json
@@ -24,16 +19,6 @@ from jia_payments.core.models import IdempotencyKey, OutboxEvent
 from payments.models import Payment
 
 
-class NoMigrations(dict):  # the tables straight from the models: minutes faster than migrating
-    def __contains__(self, app_label):
-        return True
-
-    def __getitem__(self, app_label):
-        return None
-
-
-settings.MIGRATION_MODULES = NoMigrations()
-call_command("migrate", run_syncdb=True, verbosity=0)
 
 web = Client(headers={"better-auth-token": "buyer_sqlite", "Idempotency-Key": "sqlite-create-1"})
 body = {
@@ -60,15 +45,7 @@ print("ANSWERS " + json.dumps({
 
 
 def _answers_on_sqlite(tmp_path) -> dict:
-    env = {name: value for name, value in os.environ.items() if name not in SERVER_CONFIG}
-    env.update(DEBUG="true", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", LOG_LEVEL="WARNING")
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", CREATE_ON_SQLITE],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    [line] = [line for line in result.stdout.splitlines() if line.startswith("ANSWERS ")]
-    return json.loads(line.removeprefix("ANSWERS "))
+    return answers_on_sqlite(CREATE_ON_SQLITE, tmp_path)
 
 
 def test_a_create_writes_payment_event_audit_and_answer_and_a_retry_replays_it(tmp_path):
