@@ -71,6 +71,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("suites", nargs="*", metavar="SUITE", help=f"default: {' '.join(DEFAULT)}")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     parser.add_argument("--quick", action="store_true", help="short runs, for trying the harness")
+    parser.add_argument("--toggle", help="stack: a change of bench/toggles.py, off and on alternately")
+    parser.add_argument("--scenarios", help="stack: the scenarios to run, comma-separated")
     args = parser.parse_args(argv)
     unknown = set(args.suites) - set(SUITES)
     if unknown:

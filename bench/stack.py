@@ -8,6 +8,10 @@ scenario for REQUESTS requests in turn; the figure is the median over the rounds
 CPU time (`time.process_time`) per request. With no server, network or other process in the
 measurement it moves little with the machine's load: it is how bench/RESULTS.md measures what
 one change to the stack saves.
+
+`--toggle NAME` (a function of `bench.toggles`, switching a change off and on) runs the warm and
+batch checks (or `--scenarios a,b`) with the change off and on alternately in each round, in the
+same process: the change's before and after, figures "NAME off" and "NAME on".
 """
 
 import json
@@ -44,6 +48,8 @@ def run(args) -> str:
         DJANGO_SETTINGS_MODULE="jia_payments.settings",
         STRIPE_WEBHOOK_UUID=str(uuid.uuid4()),
         PROMETHEUS_MULTIPROC_DIR=metrics_dir,
+        BENCH_STACK_TOGGLE=getattr(args, "toggle", None) or "",
+        BENCH_STACK_SCENARIOS=getattr(args, "scenarios", None) or "",
         **api.THROTTLES,
     )
     load_before = server.load_average()
@@ -95,7 +101,8 @@ def _report(figures: dict, load_before: str) -> str:
     ]
     for name, ms in figures["median"].items():
         rounds = ", ".join(f"{x:.3f}" for x in figures["rounds"][name])
-        lines.append(f"| {api.TITLES[name]} | {ms:.3f} | {rounds} |")
+        scenario, _, state = name.partition(" ")
+        lines.append(f"| {api.TITLES[scenario]}{f' ({state})' if state else ''} | {ms:.3f} | {rounds} |")
     return "\n".join(lines)
 
 
@@ -198,16 +205,31 @@ def child(rounds: int, requests: int) -> None:
         call(environ)
     stats.reset()
     queue = redis.Redis.from_url(os.environ["REDIS_URL"])
-    results = {name: [] for name in SCENARIOS}
-    for _ in range(rounds):
-        for name in SCENARIOS:
-            batch_of = requests_of(name)
+    toggle_name = os.environ.get("BENCH_STACK_TOGGLE")
+    scenarios = tuple(filter(None, os.environ.get("BENCH_STACK_SCENARIOS", "").split(","))) or (
+        ("warm", "batch") if toggle_name else SCENARIOS
+    )
+    if toggle_name:
+        from bench import toggles
+
+        toggle = getattr(toggles, toggle_name)
+    runs = (
+        [(f"{name} {state}", state) for name in scenarios for state in ("off", "on")]
+        if toggle_name
+        else [(name, None) for name in scenarios]
+    )
+    results = {key: [] for key, _ in runs}
+    for round_number in range(rounds):
+        for key, state in runs if round_number % 2 == 0 else reversed(runs):  # no side always first
+            if state is not None:
+                toggle(state == "on")
+            batch_of = requests_of(key.partition(" ")[0])
             began = time.process_time()
             for environ in batch_of:
                 code = call(environ)
                 if code >= 300:
-                    raise SystemExit(f"{name}: answered {code}")
-            results[name].append((time.process_time() - began) * 1000 / len(batch_of))
+                    raise SystemExit(f"{key}: answered {code}")
+            results[key].append((time.process_time() - began) * 1000 / len(batch_of))
         queue.delete("celery")  # the webhook tasks: no worker takes them here
     if stats.misses:
         raise SystemExit(f"the warm checks missed the cache {stats.misses} times: not seeded?")

@@ -17,6 +17,7 @@ from entitlements.models import Entitlement
 from entitlements.serializers import EntitlementSerializer, FamilyMemberSerializer
 from jia_payments.core.api.errors import InvalidTransition, NotFound
 from jia_payments.core.api.idempotency import idempotent
+from jia_payments.core.api.lean import LeanDispatch
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import IsServiceOrStaff, principal_of
 from jia_payments.core.api.renderers import json_response
@@ -205,8 +206,11 @@ DOES_NOT_FIT = problem_response(
 # --- entitlements --------------------------------------------------------------------------
 
 
-class EntitlementCheckView(CountsRideOnFirstRead, APIView):
-    """The hot path: one Redis round trip (the rate limits' counts and the cache read), no SQL on a hit."""
+class EntitlementCheckView(LeanDispatch, CountsRideOnFirstRead, APIView):
+    """The hot path: one Redis round trip (the rate limits' counts and the cache read), no SQL on a
+    hit, and for a plainly valid token call no DRF dispatch around it (`LeanDispatch`)."""
+
+    lean_methods = frozenset({"GET", "POST"})  # the batch check's POST is a read
 
     def get_throttles(self):
         # The batch check is a POST but a read: it does not spend the (strict) write budget, so

@@ -1,0 +1,258 @@
+"""The check's lean dispatch (`core.api.lean`) answers what DRF's dispatch answers: the same status,
+body bytes and headers, for the calls it serves and for those it leaves to DRF; and the rate
+limits count each request once whichever dispatch serves it."""
+
+import contextlib
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.test import Client, override_settings
+from django.utils import timezone
+from rest_framework.views import APIView
+
+from entitlements.api import EntitlementCheckView
+from entitlements.models import Entitlement
+from entitlements.tests.factories import EntitlementFactory
+from jia_payments.core.api.throttling import _WindowThrottle
+
+pytestmark = pytest.mark.django_db
+
+CHECK = "/api/v1/entitlements/check/"
+LEAN, DRF = "lean", "drf"
+_CSRF_TOKEN = re.compile(rb"\b[A-Za-z0-9]{64}\b")  # a new one in each browsable page and its cookie
+
+
+@pytest.fixture
+def rows(alice_row, family):
+    """user_alice: calendar (direct and through her family), an expired and a revoked row;
+    user_kid: calendar through the family."""
+    EntitlementFactory(
+        user_id="user_alice",
+        feature__code="photos",
+        status=Entitlement.Status.EXPIRED,
+        expires_at=timezone.now() - timedelta(days=3),
+    )
+    EntitlementFactory(user_id="user_alice", feature__code="chores", status=Entitlement.Status.CANCELLED)
+
+
+@pytest.fixture
+def dispatches(monkeypatch):
+    """Which dispatch served each request since: DRF's when its `initial` ran."""
+    served = []
+    initial = APIView.initial
+
+    def counted(view, request, *args, **kwargs):
+        served.append(DRF)
+        return initial(view, request, *args, **kwargs)
+
+    monkeypatch.setattr(APIView, "initial", counted)
+    return served
+
+
+@contextlib.contextmanager
+def drf_dispatch():
+    """The check as it was: DRF's dispatch for every call."""
+    EntitlementCheckView.dispatch = APIView.dispatch
+    try:
+        yield
+    finally:
+        del EntitlementCheckView.dispatch
+
+
+def _call(client, method: str, path: str, body=None, **headers):
+    headers.setdefault("X-Request-ID", "lean-check-test")  # otherwise each answer's own uuid
+    if body is None:
+        response = client.generic(method, path, headers=headers)
+    else:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        content_type = headers.pop("Content-Type", "application/json")
+        response = client.generic(method, path, data, content_type=content_type, headers=headers)
+    content, cookies = response.content, response.cookies.output().encode()
+    if response["Content-Type"].startswith("text/html"):
+        content, cookies = _CSRF_TOKEN.sub(b"<csrf>", content), _CSRF_TOKEN.sub(b"<csrf>", cookies)
+    return response.status_code, content, sorted(response.items()), cookies
+
+
+def _lean_and_drf(client, dispatches, *request, **headers):
+    """(the answer now, how it was served, DRF's answer to the same call)."""
+    _call(client, *request, **headers)  # the cache filled: both answers from it
+    dispatches.clear()
+    lean = _call(client, *request, **headers)
+    served = DRF if dispatches else LEAN
+    with drf_dispatch():
+        drf = _call(client, *request, **headers)
+    return lean, served, drf
+
+
+@pytest.fixture
+def token(token_issuer):
+    tokens = {
+        "user": token_issuer.token("user_alice"),
+        "kid": token_issuer.token("user_kid"),
+        "service": token_issuer.token("svc_app", role="service"),
+        "staff": token_issuer.token("staff_bob", role="admin"),
+        "expired": token_issuer.token("user_alice", ttl=-600),
+    }
+    return tokens.__getitem__
+
+
+SERVED_LEAN = [
+    ("user", "GET", f"{CHECK}?feature_code=calendar", None, {}),
+    ("user", "GET", f"{CHECK}?feature_code=calendar&user_id=user_alice", None, {}),
+    ("user", "GET", f"{CHECK}?feature_code=photos", None, {}),  # expired
+    ("user", "GET", f"{CHECK}?feature_code=chores", None, {}),  # revoked
+    ("user", "GET", f"{CHECK}?feature_code=unknown_feature", None, {}),
+    ("kid", "GET", f"{CHECK}?feature_code=calendar", None, {}),  # through the family
+    ("service", "GET", f"{CHECK}?feature_code=calendar&user_id=user_kid", None, {}),
+    ("staff", "GET", f"{CHECK}?feature_code=calendar&user_id=user_alice", None, {}),
+    ("user", "GET", f"{CHECK}?feature_code=calendar", None, {"Accept": "*/*"}),
+    ("user", "GET", f"{CHECK}?feature_code=calendar", None, {"Accept": "application/json"}),
+    (
+        "user",
+        "POST",
+        CHECK,
+        {"feature_codes": ["calendar", "vault", "photos", "chores", "nope", "calendar"]},
+        {},
+    ),
+    ("kid", "POST", CHECK, {"feature_codes": ["calendar", "vault"]}, {}),
+    ("service", "POST", CHECK, {"user_id": "user_alice", "feature_codes": ["calendar"]}, {}),
+    ("staff", "POST", CHECK, {"user_id": "user_kid", "feature_codes": ["calendar"]}, {}),
+    # errors the view itself raises (its input rules, whom a caller may ask about)
+    ("user", "GET", CHECK, None, {}),
+    ("user", "GET", f"{CHECK}?feature_code=Bad%20Code", None, {}),
+    ("user", "GET", f"{CHECK}?feature_code=calendar&extra=1", None, {}),
+    ("user", "GET", f"{CHECK}?feature_code=calendar&user_id=user_bob", None, {}),
+    ("service", "GET", f"{CHECK}?feature_code=calendar", None, {}),
+    ("user", "POST", CHECK, {"feature_codes": []}, {}),
+    ("user", "POST", CHECK, {"feature_codes": [f"f{n}" for n in range(101)]}, {}),
+    ("user", "POST", CHECK, {"feature_codes": ["a"], "extra": 1}, {}),
+    ("user", "POST", CHECK, {"user_id": "user_bob", "feature_codes": ["a"]}, {}),
+    ("service", "POST", CHECK, {"feature_codes": ["a"]}, {}),
+    ("user", "POST", CHECK, b'{"feature_codes": ["a"', {}),  # malformed JSON
+    ("user", "POST", CHECK, b'{"feature_codes": ["a"], "feature_codes": ["b"]}', {}),  # a key twice
+    ("user", "POST", CHECK, b"feature_codes=a", {"Content-Type": "application/x-www-form-urlencoded"}),
+    ("user", "POST", CHECK, b"", {}),
+]
+
+SERVED_BY_DRF = [
+    (None, "GET", f"{CHECK}?feature_code=calendar", None, {}),
+    (None, "POST", CHECK, {"feature_codes": ["calendar"]}, {}),
+    ("expired", "GET", f"{CHECK}?feature_code=calendar", None, {}),
+    ("user", "GET", f"{CHECK}?feature_code=calendar", None, {"Better-Auth-Token": "not.a.jwt"}),
+    ("user", "GET", f"{CHECK}?feature_code=calendar", None, {"Accept": "text/html"}),
+    ("user", "GET", f"{CHECK}?feature_code=calendar", None, {"Accept": "application/json; indent=4"}),
+    ("user", "GET", f"{CHECK}?feature_code=calendar", None, {"Accept": "image/png"}),
+    ("user", "GET", f"{CHECK}?feature_code=calendar&format=json", None, {}),
+    ("user", "OPTIONS", CHECK, None, {}),
+    ("user", "HEAD", f"{CHECK}?feature_code=calendar", None, {}),
+    ("user", "PUT", CHECK, {"feature_codes": ["calendar"]}, {}),
+    ("user", "DELETE", CHECK, None, {}),
+]
+
+
+def _headers(token, caller, extra):
+    headers = {} if caller is None else {"Better-Auth-Token": token(caller)}
+    return {**headers, **extra}
+
+
+@pytest.mark.parametrize(("caller", "method", "path", "body", "extra"), SERVED_LEAN)
+def test_the_lean_dispatch_answers_as_drf(rows, token, dispatches, caller, method, path, body, extra):
+    lean, served, drf = _lean_and_drf(
+        Client(), dispatches, method, path, body, **_headers(token, caller, extra)
+    )
+    assert served == LEAN
+    assert lean == drf
+
+
+@pytest.mark.parametrize(("caller", "method", "path", "body", "extra"), SERVED_BY_DRF)
+def test_anything_else_is_drfs_as_before(rows, token, dispatches, caller, method, path, body, extra):
+    answer, served, drf = _lean_and_drf(
+        Client(), dispatches, method, path, body, **_headers(token, caller, extra)
+    )
+    assert served == DRF
+    assert answer == drf
+
+
+def test_the_bearer_header_is_served_lean_too(rows, token, dispatches):
+    headers = {"Authorization": f"Bearer {token('user')}"}
+    lean, served, drf = _lean_and_drf(
+        Client(), dispatches, "GET", f"{CHECK}?feature_code=calendar", **headers
+    )
+    assert served == LEAN
+    assert lean == drf
+    assert json.loads(lean[1])["has_access"] is True
+
+
+def test_a_staff_session_is_drfs(rows, as_staff, dispatches):
+    client = as_staff("sue", "support")
+    answer, served, drf = _lean_and_drf(
+        client, dispatches, "GET", f"{CHECK}?feature_code=calendar&user_id=user_alice"
+    )
+    assert served == DRF
+    assert answer == drf
+    assert answer[0] == 200
+
+
+@override_settings(DEBUG=True, AUTH_PUBLIC_KEY_PEM="", AUTH_JWKS_PATH="")
+def test_the_development_user_id_token_is_served_as_before(rows, dispatches):
+    lean, served, drf = _lean_and_drf(
+        Client(), dispatches, "GET", f"{CHECK}?feature_code=calendar", **{"Better-Auth-Token": "user_alice"}
+    )
+    assert served == LEAN
+    assert lean == drf
+    assert json.loads(lean[1])["user_id"] == "user_alice"
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def three_per_minute(settings, monkeypatch):
+    monkeypatch.setattr(_WindowThrottle, "timer", lambda self: 1_900_000_050)  # 30 s into a window
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "user": "3/min"},
+    }
+
+
+@pytest.mark.parametrize("dispatch", [LEAN, DRF])
+def test_each_request_is_counted_once(rows, token, dispatches, three_per_minute, dispatch):
+    """Answers, refusals by the view and the 429 itself: each one count, on either dispatch."""
+    client = Client(headers={"Better-Auth-Token": token("user"), "X-Request-ID": "counted"})
+    calls = [
+        ("GET", f"{CHECK}?feature_code=calendar"),
+        ("GET", f"{CHECK}?feature_code=Bad%20Code"),  # 400 from the view
+        ("POST", CHECK),
+        ("GET", f"{CHECK}?feature_code=calendar"),
+        ("GET", f"{CHECK}?feature_code=calendar"),
+    ]
+    with contextlib.nullcontext() if dispatch == LEAN else drf_dispatch():
+        answers = [
+            client.generic(
+                method, path, json.dumps({"feature_codes": ["calendar"]}), content_type="application/json"
+            )
+            if method == "POST"
+            else client.generic(method, path)
+            for method, path in calls
+        ]
+    assert [a.status_code for a in answers] == [200, 400, 200, 429, 429]
+    assert answers[3]["Retry-After"] == "30"
+    assert (dispatches == []) is (dispatch == LEAN)
+
+
+def test_the_429_is_drfs(rows, token, dispatches, three_per_minute):
+    bodies = {}
+    for dispatch in (LEAN, DRF):
+        from django.core.cache import cache
+
+        cache.delete_pattern("throttle:*")
+        client = Client(headers={"Better-Auth-Token": token("user"), "X-Request-ID": "throttled"})
+        with contextlib.nullcontext() if dispatch == LEAN else drf_dispatch():
+            for _ in range(3):
+                client.get(CHECK, {"feature_code": "calendar"})
+            response = client.get(CHECK, {"feature_code": "calendar"})
+        bodies[dispatch] = (response.status_code, response.content, sorted(response.items()))
+    assert bodies[LEAN][0] == 429
+    assert bodies[LEAN] == bodies[DRF]
