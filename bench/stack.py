@@ -10,8 +10,8 @@ measurement it moves little with the machine's load: it is how bench/RESULTS.md 
 one change to the stack saves.
 
 `--toggle NAME` (a function of `bench.toggles`, switching a change off and on) runs the warm and
-batch checks (or `--scenarios a,b`) with the change off and on alternately in each round, in the
-same process: the change's before and after, figures "NAME off" and "NAME on".
+batch checks (or `--scenarios a,b`) with the change off and on alternately, every BLOCK requests,
+in the same process: the change's before and after, figures "<scenario> off" and "<scenario> on".
 """
 
 import json
@@ -30,6 +30,7 @@ from bench.server import log
 REQUESTS = 400
 ROUNDS = 7
 SCENARIOS = ("ceiling", "warm", "batch", "list", "create", "webhook")
+BLOCK = 20  # with --toggle, off and on alternate every BLOCK requests: the load drifts less between them
 
 
 def run(args) -> str:
@@ -141,6 +142,10 @@ def _environ(method: str, path: str, *, token: str = "", body: bytes = b"", head
     return environ
 
 
+def _key(scenario: str, state: str | None) -> str:
+    return scenario if state is None else f"{scenario} {state}"
+
+
 def child(rounds: int, requests: int) -> None:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -213,23 +218,24 @@ def child(rounds: int, requests: int) -> None:
         from bench import toggles
 
         toggle = getattr(toggles, toggle_name)
-    runs = (
-        [(f"{name} {state}", state) for name in scenarios for state in ("off", "on")]
-        if toggle_name
-        else [(name, None) for name in scenarios]
-    )
-    results = {key: [] for key, _ in runs}
+    states = ("off", "on") if toggle_name else (None,)
+    results = {_key(name, state): [] for name in scenarios for state in states}
     for round_number in range(rounds):
-        for key, state in runs if round_number % 2 == 0 else reversed(runs):  # no side always first
-            if state is not None:
-                toggle(state == "on")
-            batch_of = requests_of(key.partition(" ")[0])
-            began = time.process_time()
-            for environ in batch_of:
-                code = call(environ)
-                if code >= 300:
-                    raise SystemExit(f"{key}: answered {code}")
-            results[key].append((time.process_time() - began) * 1000 / len(batch_of))
+        for name in scenarios:
+            made = {state: requests_of(name) for state in states}  # an environ's body is read once
+            spent = dict.fromkeys(states, 0.0)
+            for block in range(0, len(made[states[0]]), BLOCK):
+                for state in states if (block // BLOCK + round_number) % 2 == 0 else states[::-1]:
+                    if state is not None:
+                        toggle(state == "on")
+                    began = time.process_time()
+                    for environ in made[state][block : block + BLOCK]:
+                        code = call(environ)
+                        if code >= 300:
+                            raise SystemExit(f"{name}: answered {code}")
+                    spent[state] += time.process_time() - began
+            for state in states:
+                results[_key(name, state)].append(spent[state] * 1000 / len(made[state]))
         queue.delete("celery")  # the webhook tasks: no worker takes them here
     if stats.misses:
         raise SystemExit(f"the warm checks missed the cache {stats.misses} times: not seeded?")

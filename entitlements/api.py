@@ -206,7 +206,7 @@ DOES_NOT_FIT = problem_response(
 # --- entitlements --------------------------------------------------------------------------
 
 
-class EntitlementCheckView(LeanDispatch, CountsRideOnFirstRead, APIView):
+class EntitlementCheckView(CountsRideOnFirstRead, LeanDispatch, APIView):
     """The hot path: one Redis round trip (the rate limits' counts and the cache read), no SQL on a
     hit, and for a plainly valid token call no DRF dispatch around it (`LeanDispatch`)."""
 

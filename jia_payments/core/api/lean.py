@@ -18,6 +18,7 @@ counted once, as always), its handler with a `LeanRequest`, an error rendered by
 """
 
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from jia_payments.core.api.negotiation import JSON, ContentNegotiation, plainly_json
@@ -73,8 +74,15 @@ class LeanRequest:
         return True
 
 
+# DRF's `default_response_headers` by view class (they are the class's: Allow and Vary), Vary first
+# as DRF's finalize_response sets them.
+_default_headers: dict[type, dict[str, str]] = {}
+
+
 class LeanDispatch:
-    """APIView mixin for read-only views: the plainly valid token call without DRF's dispatch."""
+    """APIView mixin for read-only views: the plainly valid token call without DRF's dispatch.
+    After `CountsRideOnFirstRead` in a view's bases: its finalize_response (the counts no read
+    took) comes first."""
 
     lean_methods = frozenset({"GET"})
 
@@ -83,7 +91,7 @@ class LeanDispatch:
         if lean is None:
             return super().dispatch(request, *args, **kwargs)
         self.args, self.kwargs, self.request = args, kwargs, lean
-        self.headers = self.default_response_headers
+        self.headers = self._default_headers()
         try:
             self.check_throttles(lean)
             response = getattr(self, request.method.lower())(lean, *args, **kwargs)
@@ -91,6 +99,23 @@ class LeanDispatch:
             response = self.handle_exception(exc)
         self.response = self.finalize_response(lean, response, *args, **kwargs)
         return self.response
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        """DRF's; an answer of the lean path that is no DRF Response and has no Vary of its own gets
+        DRF's headers without it."""
+        if type(request) is not LeanRequest or isinstance(response, Response) or response.has_header("Vary"):
+            return super().finalize_response(request, response, *args, **kwargs)
+        for name, value in self.headers.items():
+            response[name] = value
+        return response
+
+    def _default_headers(self) -> dict[str, str]:
+        headers = _default_headers.get(type(self))
+        if headers is None:
+            found = self.default_response_headers
+            vary = found.pop("Vary", None)
+            headers = _default_headers[type(self)] = found if vary is None else {"Vary": vary, **found}
+        return dict(headers)
 
     def _lean_request(self, request, kwargs) -> LeanRequest | None:
         """The request as a LeanRequest, authenticated and permitted; None: DRF's dispatch."""
