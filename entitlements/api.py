@@ -243,7 +243,7 @@ class EntitlementCheckView(CountsRideOnFirstRead, LeanDispatch, APIView):
         )
 
 
-class EntitlementListView(GenericAPIView):
+class EntitlementListView(LeanDispatch, GenericAPIView):
     serializer_class = EntitlementSerializer
     session_permissions = {"POST": ["entitlements.add_entitlement"]}
 

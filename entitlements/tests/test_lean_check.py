@@ -1,6 +1,6 @@
-"""The check's lean dispatch (`core.api.lean`) answers what DRF's dispatch answers: the same status,
-body bytes and headers, for the calls it serves and for those it leaves to DRF; and the rate
-limits count each request once whichever dispatch serves it."""
+"""The lean dispatch (`core.api.lean`) of the check and the list answers what DRF's dispatch
+answers: the same status, body bytes and headers, for the calls it serves and for those it leaves
+to DRF; and the rate limits count each request once whichever dispatch serves it."""
 
 import contextlib
 import json
@@ -12,14 +12,16 @@ from django.test import Client, override_settings
 from django.utils import timezone
 from rest_framework.views import APIView
 
-from entitlements.api import EntitlementCheckView
+from entitlements.api import EntitlementCheckView, EntitlementListView
 from entitlements.models import Entitlement
 from entitlements.tests.factories import EntitlementFactory
 from jia_payments.core.api.throttling import _WindowThrottle
+from testsupport.logcapture import capture_logs
 
 pytestmark = pytest.mark.django_db
 
 CHECK = "/api/v1/entitlements/check/"
+LIST = "/api/v1/entitlements/"
 LEAN, DRF = "lean", "drf"
 _CSRF_TOKEN = re.compile(rb"\b[A-Za-z0-9]{64}\b")  # a new one in each browsable page and its cookie
 
@@ -52,13 +54,13 @@ def dispatches(monkeypatch):
 
 
 @contextlib.contextmanager
-def drf_dispatch():
-    """The check as it was: DRF's dispatch for every call."""
-    EntitlementCheckView.dispatch = APIView.dispatch
+def drf_dispatch(view=EntitlementCheckView):
+    """The view as it was: DRF's dispatch for every call."""
+    view.dispatch = APIView.dispatch
     try:
         yield
     finally:
-        del EntitlementCheckView.dispatch
+        del view.dispatch
 
 
 def _call(client, method: str, path: str, body=None, **headers):
@@ -75,13 +77,13 @@ def _call(client, method: str, path: str, body=None, **headers):
     return response.status_code, content, sorted(response.items()), cookies
 
 
-def _lean_and_drf(client, dispatches, *request, **headers):
+def _lean_and_drf(client, dispatches, *request, view=EntitlementCheckView, **headers):
     """(the answer now, how it was served, DRF's answer to the same call)."""
     _call(client, *request, **headers)  # the cache filled: both answers from it
     dispatches.clear()
     lean = _call(client, *request, **headers)
     served = DRF if dispatches else LEAN
-    with drf_dispatch():
+    with drf_dispatch(view):
         drf = _call(client, *request, **headers)
     return lean, served, drf
 
@@ -152,6 +154,53 @@ SERVED_BY_DRF = [
 ]
 
 
+LIST_SERVED_LEAN = [
+    ("user", f"{LIST}", {}),
+    ("user", f"{LIST}?status=active", {}),
+    ("user", f"{LIST}?limit=1&offset=1", {}),  # next and previous links
+    ("kid", f"{LIST}", {}),  # through the family
+    ("service", f"{LIST}?user_id=user_alice", {}),
+    ("staff", f"{LIST}?user_id=user_kid&status=cancelled", {}),
+    ("user", f"{LIST}", {"Accept": "application/json"}),
+    ("user", f"{LIST}?limit=0", {}),
+    ("user", f"{LIST}?status=bogus", {}),
+    ("user", f"{LIST}?user_id=user_bob", {}),
+    ("service", f"{LIST}", {}),
+]
+LIST_SERVED_BY_DRF = [
+    (None, f"{LIST}", {}),
+    ("expired", f"{LIST}", {}),
+    ("user", f"{LIST}", {"Accept": "application/json; indent=2"}),
+    ("user", f"{LIST}", {"Accept": "text/html"}),
+]
+
+
+@pytest.mark.parametrize(("caller", "path", "extra"), LIST_SERVED_LEAN)
+def test_the_list_answers_as_drf(rows, token, dispatches, caller, path, extra):
+    headers = _headers(token, caller, extra)
+    lean, served, drf = _lean_and_drf(Client(), dispatches, "GET", path, view=EntitlementListView, **headers)
+    assert served == LEAN
+    assert lean == drf
+
+
+@pytest.mark.parametrize(("caller", "path", "extra"), LIST_SERVED_BY_DRF)
+def test_the_lists_other_calls_are_drfs(rows, token, dispatches, caller, path, extra):
+    headers = _headers(token, caller, extra)
+    answer, served, drf = _lean_and_drf(
+        Client(), dispatches, "GET", path, view=EntitlementListView, **headers
+    )
+    assert served == DRF
+    assert answer == drf
+
+
+def test_a_list_create_is_drfs(token, dispatches, alice_row):
+    headers = {"Better-Auth-Token": token("service"), "Idempotency-Key": "lean-list-create"}
+    body = {"user_id": "user_zed", "feature_code": "calendar", "plan_id": "premium_x"}
+    response = Client().post(LIST, body, "application/json", headers=headers)
+    assert response.status_code == 201
+    assert dispatches == [DRF]
+
+
 def _headers(token, caller, extra):
     headers = {} if caller is None else {"Better-Auth-Token": token(caller)}
     return {**headers, **extra}
@@ -183,6 +232,26 @@ def test_the_bearer_header_is_served_lean_too(rows, token, dispatches):
     assert served == LEAN
     assert lean == drf
     assert json.loads(lean[1])["has_access"] is True
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_the_request_log_line_is_drfs(rows, token, dispatches, method):
+    def logged() -> dict:
+        headers = {"Better-Auth-Token": token("kid"), "X-Request-ID": "logged"}
+        with capture_logs() as logs:
+            if method == "GET":
+                Client().get(CHECK, {"feature_code": "calendar"}, headers=headers)
+            else:
+                Client().post(CHECK, {"feature_codes": ["calendar"]}, "application/json", headers=headers)
+        (line,) = logs.events("request_finished")
+        return {name: value for name, value in line.items() if name not in ("duration_ms", "timestamp")}
+
+    lean = logged()
+    with drf_dispatch():
+        drf = logged()
+    assert dispatches == [DRF]
+    assert lean == drf
+    assert lean["user_id"] == "user_kid"
 
 
 def test_a_staff_session_is_drfs(rows, as_staff, dispatches):
