@@ -136,6 +136,22 @@ SERVED_LEAN = [
     ("user", "POST", CHECK, b'{"feature_codes": ["a"], "feature_codes": ["b"]}', {}),  # a key twice
     ("user", "POST", CHECK, b"feature_codes=a", {"Content-Type": "application/x-www-form-urlencoded"}),
     ("user", "POST", CHECK, b"", {}),
+    ("user", "POST", CHECK, b"null", {}),
+    (
+        "user",
+        "POST",
+        CHECK,
+        b'{"feature_codes": ["calendar"]}',
+        {"Content-Type": "application/json; charset=utf-8"},
+    ),
+    (
+        "user",
+        "POST",
+        CHECK,
+        b'{"feature_codes": ["calendar"]}',
+        {"Content-Type": "application/json; charset=bz2_codec"},
+    ),
+    ("user", "POST", CHECK, b'{"feature_codes": ["\\ud800"]}', {}),  # an unpaired surrogate
 ]
 
 SERVED_BY_DRF = [
