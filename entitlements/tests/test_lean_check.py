@@ -88,6 +88,11 @@ def _lean_and_drf(client, dispatches, *request, view=EntitlementCheckView, **hea
     return lean, served, drf
 
 
+def _headers(token, caller, extra):
+    headers = {} if caller is None else {"Better-Auth-Token": token(caller)}
+    return {**headers, **extra}
+
+
 @pytest.fixture
 def token(token_issuer):
     tokens = {
@@ -191,21 +196,16 @@ LIST_SERVED_BY_DRF = [
 ]
 
 
-@pytest.mark.parametrize(("caller", "path", "extra"), LIST_SERVED_LEAN)
-def test_the_list_answers_as_drf(rows, token, dispatches, caller, path, extra):
-    headers = _headers(token, caller, extra)
-    lean, served, drf = _lean_and_drf(Client(), dispatches, "GET", path, view=EntitlementListView, **headers)
-    assert served == LEAN
-    assert lean == drf
-
-
-@pytest.mark.parametrize(("caller", "path", "extra"), LIST_SERVED_BY_DRF)
-def test_the_lists_other_calls_are_drfs(rows, token, dispatches, caller, path, extra):
+@pytest.mark.parametrize(
+    ("caller", "path", "extra", "dispatch"),
+    [(*call, LEAN) for call in LIST_SERVED_LEAN] + [(*call, DRF) for call in LIST_SERVED_BY_DRF],
+)
+def test_the_list_answers_as_drf(rows, token, dispatches, caller, path, extra, dispatch):
     headers = _headers(token, caller, extra)
     answer, served, drf = _lean_and_drf(
         Client(), dispatches, "GET", path, view=EntitlementListView, **headers
     )
-    assert served == DRF
+    assert served == dispatch
     assert answer == drf
 
 
@@ -217,26 +217,15 @@ def test_a_list_create_is_drfs(token, dispatches, alice_row):
     assert dispatches == [DRF]
 
 
-def _headers(token, caller, extra):
-    headers = {} if caller is None else {"Better-Auth-Token": token(caller)}
-    return {**headers, **extra}
-
-
-@pytest.mark.parametrize(("caller", "method", "path", "body", "extra"), SERVED_LEAN)
-def test_the_lean_dispatch_answers_as_drf(rows, token, dispatches, caller, method, path, body, extra):
-    lean, served, drf = _lean_and_drf(
-        Client(), dispatches, method, path, body, **_headers(token, caller, extra)
-    )
-    assert served == LEAN
-    assert lean == drf
-
-
-@pytest.mark.parametrize(("caller", "method", "path", "body", "extra"), SERVED_BY_DRF)
-def test_anything_else_is_drfs_as_before(rows, token, dispatches, caller, method, path, body, extra):
+@pytest.mark.parametrize(
+    ("caller", "method", "path", "body", "extra", "dispatch"),
+    [(*call, LEAN) for call in SERVED_LEAN] + [(*call, DRF) for call in SERVED_BY_DRF],
+)
+def test_the_check_answers_as_drf(rows, token, dispatches, caller, method, path, body, extra, dispatch):
     answer, served, drf = _lean_and_drf(
         Client(), dispatches, method, path, body, **_headers(token, caller, extra)
     )
-    assert served == DRF
+    assert served == dispatch
     assert answer == drf
 
 
