@@ -207,10 +207,10 @@ DOES_NOT_FIT = problem_response(
 
 
 class EntitlementCheckView(CountsRideOnFirstRead, LeanDispatch, APIView):
-    """The hot path: one Redis round trip (the rate limits' counts and the cache read), no SQL on a
-    hit, and for a plainly valid token call no DRF dispatch around it (`LeanDispatch`)."""
+    """The hot path: one Redis round trip (the rate limits' counts and the cache read), no SQL on a hit."""
 
-    lean_methods = frozenset({"GET", "POST"})  # the batch check's POST is a read
+    # A plainly valid token call without DRF's dispatch around it; the batch check's POST is a read.
+    lean_methods = frozenset({"GET", "POST"})
 
     def get_throttles(self):
         # The batch check is a POST but a read: it does not spend the (strict) write budget, so

@@ -330,3 +330,19 @@ def test_the_429_is_drfs(rows, token, dispatches, three_per_minute):
         bodies[dispatch] = (response.status_code, response.content, sorted(response.items()))
     assert bodies[LEAN][0] == 429
     assert bodies[LEAN] == bodies[DRF]
+
+
+def test_the_lean_dispatch_leaves_the_schema_as_it_was(anon_client):
+    """drf-spectacular describes an operation by its view's docstring, or a base class's."""
+    schema = anon_client.get("/api/schema/", {"format": "json"}).json()
+    operations = {
+        operation["operationId"]: operation
+        for path in schema["paths"].values()
+        for operation in path.values()
+    }
+    check = (
+        "The hot path: one Redis round trip (the rate limits' counts and the cache read), no SQL on a hit."
+    )
+    assert operations["entitlements_check"]["description"] == check
+    assert operations["entitlements_check_batch"]["description"] == check
+    assert "description" not in operations["entitlements_list"]

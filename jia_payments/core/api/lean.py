@@ -89,7 +89,9 @@ class LeanRequest:
     def authenticate(self) -> bool:
         """As DRF's Request: the first authenticator's verdict, when it has one (a refusal or
         no credentials of its kind: False, DRF's dispatch decides)."""
-        authenticator = self._view.get_authenticators()[0]
+        if not self._view.authentication_classes:
+            return False
+        authenticator = self._view.authentication_classes[0]()
         try:
             found = authenticator.authenticate(self)
         except Exception:  # noqa: BLE001 (DRF's dispatch refuses it again, in its shape)
@@ -107,11 +109,10 @@ class LeanRequest:
 _default_headers: dict[type, dict[str, str]] = {}
 
 
+# APIView mixin for read-only views: the plainly valid token call without DRF's dispatch. After
+# `CountsRideOnFirstRead` in a view's bases: its finalize_response (the counts no read took) comes
+# first. No docstring: drf-spectacular would take it as the description of a view without one.
 class LeanDispatch:
-    """APIView mixin for read-only views: the plainly valid token call without DRF's dispatch.
-    After `CountsRideOnFirstRead` in a view's bases: its finalize_response (the counts no read
-    took) comes first."""
-
     lean_methods = frozenset({"GET"})
 
     def dispatch(self, request, *args, **kwargs):
@@ -149,6 +150,7 @@ class LeanDispatch:
         """The request as a LeanRequest, authenticated and permitted; None: DRF's dispatch."""
         if (
             request.method not in self.lean_methods
+            or request.method.lower() not in self.http_method_names
             or not hasattr(self, request.method.lower())
             or self.versioning_class is not None
             or self.content_negotiation_class is not ContentNegotiation
