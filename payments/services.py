@@ -5,6 +5,7 @@ Checkout sessions are written by payments/checkout.py, refunds by payments/refun
 """
 
 import uuid
+from contextlib import nullcontext
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -15,9 +16,10 @@ from jia_payments.core.api.auth import Principal
 from jia_payments.core.api.errors import DomainError, Forbidden, InvalidTransition, NotFound
 from jia_payments.core.api.timestamps import iso_utc
 from jia_payments.core.api.validation import is_currency_code
-from jia_payments.core.audit.trail import audit_context, record_changes
+from jia_payments.core.audit.trail import audit_context, creation_entry, record_changes
+from jia_payments.core.inserts import NewRow, insert_rows
 from jia_payments.core.ops import tracing
-from jia_payments.core.outbox.events import record_event
+from jia_payments.core.outbox.events import new_event, record_event
 from payments import metrics
 from payments.models import MAX_AMOUNT, Payment
 from payments.stripe import gateway
@@ -50,10 +52,17 @@ def payment_data(payment: Payment) -> dict[str, Any]:
 
 
 def _record(payment: Payment, type: str) -> None:
+    record_event(**_event_of(payment, type))
+
+
+def _event_of(payment: Payment, type: str) -> dict[str, Any]:
     tracing.set_attributes({"payment.id": str(payment.pk), "payment.status": payment.status})
-    record_event(
-        type=type, aggregate_id=payment.pk, subject=f"payments/{payment.pk}", data=payment_data(payment)
-    )
+    return {
+        "type": type,
+        "aggregate_id": payment.pk,
+        "subject": f"payments/{payment.pk}",
+        "data": payment_data(payment),
+    }
 
 
 def _count_on_commit(payment: Payment, failure_code: str = "") -> None:
@@ -174,16 +183,19 @@ def _validated_payment(*, amount, currency, metadata, **fields) -> Payment:
 
 
 def _insert(payment: Payment) -> Payment:
-    """Write the new payment and its event, or answer the payment already made under its id.
+    """Write the new payment, its audit entry and its event, or answer the payment already made
+    under its id.
 
-    A refused INSERT rolls back the whole block (no savepoint of its own around the INSERT): the
-    payment, its audit entry and its event are written together or not at all, and the payment
-    already made is read after the rollback.
+    The three rows are one statement (`core.inserts`), all or none: outside a transaction it is
+    atomic by itself (no BEGIN and COMMIT); inside the caller's, it gets a savepoint, so that a
+    refused INSERT leaves that transaction usable. The payment already made is read afterwards.
     """
+    row = NewRow(payment)  # its created_at and updated_at, as its save would set them
+    entry = creation_entry(payment)
     try:
-        with transaction.atomic():
-            payment.save(force_insert=True)
-            _record(payment, "payment.created")
+        with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
+            with new_event(**_event_of(payment, "payment.created")) as event:
+                insert_rows(row, *([NewRow(entry)] if entry is not None else []), NewRow(event))
             _count_on_commit(payment)
     except IntegrityError:
         made = Payment.objects.filter(pk=payment.pk).first()
