@@ -15,6 +15,7 @@ from jia_payments.core.api.errors import InvalidTransition
 from jia_payments.core.api.idempotency import effect_id, idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import IsServiceOrStaff
+from jia_payments.core.api.renderers import json_response
 from jia_payments.core.api.representation import DirectRepresentation
 from jia_payments.core.api.validation import (
     CurrencyField,
@@ -158,7 +159,9 @@ class PaymentListCreateView(GenericAPIView):
         body = PaymentSerializer(created.payment).data
         if created.client_secret is not None:
             body = {**body, "client_secret": created.client_secret}
-        return Response(body, status=status.HTTP_201_CREATED)
+        response = json_response(request, body)
+        response.status_code = status.HTTP_201_CREATED
+        return response
 
 
 # A create is a hot path: a body that is plainly valid skips the serializer; any other goes

@@ -189,3 +189,23 @@ def test_a_write_the_database_refuses_answers_500_leaves_nothing_and_releases_th
     assert list(IdempotencyKey.objects.values_list("key", "state")) == [
         ("refused-by-the-database", "released")
     ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("description", ["Premium, one month", "Prämie\u2028line two", ""])
+def test_the_answer_and_the_stored_answer_are_drf_s_bytes(service_client, description):
+    from rest_framework.renderers import JSONRenderer
+
+    key = f"answer-{len(description)}"
+    response = service_client.post(
+        "/api/v1/payments/", {**FIELDS, "description": description}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+    assert (response.status_code, response["Content-Type"]) == (201, "application/json")
+    drf = JSONRenderer().render(response.json())  # the same data (its metadata's order as sent)
+    assert response.content == drf
+    assert response.json() == services.payment_data(Payment.objects.get())
+    assert IdempotencyKey.objects.get(key=key).response_body.encode() == drf
+    again = service_client.post(
+        "/api/v1/payments/", {**FIELDS, "description": description}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+    assert (again.status_code, again["Idempotent-Replayed"], again.content) == (201, "true", drf)
