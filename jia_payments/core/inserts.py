@@ -10,20 +10,16 @@ No model signal is sent: the caller writes what the receivers would have (e.g. t
 import functools
 from collections.abc import Sequence
 
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 from django.db.models import Model
 
 
 class NewRow:
     def __init__(self, instance: Model):
+        meta = instance._meta
         self.instance = instance
-        self.fields, plain_types = _fields_of(type(instance))
-        self.values = [
-            value if type(value) is plain else field.get_db_prep_save(value, connection)
-            for field, plain, value in zip(
-                self.fields, plain_types, (_value(instance, field) for field in self.fields), strict=True
-            )
-        ]
+        self.fields = tuple(field for field in meta.concrete_fields if field is not meta.auto_field)
+        self.values = [field.get_db_prep_save(_value(instance, field), connection) for field in self.fields]
 
 
 def _value(instance: Model, field):
@@ -31,20 +27,6 @@ def _value(instance: Model, field):
     `pre_save`: an `auto_now` time, also set on the instance)."""
     value = getattr(instance, field.attname)
     return field.pre_save(instance, add=True) if value is None else value
-
-
-# Fields whose database value is the Python value itself when it is of this type (a str in a
-# CharField): `get_db_prep_save` is skipped for those. (Django's psycopg backend wraps an int
-# for an IntegerField in psycopg's Int2/4/8: not plain.)
-_PLAIN_TYPES = {models.CharField: str, models.TextField: str, models.BooleanField: bool}
-
-
-@functools.cache
-def _fields_of(model: type[Model]) -> tuple[tuple, tuple]:
-    """The model's columns to insert (no auto primary key) and each one's plain value type."""
-    meta = model._meta
-    fields = tuple(field for field in meta.concrete_fields if field is not meta.auto_field)
-    return fields, tuple(_PLAIN_TYPES.get(type(field)) for field in fields)
 
 
 def insert_rows(*rows: NewRow) -> None:
