@@ -5,7 +5,8 @@ Checkout sessions are written by payments/checkout.py, refunds by payments/refun
 """
 
 import uuid
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -109,10 +110,11 @@ def payment_create(
 
     A method in STRIPE_PAYMENT_METHODS is charged through a Stripe PaymentIntent, created first
     under the new payment's id (its idempotency key, and its metadata); then the row is written
-    with `external_payment_id` in one transaction, so a failure at Stripe writes nothing (503, the
-    caller tries again) and `payment.created` already names the intent. The client confirms the
-    intent with Stripe.js and its `client_secret`; the payment then moves only through Stripe's
-    webhooks (payments/stripe/handlers.py). Other methods write the row only.
+    with `external_payment_id`, with its audit entry and its event in one statement, so a failure
+    at Stripe writes nothing (503, the caller tries again) and `payment.created` already names the
+    intent. The client confirms the intent with Stripe.js and its `client_secret`; the payment then
+    moves only through Stripe's webhooks (payments/stripe/handlers.py). Other methods write the
+    rows only.
     """
     if not principal.may_act_for(customer_id):
         raise PaymentForbidden("An end user may only create payments for themself.")
@@ -194,8 +196,8 @@ def _insert(payment: Payment) -> Payment:
     entry = creation_entry(payment)
     try:
         with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
-            with new_event(**_event_of(payment, "payment.created")) as event:
-                insert_rows(row, *([NewRow(entry)] if entry is not None else []), NewRow(event))
+            with _created_event(payment) as event_rows:
+                insert_rows(row, *([NewRow(entry)] if entry is not None else []), *event_rows)
             _count_on_commit(payment)
     except IntegrityError:
         made = Payment.objects.filter(pk=payment.pk).first()
@@ -203,6 +205,13 @@ def _insert(payment: Payment) -> Payment:
             raise  # another constraint refused it
         return made
     return payment
+
+
+@contextmanager
+def _created_event(payment: Payment) -> Iterator[list[NewRow]]:
+    """`payment.created`'s outbox row, for the block to write with the payment."""
+    with new_event(**_event_of(payment, "payment.created")) as event:
+        yield [NewRow(event)]
 
 
 def payment_move_status(
