@@ -12,7 +12,7 @@
    read back: every row exactly once, per-key order kept.
 3. Create cost: POST /api/v1/payments/ (bank_transfer, a service token) through the real DRF view in
    process, in three variants interleaved in random order within each round: `no events` (the
-   bench replaces `payments.services._record` with a no-op in its own process: no switch exists in
+   bench replaces `payments.services._created_event` with no row in its own process: no switch exists in
    the product), `outbox` (the row only, EVENTS_PROVIDER=outbox), and `outbox + relay trigger`
    (production: EVENTS_PROVIDER=kafka, non-eager Celery on Redis, a real Celery worker relaying to
    the broker meanwhile). Medians and p90 of the request's wall time; afterwards every event of the
@@ -24,6 +24,7 @@ so this suite never depends on how another suite configured Django in the parent
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -241,7 +242,7 @@ def report(quick, backlog, rounds, relay, create, load_before, load_after, secon
         "",
         "POST /api/v1/payments/ (bank_transfer, a service token) through the DRF view in process "
         "(auth, rate limits, validation, the INSERT, the response). `no events`: the bench alone "
-        "replaces `payments.services._record` with a no-op in its process; `outbox`: the outbox row, "
+        "replaces `payments.services._created_event` with no row in its process; `outbox`: the outbox row, "
         "EVENTS_PROVIDER=outbox; `outbox + relay trigger`: production's setting, Kafka provider, the "
         "after-commit relay request (made by a thread of the process the commit wakes: a flag on "
         "Redis, and a Celery publish when no run is pending), a Celery worker relaying meanwhile.",
@@ -473,7 +474,7 @@ def child_create(rounds: int) -> dict:
         "description": "Premium, one month",
         "metadata": {"source": "bench"},
     }
-    real_record = payments.services._record
+    real_event = payments.services._created_event
     enqueued = 0
     real_apply_async = tasks.relay_events.apply_async
 
@@ -486,7 +487,8 @@ def child_create(rounds: int) -> dict:
     outbox_only = override_settings(EVENTS_PROVIDER="outbox")
 
     def create(variant: str) -> float:
-        payments.services._record = real_record if variant != "no events" else (lambda payment, type: None)
+        no_event = lambda payment: contextlib.nullcontext([])  # noqa: E731
+        payments.services._created_event = real_event if variant != "no events" else no_event
         if variant == "outbox":
             outbox_only.enable()
         try:
@@ -510,7 +512,7 @@ def child_create(rounds: int) -> dict:
         random.shuffle(order)
         for variant in order:
             samples[variant].append(create(variant))
-    payments.services._record = real_record
+    payments.services._created_event = real_event
     # The `outbox` variant's rows wait for a relay (the provider was "outbox" at their commit):
     # a sweep, as beat's, publishes them.
     tasks.relay_events.apply_async = real_apply_async

@@ -5,6 +5,8 @@ Checkout sessions are written by payments/checkout.py, refunds by payments/refun
 """
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -15,9 +17,10 @@ from jia_payments.core.api.auth import Principal
 from jia_payments.core.api.errors import DomainError, Forbidden, InvalidTransition, NotFound
 from jia_payments.core.api.timestamps import iso_utc
 from jia_payments.core.api.validation import is_currency_code
-from jia_payments.core.audit.trail import audit_context, record_changes
+from jia_payments.core.audit.trail import audit_context, creation_entry, record_changes
+from jia_payments.core.inserts import NewRow, insert_rows
 from jia_payments.core.ops import tracing
-from jia_payments.core.outbox.events import record_event
+from jia_payments.core.outbox.events import new_event, record_event
 from payments import metrics
 from payments.models import MAX_AMOUNT, Payment
 from payments.stripe import gateway
@@ -50,10 +53,17 @@ def payment_data(payment: Payment) -> dict[str, Any]:
 
 
 def _record(payment: Payment, type: str) -> None:
+    record_event(**_event_of(payment, type))
+
+
+def _event_of(payment: Payment, type: str) -> dict[str, Any]:
     tracing.set_attributes({"payment.id": str(payment.pk), "payment.status": payment.status})
-    record_event(
-        type=type, aggregate_id=payment.pk, subject=f"payments/{payment.pk}", data=payment_data(payment)
-    )
+    return {
+        "type": type,
+        "aggregate_id": payment.pk,
+        "subject": f"payments/{payment.pk}",
+        "data": payment_data(payment),
+    }
 
 
 def _count_on_commit(payment: Payment, failure_code: str = "") -> None:
@@ -100,10 +110,11 @@ def payment_create(
 
     A method in STRIPE_PAYMENT_METHODS is charged through a Stripe PaymentIntent, created first
     under the new payment's id (its idempotency key, and its metadata); then the row is written
-    with `external_payment_id` in one transaction, so a failure at Stripe writes nothing (503, the
-    caller tries again) and `payment.created` already names the intent. The client confirms the
-    intent with Stripe.js and its `client_secret`; the payment then moves only through Stripe's
-    webhooks (payments/stripe/handlers.py). Other methods write the row only.
+    with `external_payment_id`, with its audit entry and its event in one statement, so a failure
+    at Stripe writes nothing (503, the caller tries again) and `payment.created` already names the
+    intent. The client confirms the intent with Stripe.js and its `client_secret`; the payment then
+    moves only through Stripe's webhooks (payments/stripe/handlers.py). Other methods write the
+    rows only.
     """
     if not principal.may_act_for(customer_id):
         raise PaymentForbidden("An end user may only create payments for themself.")
@@ -174,16 +185,19 @@ def _validated_payment(*, amount, currency, metadata, **fields) -> Payment:
 
 
 def _insert(payment: Payment) -> Payment:
-    """Write the new payment and its event, or answer the payment already made under its id.
+    """Write the new payment, its audit entry and its event, or answer the payment already made
+    under its id.
 
-    A refused INSERT rolls back the whole block (no savepoint of its own around the INSERT): the
-    payment, its audit entry and its event are written together or not at all, and the payment
-    already made is read after the rollback.
+    The three rows are one statement (`core.inserts`), all or none: outside a transaction it is
+    atomic by itself (no BEGIN and COMMIT); inside the caller's, it gets a savepoint, so that a
+    refused INSERT leaves that transaction usable. The payment already made is read afterwards.
     """
+    row = NewRow(payment)  # its created_at and updated_at, as its save would set them
+    entry = creation_entry(payment)
     try:
-        with transaction.atomic():
-            payment.save(force_insert=True)
-            _record(payment, "payment.created")
+        with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
+            with _created_event(payment) as event_rows:
+                insert_rows(row, *([NewRow(entry)] if entry is not None else []), *event_rows)
             _count_on_commit(payment)
     except IntegrityError:
         made = Payment.objects.filter(pk=payment.pk).first()
@@ -191,6 +205,13 @@ def _insert(payment: Payment) -> Payment:
             raise  # another constraint refused it
         return made
     return payment
+
+
+@contextmanager
+def _created_event(payment: Payment) -> Iterator[list[NewRow]]:
+    """`payment.created`'s outbox row, for the block to write with the payment."""
+    with new_event(**_event_of(payment, "payment.created")) as event:
+        yield [NewRow(event)]
 
 
 def payment_move_status(

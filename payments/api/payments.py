@@ -3,6 +3,9 @@
 Who may create a payment for whom, and whether Stripe is involved, is `services.payment_create`'s.
 """
 
+import json
+import re
+
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
@@ -12,6 +15,7 @@ from jia_payments.core.api.errors import InvalidTransition
 from jia_payments.core.api.idempotency import effect_id, idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import IsServiceOrStaff
+from jia_payments.core.api.renderers import json_response
 from jia_payments.core.api.representation import DirectRepresentation
 from jia_payments.core.api.validation import (
     CurrencyField,
@@ -20,6 +24,7 @@ from jia_payments.core.api.validation import (
     StrictIntegerField,
     StrictQuery,
     StrictSerializer,
+    is_currency_code,
 )
 from payments import selectors, services
 from payments.models import MAX_AMOUNT, Payment
@@ -148,15 +153,75 @@ class PaymentListCreateView(GenericAPIView):
     )
     @idempotent(atomic=False)  # a card payment calls Stripe: no transaction may stay open
     def post(self, request):
-        data = PaymentCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
         created = services.payment_create(
-            principal=request.user, payment_id=effect_id(request), **data.validated_data
+            principal=request.user, payment_id=effect_id(request), **_create_data(request.data)
         )
         body = PaymentSerializer(created.payment).data
         if created.client_secret is not None:
             body = {**body, "client_secret": created.client_secret}
-        return Response(body, status=status.HTTP_201_CREATED)
+        response = json_response(request, body)
+        response.status_code = status.HTTP_201_CREATED
+        return response
+
+
+# A create is a hot path: a body that is plainly valid skips the serializer; any other goes
+# through it, so that every error is exactly the serializer's.
+_CREATE_FIELDS = frozenset(PaymentCreateSerializer._declared_fields)
+_REQUIRED_FIELDS = frozenset(("amount", "currency", "payment_method", "customer_id"))
+_METHODS = {method.value: method for method in API_METHODS}
+_PLAIN_TEXT = re.compile(r"[\x20-\x7e]*")  # printable ASCII: no NUL, no surrogate
+_MAX_LENGTH = {field: _max(field) for field in ("customer_id", "order_id", "description")}
+_PLAIN_METADATA_ENTRIES = 20
+_PLAIN_METADATA_KEY_LENGTH = 100
+_METADATA_MAX_BYTES = PaymentCreateSerializer._declared_fields["metadata"].max_bytes
+
+
+def _create_data(data) -> dict:
+    """PaymentCreateSerializer's validated data, without the serializer when the body is plainly valid."""
+    if _is_plain_create(data):
+        return {**data, "payment_method": _METHODS[data["payment_method"]]}
+    serializer = PaymentCreateSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _is_plain_create(data) -> bool:
+    return (
+        type(data) is dict
+        and _REQUIRED_FIELDS <= data.keys() <= _CREATE_FIELDS
+        and type(data["amount"]) is int
+        and 1 <= data["amount"] <= MAX_AMOUNT
+        and type(data["currency"]) is str
+        and is_currency_code(data["currency"])
+        and type(data["payment_method"]) is str
+        and data["payment_method"] in _METHODS
+        and _is_plain_text(data["customer_id"], _MAX_LENGTH["customer_id"], min_length=1)
+        and _is_plain_text(data.get("order_id", ""), _MAX_LENGTH["order_id"])
+        and _is_plain_text(data.get("description", ""), _MAX_LENGTH["description"])
+        and _is_plain_metadata(data.get("metadata", {}))
+    )
+
+
+def _is_plain_text(value, max_length: int, *, min_length: int = 0) -> bool:
+    return (
+        type(value) is str
+        and min_length <= len(value) <= max_length
+        and _PLAIN_TEXT.fullmatch(value) is not None
+    )
+
+
+def _is_plain_metadata(value) -> bool:
+    """A flat object of plain text keys and plain text, whole number, boolean or null values."""
+    return (
+        type(value) is dict
+        and len(value) <= _PLAIN_METADATA_ENTRIES
+        and all(
+            _is_plain_text(key, _PLAIN_METADATA_KEY_LENGTH)
+            and (type(item) in (int, bool, type(None)) or (type(item) is str and _PLAIN_TEXT.fullmatch(item)))
+            for key, item in value.items()
+        )
+        and len(json.dumps(value, separators=(",", ":"))) <= _METADATA_MAX_BYTES
+    )
 
 
 class PaymentDetailView(GenericAPIView):

@@ -110,3 +110,72 @@ def test_text_postgresql_cannot_store_in_metadata_is_400_and_writes_nothing(serv
     assert not Payment.objects.exists()
     assert not OutboxEvent.objects.exists()
     assert not IdempotencyKey.objects.exists()
+
+
+PLAIN_BODIES = [
+    GOOD,
+    {**GOOD, "payment_method": "bank_transfer", "metadata": {"source": "ios", "n": 1, "on": True, "x": None}},
+    {"amount": 1, "currency": "EUR", "payment_method": "wallet", "customer_id": "c"},
+    {**GOOD, "amount": 99_999_999, "order_id": "", "description": "", "metadata": {}},
+    {**GOOD, "customer_id": "c" * 255, "order_id": "o" * 255, "description": "d" * 1000},
+]
+# Each goes through the serializer: valid ones it changes (upper-cased currency, 12.0) or that are
+# not plain (non-ASCII text, nested metadata), and every invalid one.
+OTHER_BODIES = [
+    {**GOOD, "currency": "usd"},
+    {**GOOD, "amount": 1999.0},
+    {**GOOD, "description": "Prämie"},
+    {**GOOD, "metadata": {"nested": {"a": [1, 2]}}},
+    {**GOOD, "metadata": {"k": "a\u0000b"}},
+    {**GOOD, "metadata": {"k": 1.5}},
+    {**GOOD, "metadata": None},
+    {**GOOD, "metadata": []},
+    {**GOOD, "metadata": {f"k{n}": "v" * 200 for n in range(21)}},
+    {**GOOD, "amount": True},
+    {**GOOD, "amount": 0},
+    {**GOOD, "amount": 100_000_000},
+    {**GOOD, "currency": "XTS"},
+    {**GOOD, "payment_method": "stripe_checkout"},
+    {**GOOD, "payment_method": 1},
+    {**GOOD, "customer_id": ""},
+    {**GOOD, "customer_id": "c" * 256},
+    {**GOOD, "order_id": None},
+    {**GOOD, "description": "d" * 1001},
+    {**GOOD, "description": "a\u0000b"},
+    {**GOOD, "status": "completed"},
+    {key: value for key, value in GOOD.items() if key != "customer_id"},
+    [GOOD],
+]
+
+
+def _by_the_serializer(body):
+    from payments.api.payments import PaymentCreateSerializer
+
+    serializer = PaymentCreateSerializer(data=body)
+    return dict(serializer.validated_data) if serializer.is_valid() else serializer.errors
+
+
+@pytest.mark.parametrize("body", PLAIN_BODIES)
+def test_a_plainly_valid_body_skips_the_serializer_and_gives_its_validated_data(body):
+    from payments.api.payments import _create_data, _is_plain_create
+
+    assert _is_plain_create(body)
+    data = _create_data(body)
+    assert data == _by_the_serializer(body)
+    assert {key: type(value) for key, value in data.items()} == {
+        key: type(value) for key, value in _by_the_serializer(body).items()
+    }
+
+
+@pytest.mark.parametrize("body", OTHER_BODIES)
+def test_any_other_body_goes_through_the_serializer(body):
+    from rest_framework.exceptions import ValidationError
+
+    from payments.api.payments import _create_data, _is_plain_create
+
+    assert not _is_plain_create(body)
+    expected = _by_the_serializer(body)
+    try:
+        assert _create_data(body) == expected
+    except ValidationError as error:
+        assert error.detail == expected

@@ -287,12 +287,20 @@ def _release(record: IdempotencyKey, *, status: int) -> None:
         ours.update(state=IdempotencyKey.State.RELEASED)
 
 
-def _store(record: IdempotencyKey, response: Response) -> None:
-    body = JSONRenderer().render(response.data).decode() if response.data is not None else ""
+def _store(record: IdempotencyKey, response) -> None:
+    body = _body_of(response)
     # On every create's path: one UPDATE written once, not compiled by the ORM per request.
     with connection.cursor() as cursor:
         values = [IdempotencyKey.State.COMPLETED.value, response.status_code, body, record.pk]
         cursor.execute(_store_sql(), values)
+
+
+def _body_of(response) -> str:
+    """The answer's JSON text: a DRF Response's data rendered, or an answer already rendered
+    (`renderers.json_response`)."""
+    if not isinstance(response, Response):
+        return response.content.decode()
+    return JSONRenderer().render(response.data).decode() if response.data is not None else ""
 
 
 @functools.cache

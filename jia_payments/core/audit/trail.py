@@ -24,6 +24,7 @@ message's `jia_audit` header, and `task_audit_resume()` (task_prerun) makes the 
 name them; the request id travels with them and stays the entries' `cid`.
 """
 
+import functools
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -199,6 +200,43 @@ def fill_log_entry(sender, instance, **kwargs) -> None:
     if instance.remote_addr is None:
         instance.remote_addr = who["remote_addr"]
     instance.additional_data = {**who["additional_data"], **(instance.additional_data or {})}
+
+
+def creation_entry(instance: Model):
+    """The `LogEntry` django-auditlog writes when `instance` is first saved (its `log_create`
+    receiver: the diff from nothing, the object's text, the correlation id), filled in as
+    `fill_log_entry` fills every entry, and unsaved: for a write that inserts the object's row
+    itself, with no save and so no signal (`core.inserts`). Call it once the instance holds what
+    its save would write (`NewRow` sets the `auto_now` times). None where auditlog writes none."""
+    from auditlog.context import auditlog_disabled
+    from auditlog.diff import model_instance_diff
+    from auditlog.models import LogEntry
+    from auditlog.registry import auditlog
+    from django.conf import settings
+
+    if auditlog_disabled.get(False) or not auditlog.contains(type(instance)):
+        return None
+    use_json = settings.AUDITLOG_STORE_JSON_CHANGES
+    changes = model_instance_diff(None, instance, use_json_for_changes=use_json)
+    if not changes:
+        return None
+    entry = _unsaved_entries().log_create(instance, action=LogEntry.Action.CREATE, changes=changes)
+    fill_log_entry(LogEntry, entry)
+    return entry
+
+
+@functools.cache
+def _unsaved_entries():
+    """auditlog's `LogEntry.objects`, whose `create` answers the entry unsaved."""
+    from auditlog.models import LogEntry
+
+    class UnsavedEntries(type(LogEntry.objects)):
+        def create(self, **fields):
+            return self.model(**fields)
+
+    manager = UnsavedEntries()
+    manager.model = LogEntry
+    return manager
 
 
 def _text(value) -> str:

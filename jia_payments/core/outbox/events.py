@@ -7,6 +7,8 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.cache import cache
@@ -17,6 +19,7 @@ from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
 from jia_payments.core.api.timestamps import iso_utc
+from jia_payments.core.inserts import NewRow, insert_rows
 from jia_payments.core.models import OutboxEvent
 from jia_payments.core.ops import tracing
 
@@ -41,56 +44,48 @@ def record_event(*, type: str, aggregate_id, subject: str, data: dict) -> Outbox
     Call it inside the service's `transaction.atomic()` block: a rolled-back change then leaves
     no event, and a committed change always has one. `data` is the object as the API shows it.
 
-    It sits on every write's path, so it costs one INSERT and one json.dumps: on PostgreSQL the
-    envelope's JSON text goes straight into the jsonb column (no model save, no second encoding),
-    and the relay trigger is one per transaction and debounced (`request_relay_on_commit`).
+    It sits on every write's path, so it costs one INSERT and one json.dumps (no model save), and
+    the relay trigger is one per transaction and debounced (`request_relay_on_commit`).
     """
-    if type not in _event_types:
-        raise ValueError(f"unknown event type {type!r}")
-    if not tracing.active():
-        return _record(type, aggregate_id, subject, data, trace_context=None)
-    # Traced: the event's own span, whose context the row keeps for the relay and the consumers.
-    with tracing.span(f"outbox.record {type}", {"outbox.event_type": type}):
-        event = _record(type, aggregate_id, subject, data, trace_context=tracing.current_carrier())
-        tracing.set_attributes({"cloudevents.event_id": str(event.event_id)})
+    with new_event(type=type, aggregate_id=aggregate_id, subject=subject, data=data) as event:
+        insert_rows(NewRow(event))
     return event
 
 
-def _record(type: str, aggregate_id, subject: str, data: dict, *, trace_context: dict | None) -> OutboxEvent:
+@contextmanager
+def new_event(*, type: str, aggregate_id, subject: str, data: dict) -> Iterator[OutboxEvent]:
+    """The event as an unsaved outbox row, for the block to write, alone (`record_event`) or in one
+    statement with the change it describes (`core.inserts`). Traced, the block is the event's span,
+    whose context the row keeps for the relay and the consumers. Once the block has written it,
+    the relay is asked for when the transaction commits (at once outside a transaction: the
+    statement has committed)."""
+    if type not in _event_types:
+        raise ValueError(f"unknown event type {type!r}")
+    if not tracing.active():
+        yield _event(type, aggregate_id, subject, data, trace_context=None)
+    else:
+        with tracing.span(f"outbox.record {type}", {"outbox.event_type": type}):
+            event = _event(type, aggregate_id, subject, data, trace_context=tracing.current_carrier())
+            yield event
+            tracing.set_attributes({"cloudevents.event_id": str(event.event_id)})
+    request_relay_on_commit()
+
+
+def _event(type: str, aggregate_id, subject: str, data: dict, *, trace_context: dict | None) -> OutboxEvent:
     now = timezone.now()
     event_id, text = build_envelope(type, subject, data, at=now)
-    event = OutboxEvent(
+    return OutboxEvent(
         event_id=event_id,
         type=type,
         aggregate_id=str(aggregate_id),
         subject=subject,
         envelope=json.loads(text),
-        trace_context=trace_context,
+        trace_context=trace_context or None,
         status=OutboxEvent.Status.PENDING,
         attempts=0,
         last_error="",
         created_at=now,
     )
-    connection = transaction.get_connection()
-    if connection.vendor == "postgresql":
-        trace_text = json.dumps(trace_context) if trace_context else None
-        with connection.cursor() as cursor:
-            cursor.execute(_INSERT_SQL, [event_id, type, event.aggregate_id, subject, text, trace_text, now])
-            event.pk = cursor.fetchone()[0]
-        event._state.adding = False
-        event._state.db = connection.alias
-    else:  # the embedded default (SQLite)
-        event.save(force_insert=True)
-    request_relay_on_commit()
-    return event
-
-
-_INSERT_SQL = (
-    f"INSERT INTO {OutboxEvent._meta.db_table} "  # noqa: S608 (the model's own table name)
-    "(event_id, type, aggregate_id, subject, envelope, trace_context, status, attempts, last_error, "
-    f"created_at) VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb, '{OutboxEvent.Status.PENDING}', 0, '', %s) "
-    "RETURNING id"
-)
 
 
 def build_envelope(type: str, subject: str, data: dict, *, at=None) -> tuple[uuid.UUID, str]:

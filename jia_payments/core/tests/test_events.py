@@ -157,7 +157,7 @@ def test_a_burst_of_commits_enqueues_one_relay_run(settings, django_capture_on_c
 def test_recording_an_event_costs_one_insert(django_assert_num_queries):
     with django_assert_num_queries(1) as queries:  # inside the test's transaction, as a service's
         event = record_event(type="payment.created", aggregate_id=7, subject="payments/7", data={"id": 7})
-    assert queries.captured_queries[0]["sql"].startswith("INSERT INTO core_outboxevent")
+    assert queries.captured_queries[0]["sql"].startswith('INSERT INTO "core_outboxevent"')
     row = OutboxEvent.objects.get()
     assert (row.pk, row.event_id, row.envelope, row.created_at) == (
         event.pk,
