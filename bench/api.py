@@ -455,19 +455,20 @@ def webhook_lines(uuid_path: str, secret: str, intents: list[dict], count: int) 
     return lines
 
 
+# The payment the create scenarios make (the events suite's too).
+PAYMENT = {
+    "amount": 1999,
+    "currency": "USD",
+    "payment_method": "bank_transfer",
+    "customer_id": "bench_customer",
+    "order_id": "order_bench",
+    "description": "Premium, one month",
+    "metadata": {"source": "bench"},
+}
+
+
 def create_lines(token: str, count: int) -> list[tuple]:
-    body = json.dumps(
-        {
-            "amount": 1999,
-            "currency": "USD",
-            "payment_method": "bank_transfer",
-            "customer_id": "bench_customer",
-            "order_id": "order_bench",
-            "description": "Premium, one month",
-            "metadata": {"source": "bench"},
-        },
-        separators=(",", ":"),
-    )
+    body = json.dumps(PAYMENT, separators=(",", ":"))
     return [
         ("POST", f"{API}/payments/", token, body, f"Idempotency-Key: bench-{uuid.uuid4()}")
         for _ in range(count)
