@@ -1,6 +1,5 @@
 """gRPC payment.v1.PaymentService: the old service's calls with REST's rules, from the same code."""
 
-import socket
 import threading
 import uuid
 
@@ -16,6 +15,7 @@ from payments.models import Payment
 from payments.tests.factories import PaymentFactory
 from payments.tests.payloads import GOOD, created_from_good
 from testsupport.grpc import failure, field_errors, plain, reason_of, rest_like
+from testsupport.processes import free_port
 
 SERVICE = ("svc_family_app", "service")
 
@@ -185,19 +185,13 @@ def test_10_concurrent_identical_creates_make_exactly_one_payment(grpc_server, a
 
 def test_stripe_down_is_unavailable_and_creates_nothing(payments, as_user):
     request = pb.CreatePaymentRequest(**GOOD, idempotency_key="pay-1")
-    with override_settings(STRIPE_API_BASE=_closed_url(), STRIPE_MAX_NETWORK_RETRIES=0):
+    with override_settings(STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}", STRIPE_MAX_NETWORK_RETRIES=0):
         error = failure(lambda: payments.CreatePayment(request, metadata=as_user("customer_123")))
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert reason_of(error) == "stripe_unavailable"
     assert not Payment.objects.exists() and not OutboxEvent.objects.exists()
     again = payments.CreatePayment(request, metadata=as_user("customer_123"))  # the key was not spent
     assert again.payment.id == str(Payment.objects.get().id)
-
-
-def _closed_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 # --- reads: the object rules ----------------------------------------------------------------
