@@ -197,6 +197,17 @@ def _fresh_rate_limits():
 
 
 @pytest.fixture
+def as_user(token_issuer):
+    """gRPC call metadata for a caller: as_user("user_1"), as_user("svc", role="service")."""
+    from testsupport.grpc import auth
+
+    def metadata(user_id: str, role: str | None = None, **extra: str) -> list[tuple[str, str]]:
+        return auth(token_issuer.token(user_id, role=role), **extra)
+
+    return metadata
+
+
+@pytest.fixture
 def grpc_channel(db):
     """A channel to the app's gRPC server in this process; its calls run in the test's transaction."""
     from testsupport.grpc import serving

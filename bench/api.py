@@ -30,9 +30,9 @@ Memory (one worker over 100,000 checks) is its own suite, bench/memory.py.
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -455,19 +455,20 @@ def webhook_lines(uuid_path: str, secret: str, intents: list[dict], count: int) 
     return lines
 
 
+# The payment the create scenarios make (the events suite's too).
+PAYMENT = {
+    "amount": 1999,
+    "currency": "USD",
+    "payment_method": "bank_transfer",
+    "customer_id": "bench_customer",
+    "order_id": "order_bench",
+    "description": "Premium, one month",
+    "metadata": {"source": "bench"},
+}
+
+
 def create_lines(token: str, count: int) -> list[tuple]:
-    body = json.dumps(
-        {
-            "amount": 1999,
-            "currency": "USD",
-            "payment_method": "bank_transfer",
-            "customer_id": "bench_customer",
-            "order_id": "order_bench",
-            "description": "Premium, one month",
-            "metadata": {"source": "bench"},
-        },
-        separators=(",", ":"),
-    )
+    body = json.dumps(PAYMENT, separators=(",", ":"))
     return [
         ("POST", f"{API}/payments/", token, body, f"Idempotency-Key: bench-{uuid.uuid4()}")
         for _ in range(count)
@@ -886,75 +887,59 @@ def _measure(
     rounds: list[Round] = []
     servers: dict[str, server.Server] = {}
     try:
-        with server.ProcessGroup() as group:
-            try:
-                servers["app"] = server.Gunicorn(group, env, workers=WORKERS).start()
-                servers["floor"] = server.Gunicorn(group, env, workers=WORKERS, app=FLOOR_APP).start()
-                servers["inline"] = server.Gunicorn(group, inline_env, workers=WORKERS).start()
-                log(f"servers ready: {', '.join(f'{k} {v.base_url}' for k, v in servers.items())}")
-                bench = Bench(group, servers, redis_url, database_url)
-                data_ready()
-                _check_samples(servers, {**paths, **{name: make() for name, make in fresh.items()}})
-                # Each worker imports lazily on its first requests: a short untimed run first.
-                for name, target in (("ceiling", "app"), ("floor", "floor"), ("webhook_inline", "inline")):
-                    path, mode = (paths[name], "cycle") if name in paths else (fresh[name](), "once")
-                    wrk.run(
-                        group,
-                        servers[target].base_url,
-                        path,
-                        duration=1,
-                        mode=mode,
-                        headers=server.PROXY_HEADERS,
-                    )
+        with server.ProcessGroup() as group, server.serving(servers, "gunicorn ({})"):
+            servers["app"] = server.Gunicorn(group, env, workers=WORKERS).start()
+            servers["floor"] = server.Gunicorn(group, env, workers=WORKERS, app=FLOOR_APP).start()
+            servers["inline"] = server.Gunicorn(group, inline_env, workers=WORKERS).start()
+            log(f"servers ready: {', '.join(f'{k} {v.base_url}' for k, v in servers.items())}")
+            bench = Bench(group, servers, redis_url, database_url)
+            data_ready()
+            _check_samples(servers, {**paths, **{name: make() for name, make in fresh.items()}})
+            # Each worker imports lazily on its first requests: a short untimed run first.
+            for name, target in (("ceiling", "app"), ("floor", "floor"), ("webhook_inline", "inline")):
+                path, mode = (paths[name], "cycle") if name in paths else (fresh[name](), "once")
+                wrk.run(
+                    group,
+                    servers[target].base_url,
+                    path,
+                    duration=1,
+                    mode=mode,
+                    headers=server.PROXY_HEADERS,
+                )
 
-                def references(rnd: Round) -> None:
-                    rnd.runs.append(
-                        bench.measure("floor", paths["floor"], duration=ref_duration, target="floor")
-                    )
-                    rnd.runs.append(bench.measure("ceiling", paths["ceiling"], duration=ref_duration))
+            def references(rnd: Round) -> None:
+                rnd.runs.append(bench.measure("floor", paths["floor"], duration=ref_duration, target="floor"))
+                rnd.runs.append(bench.measure("ceiling", paths["ceiling"], duration=ref_duration))
 
-                for number in range(rounds_wanted):
-                    log(f"round {number + 1}/{rounds_wanted}")
-                    rnd = Round()
-                    references(rnd)
-                    for scenario in SCENARIOS:
-                        if scenario == "cold":  # each user once; stop before the set runs out
-                            log(f"  dropped {bench.drop_cached_entries(keep=warm_set)} cache entries")
-                            run = bench.measure(
-                                "cold",
-                                paths["cold"],
-                                duration=duration,
-                                mode="once",
-                                lookups=USERS * 95 // 100,
+            for number in range(rounds_wanted):
+                log(f"round {number + 1}/{rounds_wanted}")
+                rnd = Round()
+                references(rnd)
+                for scenario in SCENARIOS:
+                    if scenario == "cold":  # each user once; stop before the set runs out
+                        log(f"  dropped {bench.drop_cached_entries(keep=warm_set)} cache entries")
+                        run = bench.measure(
+                            "cold",
+                            paths["cold"],
+                            duration=duration,
+                            mode="once",
+                            lookups=USERS * 95 // 100,
+                        )
+                    elif scenario in fresh:
+                        path = fresh[scenario]()
+                        target = "inline" if scenario == "webhook_inline" else "app"
+                        run = bench.measure(scenario, path, duration=duration, target=target, mode="once")
+                        if run.result.requests >= sum(1 for _ in path.open()) - CONNECTIONS:
+                            raise RuntimeError(
+                                f"{scenario}: the run used up its requests; raise ONCE_RATE_CAP"
                             )
-                        elif scenario in fresh:
-                            path = fresh[scenario]()
-                            target = "inline" if scenario == "webhook_inline" else "app"
-                            run = bench.measure(scenario, path, duration=duration, target=target, mode="once")
-                            if run.result.requests >= sum(1 for _ in path.open()) - CONNECTIONS:
-                                raise RuntimeError(
-                                    f"{scenario}: the run used up its requests; raise ONCE_RATE_CAP"
-                                )
-                            bench.drop_task_queue()
-                        else:
-                            run = bench.measure(scenario, paths[scenario], duration=duration)
-                        rnd.runs.append(run)
-                        references(rnd)
-                    rounds.append(rnd)
-                for name, gunicorn in servers.items():
-                    if gunicorn.process.poll() is not None:
-                        raise RuntimeError(f"gunicorn ({name}) died:\n{gunicorn.tail()}")
-            except BaseException:
-                for name, gunicorn in servers.items():
-                    if gunicorn.process is not None:
-                        print(f"gunicorn ({name})'s last lines:\n{gunicorn.tail()}", file=sys.stderr)
-                raise
-            finally:
-                for gunicorn in servers.values():
-                    gunicorn.cleanup()
+                        bench.drop_task_queue()
+                    else:
+                        run = bench.measure(scenario, paths[scenario], duration=duration)
+                    rnd.runs.append(run)
+                    references(rnd)
+                rounds.append(rnd)
     finally:
-        for path in workdir.iterdir():
-            path.unlink()
-        workdir.rmdir()
+        shutil.rmtree(workdir)
     workers = servers["app"].workers if "app" in servers else 0
     return rounds, workers

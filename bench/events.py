@@ -457,6 +457,7 @@ def child_create(rounds: int) -> dict:
     from rest_framework.test import APIClient
 
     import payments.services
+    from bench import api
     from jia_payments.core.models import OutboxEvent
     from jia_payments.core.outbox import tasks
     from payments.models import Payment
@@ -465,15 +466,7 @@ def child_create(rounds: int) -> dict:
     Payment.objects.filter(customer_id="bench_customer").delete()
     client = APIClient()
     client.credentials(HTTP_BETTER_AUTH_TOKEN=os.environ["BENCH_TOKEN"])
-    body = {
-        "amount": 1999,
-        "currency": "USD",
-        "payment_method": "bank_transfer",
-        "customer_id": "bench_customer",
-        "order_id": "order_bench",
-        "description": "Premium, one month",
-        "metadata": {"source": "bench"},
-    }
+    body = api.PAYMENT
     real_event = payments.services._created_event
     enqueued = 0
     real_apply_async = tasks.relay_events.apply_async

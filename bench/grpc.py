@@ -13,6 +13,7 @@ PostgreSQL backends: the fairer figure, since the two servers differ in processe
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -151,8 +152,7 @@ def run(args) -> str:
                 _grpc_load(group, grpc_server.address, grpc_path, 1.0)
                 for number in range(rounds_wanted):
                     log(f"round {number + 1}/{rounds_wanted}")
-                    # Alternating which goes first, so neither always runs on a warmer machine.
-                    for transport in ("rest", "grpc") if number % 2 == 0 else ("grpc", "rest"):
+                    for transport in server.rotated(("rest", "grpc"), number):
                         backends = server.postgres_backend_pids(database_url)
                         load = os.getloadavg()[0]
                         if transport == "rest":
@@ -189,9 +189,7 @@ def run(args) -> str:
                 gunicorn.cleanup()
                 grpc_server.cleanup()
     finally:
-        for path in workdir.iterdir():
-            path.unlink()
-        workdir.rmdir()
+        shutil.rmtree(workdir)
 
     log(f"grpc bench done in {time.monotonic() - started:.0f} s")
     return _report(

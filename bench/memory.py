@@ -16,6 +16,7 @@ in the foreground.
 
 import os
 import random
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -212,9 +213,7 @@ class Memory:
             self.group.__exit__(None, None, None)
             if self.gunicorn is not None:
                 self.gunicorn.cleanup()
-            for path in self.workdir.iterdir():
-                path.unlink()
-            self.workdir.rmdir()
+            shutil.rmtree(self.workdir)
         if self.error is not None:
             raise RuntimeError(f"the memory run failed: {self.error}") from self.error
         return self._report()

@@ -6,7 +6,8 @@ database and Redis db from DATABASE_URL/REDIS_URL, `ensure_database` creates and
 suite does first (all of these together), `ProcessGroup` starts the servers (and later wrk) in one
 process group that is always killed as a whole: on return, on an exception, on Ctrl-C and on
 SIGTERM, and `Server` starts one server and waits until it answers: `Gunicorn` (sync or gthread,
-gunicorn.conf.py) or `Granian`.
+gunicorn.conf.py) or `Granian`; `serving` is a suite's servers' lifetime (a dead one fails the suite,
+their last lines on a failure) and `rotated` the order of each round's runs.
 """
 
 import contextlib
@@ -358,6 +359,33 @@ class Server:
         with contextlib.suppress(OSError):
             os.unlink(self.logfile.name)
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def serving(servers: dict[str, Server], label: str = "{}"):
+    """Around a suite's runs on `servers` (a dict it may still fill inside): a server that died
+    meanwhile fails the suite; on any failure each started server's last lines go to stderr; each
+    one's files are removed after. `label` names a server in those messages (`{}`: its key)."""
+    try:
+        yield servers
+        for name, target in servers.items():
+            if target.process.poll() is not None:
+                raise RuntimeError(f"{label.format(name)} died:\n{target.tail()}")
+    except BaseException:
+        for name, target in servers.items():
+            if target.process is not None:
+                print(f"{label.format(name)}'s last lines:\n{target.tail()}", file=sys.stderr)
+        raise
+    finally:
+        for target in servers.values():
+            target.cleanup()
+
+
+def rotated(items: tuple, number: int) -> tuple:
+    """Round `number`'s order of `items`: each goes first in turn (two alternate), so that none
+    always runs on a warmer (or more loaded) machine than the others."""
+    shift = number % len(items)
+    return items[shift:] + items[:shift]
 
 
 def default_workers() -> int:

@@ -23,8 +23,8 @@ it (`_properties`): one JSON `request_finished` line per request, the workers' m
 
 import json
 import os
+import shutil
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -86,49 +86,35 @@ def run(args) -> str:
     properties: dict[str, dict] = {}
     servers: dict[str, server.Server] = {}
     try:
-        with server.ProcessGroup() as group:
-            try:
-                for kind in SERVERS:  # all six starting at once, the cache entries filled meanwhile
-                    servers[f"{kind}:floor"] = _make(kind, group, env, workers, api.FLOOR_APP).launch()
-                    servers[f"{kind}:warm"] = _make(kind, group, env, workers, None).launch()
-                seconds = api.fill_cache(env, warm_users)
-                log(f"cache entries of the {len(warm_users):,} warm users filled in {seconds:.1f} s")
-                for target in servers.values():
-                    target.wait_ready(timeout=120)
-                log(f"servers ready: {', '.join(f'{k} {v.base_url}' for k, v in servers.items())}")
-                bench = api.Bench(group, servers, setup.redis_url, setup.database_url)
-                for kind in SERVERS:  # untimed: each worker imports lazily on its first requests
-                    for scenario in SCENARIOS:
-                        wrk.run(group, servers[f"{kind}:{scenario}"].base_url, paths[scenario], duration=1,
-                                headers=server.PROXY_HEADERS)  # fmt: skip
-                for number in range(rounds_wanted):
-                    order = SERVERS[number % len(SERVERS) :] + SERVERS[: number % len(SERVERS)]
-                    log(f"round {number + 1}/{rounds_wanted}: {', '.join(order)}")
-                    runs = {}
-                    for kind in order:
-                        log(f"  {kind}:")
-                        for scenario in SCENARIOS if number % 2 == 0 else SCENARIOS[::-1]:
-                            runs[kind, scenario] = bench.measure(
-                                scenario, paths[scenario], duration=duration, target=f"{kind}:{scenario}"
-                            )
-                    rounds.append(runs)
-                for kind in SERVERS:
-                    properties[kind] = _properties(servers[f"{kind}:warm"], paths["warm"])
-                for name, target in servers.items():
-                    if target.process.poll() is not None:
-                        raise RuntimeError(f"{name} died:\n{target.tail()}")
-            except BaseException:
-                for name, target in servers.items():
-                    if target.process is not None:
-                        print(f"{name}'s last lines:\n{target.tail()}", file=sys.stderr)
-                raise
-            finally:
-                for target in servers.values():
-                    target.cleanup()
+        with server.ProcessGroup() as group, server.serving(servers):
+            for kind in SERVERS:  # all six starting at once, the cache entries filled meanwhile
+                servers[f"{kind}:floor"] = _make(kind, group, env, workers, api.FLOOR_APP).launch()
+                servers[f"{kind}:warm"] = _make(kind, group, env, workers, None).launch()
+            seconds = api.fill_cache(env, warm_users)
+            log(f"cache entries of the {len(warm_users):,} warm users filled in {seconds:.1f} s")
+            for target in servers.values():
+                target.wait_ready(timeout=120)
+            log(f"servers ready: {', '.join(f'{k} {v.base_url}' for k, v in servers.items())}")
+            bench = api.Bench(group, servers, setup.redis_url, setup.database_url)
+            for kind in SERVERS:  # untimed: each worker imports lazily on its first requests
+                for scenario in SCENARIOS:
+                    wrk.run(group, servers[f"{kind}:{scenario}"].base_url, paths[scenario], duration=1,
+                            headers=server.PROXY_HEADERS)  # fmt: skip
+            for number in range(rounds_wanted):
+                order = server.rotated(SERVERS, number)
+                log(f"round {number + 1}/{rounds_wanted}: {', '.join(order)}")
+                runs = {}
+                for kind in order:
+                    log(f"  {kind}:")
+                    for scenario in server.rotated(SCENARIOS, number):
+                        runs[kind, scenario] = bench.measure(
+                            scenario, paths[scenario], duration=duration, target=f"{kind}:{scenario}"
+                        )
+                rounds.append(runs)
+            for kind in SERVERS:
+                properties[kind] = _properties(servers[f"{kind}:warm"], paths["warm"])
     finally:
-        for path in workdir.iterdir():
-            path.unlink()
-        workdir.rmdir()
+        shutil.rmtree(workdir)
     log(f"servers bench done in {time.monotonic() - started:.0f} s")
     return _report(
         rounds,

@@ -17,6 +17,7 @@ runs `off, on, off`. Reported: medians over the rounds and each round's ratio.
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -291,8 +292,7 @@ def run(args) -> str:
                     for scenario, seconds in zip(paths, WARM_UP_SECONDS, strict=True):
                         runner.run(target, scenario, duration=seconds)
                 for number in range(rounds):
-                    shift = number % len(MIDDLES)
-                    middles = MIDDLES[shift:] + MIDDLES[:shift]
+                    middles = server.rotated(MIDDLES, number)
                     log(f"round {number + 1}/{rounds}: warm check off, {', off, '.join(middles)}, off")
                     sequence = ["off"]
                     for middle in middles:
@@ -307,9 +307,7 @@ def run(args) -> str:
                     gunicorn.cleanup()
     finally:
         receiver.close()
-        for path in workdir.iterdir():
-            path.unlink()
-        workdir.rmdir()
+        shutil.rmtree(workdir)
     if not receiver.exports:
         raise RuntimeError("tracing on exported nothing: the 'on' server did not trace")
     seconds = time.monotonic() - started

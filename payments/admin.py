@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from entitlements.selectors import entitlements_granted_by
+from jia_payments.core.admin import ReadOnlyAdmin
 from jia_payments.core.admin_links import admin_link
 from jia_payments.core.api.errors import DomainError
 from jia_payments.core.audit.admin import AuditedAdmin, action_reason
@@ -98,7 +99,7 @@ MOVES = {
 
 
 @admin.register(Payment)
-class PaymentAdmin(AuditedAdmin, admin.ModelAdmin):
+class PaymentAdmin(AuditedAdmin, ReadOnlyAdmin):
     inlines = [RefundInline]
     actions = ["mark_failed", "cancel_pending", "refund"]
     list_display = ["id", "customer_id", "order_id", "amount_shown", "status", "payment_method", "created_at"]
@@ -133,15 +134,6 @@ class PaymentAdmin(AuditedAdmin, admin.ModelAdmin):
     ]
 
     # --- nothing here writes the row: payments are created by the API, moved by the services ---
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_move_permission(self, request):
         return request.user.has_perm(MOVE_PERMISSION)
@@ -376,7 +368,9 @@ def _table(headers: list[str], rows: list[tuple], *, empty: str) -> str:
 
 
 @admin.register(CheckoutSession)
-class CheckoutSessionAdmin(admin.ModelAdmin):
+class CheckoutSessionAdmin(ReadOnlyAdmin):
+    """Read-only: sessions are created through the API, priced at that moment."""
+
     list_display = ["id", "user_id", "plan", "country", "zone", "amount_shown", "status", "created_at"]
     list_filter = ["status", "zone", "plan"]
     search_fields = ["=id", "user_id", "stripe_session_id", "country"]
@@ -399,24 +393,15 @@ class CheckoutSessionAdmin(admin.ModelAdmin):
     ]
     exclude = ["amount", "currency", "stripe_subscription_id", "success_url", "cancel_url", "status"]
 
-    def has_add_permission(self, request):
-        return False  # sessions are created through the API, priced at that moment
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     @admin.display(description="amount", ordering="amount")
     def amount_shown(self, session: CheckoutSession) -> str:
         return format_money(session.amount, session.currency)
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
-    """Read-only: Stripe is the truth and the row follows its events; plan changes, cancels and
-    resumes go through the API (`payments.subscriptions`), which asks Stripe."""
+class SubscriptionAdmin(ReadOnlyAdmin):
+    """Read-only: bought through checkout; Stripe is the truth and the row follows its events; plan
+    changes, cancels and resumes go through the API (`payments.subscriptions`), which asks Stripe."""
 
     list_display = ["id", "user_id", "plan", "status", "amount_shown", "current_period_end", "created_at"]
     list_filter = ["status", "plan", "zone"]
@@ -446,22 +431,13 @@ class SubscriptionAdmin(admin.ModelAdmin):
     ]
     fields = readonly_fields
 
-    def has_add_permission(self, request):
-        return False  # bought through checkout
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     @admin.display(description="amount per period", ordering="amount")
     def amount_shown(self, subscription: Subscription) -> str:
         return format_money(subscription.amount, subscription.currency)
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(admin.ModelAdmin):
+class StripeEventAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "type",
@@ -485,15 +461,6 @@ class StripeEventAdmin(admin.ModelAdmin):
     @admin.display(description="error")
     def error(self, event: StripeEvent) -> str:
         return event.last_error[:120]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_reprocess_permission(self, request):
         return request.user.has_perm("payments.change_stripeevent")

@@ -12,15 +12,15 @@ here as it would in production.
 """
 
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections import deque
 from contextlib import ExitStack
 from pathlib import Path
+
+from testsupport.processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,15 +88,8 @@ class CeleryWorker:
         return "".join(self.lines)
 
     def stop(self, timeout: float = 20) -> None:
-        if not self.process or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)  # warm shutdown: finish the running task
-        deadline = time.monotonic() + timeout
-        while self.process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        # SIGTERM: a warm shutdown (the running task finishes), to the pool children too.
+        stop_process(self.process, timeout=timeout, group=True)
 
     def __enter__(self):
         return self.start()

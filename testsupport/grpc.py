@@ -5,6 +5,7 @@ import datetime
 from contextlib import contextmanager
 
 import grpc
+import pytest
 from django.db import DEFAULT_DB_ALIAS, connections
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.rpc import error_details_pb2
@@ -66,6 +67,13 @@ def serving(*, share_connection: bool = False, max_workers: int = 8, health_inte
 def auth(token: str | None, **extra: str) -> list[tuple[str, str]]:
     metadata = [("better-auth-token", token)] if token else []
     return metadata + [(key.replace("_", "-"), value) for key, value in extra.items()]
+
+
+def failure(call) -> grpc.RpcError:
+    """The error `call()` fails with (the test fails if it does not)."""
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    return raised.value
 
 
 def details_of(error: grpc.RpcError) -> dict:

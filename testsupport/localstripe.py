@@ -23,6 +23,9 @@ from pathlib import Path
 
 import requests
 
+from testsupport.processes import stop_process
+from testsupport.waiting import wait_until_answering
+
 # dj-stripe accepts only keys shaped like Stripe's: ^(pk|sk|rk)_(test|live)_[a-zA-Z0-9]{24,}$
 API_KEY = "sk_test_localstripe0000000000000000000000"
 PUBLISHABLE_KEY = "pk_test_localstripe0000000000000000000000"
@@ -81,25 +84,24 @@ class LocalStripe:
         if not line:
             raise RuntimeError(f"localstripe did not start (exit {self.process.wait()})")
         self.url = f"http://127.0.0.1:{json.loads(line)['port']}"
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.get("/v1/account")
-                return self
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise
-                time.sleep(0.05)
+        try:
+            wait_until_answering(
+                self.process,
+                lambda: bool(self.get("/v1/account")),
+                what="localstripe",
+                logs=self.logs,
+                timeout=timeout,
+            )
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
         self.http.close()
 
     def __enter__(self):

@@ -128,6 +128,19 @@ class Resource(ls.StripeObject):
         return li
 
 
+class MetadataOnly:
+    """Before `Resource` in a resource's bases: only its metadata can change, it cannot be deleted."""
+
+    @classmethod
+    def _api_update(cls, id, **data):
+        _reject_unknown(data, {"metadata"})
+        return super()._api_update(id, **data)
+
+    @classmethod
+    def _api_delete(cls, id):
+        raise UserError(405, "Method Not Allowed")
+
+
 # ----------------------------------------------------------------------------- account
 
 
@@ -222,7 +235,7 @@ class Price(Resource):
 # ----------------------------------------------------------------------------- checkout
 
 
-class CheckoutSession(Resource):
+class CheckoutSession(MetadataOnly, Resource):
     object = "checkout.session"
     _id_prefix = "cs_test_"
     _base_url = ""  # set from the request, so `url` points at this server's pay page
@@ -344,15 +357,6 @@ class CheckoutSession(Resource):
         return cls(**data)  # Stripe sends no event for a created session
 
     @classmethod
-    def _api_update(cls, id, **data):
-        _reject_unknown(data, {"metadata"})
-        return super()._api_update(id, **data)
-
-    @classmethod
-    def _api_delete(cls, id):
-        raise UserError(405, "Method Not Allowed")
-
-    @classmethod
     def _api_list_line_items(cls, id, **_):
         return _Raw(cls._api_retrieve(id)._line_items_list())
 
@@ -423,7 +427,7 @@ def _pay(amount, currency, customer, payment_method, *, metadata=None, descripti
 # ----------------------------------------------------------------------------- subscriptions
 
 
-class Invoice(Resource):
+class Invoice(MetadataOnly, Resource):
     """A subscription's invoice: open when made, `paid` once a payment of its amount succeeds."""
 
     object = "invoice"
@@ -546,15 +550,6 @@ class Invoice(Resource):
     @classmethod
     def _api_create(cls, **data):
         raise UserError(405, "Invoices are created by subscriptions here.")
-
-    @classmethod
-    def _api_update(cls, id, **data):
-        _reject_unknown(data, {"metadata"})
-        return super()._api_update(id, **data)
-
-    @classmethod
-    def _api_delete(cls, id):
-        raise UserError(405, "Method Not Allowed")
 
 
 PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")

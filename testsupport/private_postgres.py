@@ -5,11 +5,12 @@ never touched. initdb and the server refuse to run as root, so they run as the `
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from testsupport.processes import free_port
 
 
 def _bin(name: str) -> str:
@@ -19,15 +20,9 @@ def _bin(name: str) -> str:
     return found[-1]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PrivatePostgres:
     def __init__(self):
-        self.port = _free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="jia-private-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"

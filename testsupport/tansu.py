@@ -33,21 +33,17 @@ from __future__ import annotations
 import importlib.resources
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from testsupport.processes import free_port, stop_process
+from testsupport.waiting import wait_until_answering
+
 DEFAULT_PARTITIONS = 3
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tansu_binary() -> str:
@@ -129,14 +125,17 @@ class TansuBroker:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        deadline = time.monotonic() + timeout
-        while not kafka_answers(self.host, self.port, timeout=0.5):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"tansu exited with {self.process.returncode}: {self._log_tail()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"tansu did not answer within {timeout}s: {self._log_tail()}")
-            time.sleep(0.02)
+        try:
+            wait_until_answering(
+                self.process,
+                lambda: kafka_answers(self.host, self.port, timeout=0.5),
+                what="tansu",
+                logs=self._log_tail,
+                timeout=timeout,
+            )
+        except RuntimeError:
+            self.stop()
+            raise
 
     def stop(self, *, graceful: bool = False) -> None:
         """Stop the broker and wait until it has exited.
@@ -144,15 +143,7 @@ class TansuBroker:
         SIGKILL by default (a crash; instant). graceful=True sends SIGTERM, which tansu answers
         by waiting up to ~5 s for connected clients to go away.
         """
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate() if graceful else self.process.kill()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10, sig=signal.SIGTERM if graceful else signal.SIGKILL)
         self.process = None
 
     def restart(self) -> None:

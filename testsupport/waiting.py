@@ -29,19 +29,21 @@ def wait_until_answering(
     what: str,
     logs: Callable[[], str],
     timeout: float,
-) -> None:
-    """Poll `answers()` (a request to the server `process` just started) until it is truthy; an
-    OSError (refused, reset, timed out: requests' errors are OSErrors) is "not yet". Fails with
-    the server's `logs()` when it exits first or does not answer within `timeout`."""
+):
+    """Poll `answers()` (a request to the server `process` just started) until it is truthy, and
+    return what it answered; an OSError (refused, reset, timed out: requests' errors are OSErrors)
+    is "not yet". Fails with the server's `logs()` when it exits first or does not answer within
+    `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}:\n{logs()}")
         try:
-            if answers():
-                return
+            answer = answers()
         except OSError:
-            pass
+            answer = None
+        if answer:
+            return answer
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not answer within {timeout} s:\n{logs()}")
         time.sleep(0.1)

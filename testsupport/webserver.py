@@ -2,63 +2,47 @@
 database, for tests that drive the HTTP API from outside (schemathesis)."""
 
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
-from testsupport.grpcserver import free_port, testing_database_url
-from testsupport.waiting import http_ok, wait_until_answering
+from testsupport.processes import ServerProcess, free_port, testing_database_url
+from testsupport.waiting import http_ok
 
-ROOT = Path(__file__).resolve().parents[1]
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+# Production mode with made-up secrets, for a process that serves as a deployment would.
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "k" * 20 + "-production-secret-9f8e7d6c5b4a3928171605ab",
+    "STRIPE_SECRET": "sk_live_" + "a" * 30,
+    "ALLOWED_HOSTS": "127.0.0.1",
+    "SECURE_SSL_REDIRECT": "false",
+    "LOG_LEVEL": "INFO",
+    "LOG_FORMAT": "json",
+}
 
 
-class WebServerProcess:
+class WebServerProcess(ServerProcess):
+    what = "gunicorn"
+    start_timeout = 120.0
+
     def __init__(self, *, env: dict, log_path: Path, workers: int = 2):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": testing_database_url(),
-            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
-            "WEB_CONCURRENCY": str(workers),
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "PROMETHEUS_MULTIPROC_DIR": str(log_path.parent / "metrics"),
-            **env,
-        }
-        self.process: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 120) -> "WebServerProcess":
-        self._log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            [GUNICORN, "-c", "gunicorn.conf.py"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        super().__init__(
+            env={
+                **os.environ,
+                "DATABASE_URL": testing_database_url(),
+                "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+                "WEB_CONCURRENCY": str(workers),
+                "ALLOWED_HOSTS": "127.0.0.1",
+                "PROMETHEUS_MULTIPROC_DIR": str(log_path.parent / "metrics"),
+                **env,
+            },
+            log_path=log_path,
         )
-        wait_until_answering(
-            self.process,
-            lambda: http_ok(f"{self.url}/healthz"),
-            what="gunicorn",
-            logs=self.logs,
-            timeout=timeout,
-        )
-        return self
 
-    def logs(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
+    def command(self) -> list[str]:
+        return [GUNICORN, "-c", "gunicorn.conf.py"]
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process is not None:
-            self._log.close()
+    def answers(self) -> bool:
+        return http_ok(f"{self.url}/healthz")

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from entitlements import services
 from entitlements.models import Entitlement, FamilyMember
+from entitlements.tests.cases import BAD_CHECKS
 from entitlements.tests.factories import END
 from jia_payments.core.models import OutboxEvent
 from testsupport.problems import assert_problem
@@ -94,21 +95,7 @@ def test_a_user_cannot_check_someone_else(user_client, anon_client):
     assert_problem(anon_client.post(CHECK, {"feature_codes": ["a"]}, format="json"), 401, "not_authenticated")
 
 
-@pytest.mark.parametrize(
-    ("query", "errors"),
-    [
-        ({}, {"feature_code": ["This field is required."]}),
-        (
-            {"feature_code": "Bad Code"},
-            {"feature_code": ["A feature code: lower-case letters, digits, '-' and '_'."]},
-        ),
-        ({"feature_code": "x" * 65}, {"feature_code": ["Ensure this field has no more than 64 characters."]}),
-        (
-            {"feature_code": "a", "user_id": "u" * 256},
-            {"user_id": ["Ensure this field has no more than 255 characters."]},
-        ),
-    ],
-)
+@pytest.mark.parametrize(("query", "errors"), BAD_CHECKS)
 def test_check_rejects_bad_queries(user_client, query, errors):
     assert_problem(user_client.get(CHECK, query), 400, "invalid", errors)
 

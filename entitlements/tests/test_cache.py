@@ -1,7 +1,6 @@
 """The per-user Redis cache: zero SQL on a hit, never a stale answer, and Redis down is survivable."""
 
 import logging
-import socket
 import uuid
 from datetime import timedelta
 
@@ -13,6 +12,7 @@ from entitlements import cache, services
 from entitlements.models import Entitlement, Family
 from entitlements.selectors import access_rows, entitlement_check, entitlement_check_many, load_access_rows
 from entitlements.tests.factories import plan_with
+from testsupport.processes import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -311,17 +311,11 @@ def test_nothing_is_invalidated_before_commit(committed):
 # --- Redis down ----------------------------------------------------------------------------
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def redis_down(settings):
     settings.CACHES = {
         **settings.CACHES,
-        "default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0"},
+        "default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"},
     }
 
 
@@ -399,7 +393,7 @@ class PrivateRedis:
     """redis-server on a free port of 127.0.0.1, in memory only, that the test can kill and restart."""
 
     def __init__(self, tmp_path):
-        self.port, self.dir, self.process = _closed_port(), tmp_path, None
+        self.port, self.dir, self.process = free_port(), tmp_path, None
 
     def start(self):
         import subprocess

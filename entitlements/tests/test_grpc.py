@@ -7,15 +7,15 @@ import grpc
 import pytest
 from django.utils import timezone
 from google.protobuf.timestamp_pb2 import Timestamp
-from rest_framework.test import APIClient
 
 from entitlements import services
 from entitlements.models import Entitlement
+from entitlements.tests.cases import BAD_CHECKS
 from entitlements.tests.factories import END
 from jia_payments.core.models import OutboxEvent
 from jia_payments.protos.entitlement.v1 import entitlement_pb2 as pb
 from jia_payments.protos.entitlement.v1.entitlement_pb2_grpc import EntitlementServiceStub
-from testsupport.grpc import auth, field_errors, plain, reason_of, rest_like
+from testsupport.grpc import failure, field_errors, plain, reason_of, rest_like
 
 SERVICE = ("svc_family_app", "service")
 
@@ -25,27 +25,10 @@ def stub(grpc_channel):
     return EntitlementServiceStub(grpc_channel)
 
 
-@pytest.fixture
-def as_user(token_issuer):
-    return lambda user_id, role=None, **extra: auth(token_issuer.token(user_id, role=role), **extra)
-
-
-def failure(call):
-    with pytest.raises(grpc.RpcError) as raised:
-        call()
-    return raised.value
-
-
-def rest_client(token_issuer, user_id, role=None) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_BETTER_AUTH_TOKEN=token_issuer.token(user_id, role=role))
-    return client
-
-
 # --- checks ---------------------------------------------------------------------------------
 
 
-def test_a_check_explains_itself_as_rest_does(stub, as_user, alice_row, token_issuer):
+def test_a_check_explains_itself_as_rest_does(stub, as_user, alice_row, api_client_for):
     answer = stub.CheckEntitlement(
         pb.CheckEntitlementRequest(feature_code="calendar"), metadata=as_user("user_alice")
     )
@@ -58,9 +41,7 @@ def test_a_check_explains_itself_as_rest_does(stub, as_user, alice_row, token_is
         "usage_limits": {"storage_gb": 50},
         "source": {"entitlement_id": str(alice_row.pk), "plan_id": "premium_x", "family_id": None},
     }
-    rest = rest_client(token_issuer, "user_alice").get(
-        "/api/v1/entitlements/check/", {"feature_code": "calendar"}
-    )
+    rest = api_client_for("user_alice").get("/api/v1/entitlements/check/", {"feature_code": "calendar"})
     assert plain(answer) == rest_like(rest.json())
 
 
@@ -103,21 +84,7 @@ def test_services_name_the_user_and_users_only_themselves(stub, as_user, alice_r
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-@pytest.mark.parametrize(
-    ("fields", "errors"),
-    [
-        ({}, {"feature_code": ["This field is required."]}),
-        (
-            {"feature_code": "Bad Code"},
-            {"feature_code": ["A feature code: lower-case letters, digits, '-' and '_'."]},
-        ),
-        ({"feature_code": "x" * 65}, {"feature_code": ["Ensure this field has no more than 64 characters."]}),
-        (
-            {"feature_code": "a", "user_id": "u" * 256},
-            {"user_id": ["Ensure this field has no more than 255 characters."]},
-        ),
-    ],
-)
+@pytest.mark.parametrize(("fields", "errors"), BAD_CHECKS)
 def test_a_check_rejects_what_rest_rejects(stub, as_user, fields, errors):
     error = failure(
         lambda: stub.CheckEntitlement(pb.CheckEntitlementRequest(**fields), metadata=as_user("user_alice"))
@@ -166,13 +133,16 @@ def test_a_batch_check_rejects_bad_lists(stub, as_user, codes, errors):
 # --- list -------------------------------------------------------------------------------------
 
 
-def test_the_list_includes_family_rows_counts_all_and_filters(stub, as_user, family, alice_row, token_issuer):
+def test_the_list_includes_family_rows_counts_all_and_filters(
+    stub, as_user, family, alice_row, api_client_for
+):
     kid = stub.ListUserEntitlements(pb.ListUserEntitlementsRequest(), metadata=as_user("user_kid"))
     assert kid.total == 1
     assert (kid.entitlements[0].user_id, kid.entitlements[0].family_id) == ("user_alice", str(family.pk))
     service = as_user(*SERVICE)
     alice = stub.ListUserEntitlements(pb.ListUserEntitlementsRequest(user_id="user_alice"), metadata=service)
-    rest = rest_client(token_issuer, *SERVICE).get("/api/v1/entitlements/", {"user_id": "user_alice"}).json()
+    rest_service = api_client_for(SERVICE[0], role=SERVICE[1])
+    rest = rest_service.get("/api/v1/entitlements/", {"user_id": "user_alice"}).json()
     assert [plain(e) for e in alice.entitlements] == [rest_like(e) for e in rest["results"]]
     assert alice.total == rest["count"] == 3
     services.entitlement_revoke(entitlement_id=alice_row.pk)

@@ -1,9 +1,11 @@
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import factory
 
 from payments.models import CheckoutSession, Payment, Refund, StripeEvent, Subscription
+from payments.stripe import gateway
 from pricing.tests.factories import PlanFactory
 
 
@@ -24,6 +26,24 @@ class StripePaymentFactory(PaymentFactory):
 
     status = Payment.Status.COMPLETED
     external_payment_id = factory.Sequence(lambda n: f"pi_test_{n:024d}")
+
+
+def charged_payment(localstripe, *, amount: int = 2000, description: str = "order", **fields) -> Payment:
+    """A completed card payment whose PaymentIntent localstripe charged: one Stripe can refund."""
+    payment_id = uuid.uuid4()
+    intent = gateway.payment_intent_create(
+        payment_id=payment_id, amount=amount, currency="USD", description=description, metadata={}
+    )
+    localstripe.post(f"/v1/payment_intents/{intent['id']}", {"payment_method": "pm_card_visa"})
+    localstripe.post(f"/v1/payment_intents/{intent['id']}/confirm")
+    return PaymentFactory(
+        id=payment_id,
+        amount=amount,
+        status=Payment.Status.COMPLETED,
+        payment_method=Payment.Method.CREDIT_CARD,
+        external_payment_id=intent["id"],
+        **fields,
+    )
 
 
 class CheckoutSessionFactory(factory.django.DjangoModelFactory):

@@ -1,7 +1,6 @@
 """Payments in admin: nothing a form can post changes money; status and refunds move only through
 the payments services, with the same events and audit entries as the API calls they mirror."""
 
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -14,8 +13,7 @@ from entitlements.models import Entitlement
 from entitlements.services import entitlements_grant_plan
 from jia_payments.core.models import OutboxEvent
 from payments.models import Payment, Refund, Subscription
-from payments.stripe import gateway as stripe_gateway
-from payments.tests.factories import PaymentFactory
+from payments.tests.factories import PaymentFactory, charged_payment
 from pricing.tests.factories import FeatureFactory, PlanFactory
 
 pytestmark = pytest.mark.django_db
@@ -225,25 +223,8 @@ def test_more_decimals_than_the_currency_has_is_refused(as_staff, bank_transfer_
     assert not Refund.objects.exists()
 
 
-def _stripe_payment(localstripe, amount: int = 2000) -> Payment:
-    """A completed card payment whose PaymentIntent localstripe charged."""
-    payment_id = uuid.uuid4()
-    intent = stripe_gateway.payment_intent_create(
-        payment_id=payment_id, amount=amount, currency="USD", description="order", metadata={}
-    )
-    localstripe.post(f"/v1/payment_intents/{intent['id']}", {"payment_method": "pm_card_visa"})
-    localstripe.post(f"/v1/payment_intents/{intent['id']}/confirm")
-    return PaymentFactory(
-        id=payment_id,
-        amount=amount,
-        status=Payment.Status.COMPLETED,
-        payment_method=Payment.Method.CREDIT_CARD,
-        external_payment_id=intent["id"],
-    )
-
-
 def test_a_stripe_refund_in_admin_writes_what_the_api_refund_writes(as_staff, staff_client, localstripe):
-    via_api, via_admin = _stripe_payment(localstripe), _stripe_payment(localstripe)
+    via_api, via_admin = charged_payment(localstripe), charged_payment(localstripe)
     OutboxEvent.objects.all().delete()
     LogEntry.objects.all().delete()
     response = staff_client.post(

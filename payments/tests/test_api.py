@@ -7,6 +7,7 @@ import pytest
 from jia_payments.core.models import OutboxEvent
 from payments.models import Payment
 from payments.tests.factories import PaymentFactory
+from payments.tests.payloads import GOOD, created_from_good
 from testsupport.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
@@ -46,38 +47,14 @@ def page(results: list, count: int | None = None, next=None, previous=None) -> d
     }
 
 
-SEED_PAYMENT = {
-    "amount": 1999,
-    "currency": "USD",
-    "payment_method": "credit_card",
-    "customer_id": "customer_123",
-    "order_id": "order_123",
-    "description": "Test payment",
-}
-
-
 def test_the_seeds_grpcurl_examples_as_rest_calls(api_client_for, service_client):
     customer = api_client_for("customer_123")
     # CreatePayment
-    created = customer.post(PAYMENTS, SEED_PAYMENT, format="json")
+    created = customer.post(PAYMENTS, GOOD, format="json")
     assert created.status_code == 201
     payment = Payment.objects.get()
     assert payment.external_payment_id.startswith("pi_")  # a card payment is a Stripe PaymentIntent
-    expected = {
-        "id": str(payment.id),
-        "amount": 1999,
-        "currency": "USD",
-        "status": "pending",
-        "payment_method": "credit_card",
-        "customer_id": "customer_123",
-        "order_id": "order_123",
-        "description": "Test payment",
-        "external_payment_id": payment.external_payment_id,
-        "failure_reason": "",
-        "metadata": {},
-        "created_at": iso(payment.created_at),
-        "updated_at": iso(payment.updated_at),
-    }
+    expected = created_from_good(payment, iso)
     assert created.json() == {**expected, "client_secret": created.json()["client_secret"]}
     assert created.json()["client_secret"].startswith(payment.external_payment_id + "_secret_")
     # GetPayment
@@ -89,7 +66,7 @@ def test_the_seeds_grpcurl_examples_as_rest_calls(api_client_for, service_client
 
 
 def test_create_records_payment_created_with_the_api_body(service_client):
-    response = service_client.post(PAYMENTS, {**SEED_PAYMENT, "metadata": {"source": "app"}}, format="json")
+    response = service_client.post(PAYMENTS, {**GOOD, "metadata": {"source": "app"}}, format="json")
     event = OutboxEvent.objects.get()
     assert event.type == "payment.created"
     assert event.aggregate_id == response.json()["id"]
@@ -213,9 +190,7 @@ def test_user_a_gets_404_for_each_of_user_bs_payments(api_client_for):
 
 
 def test_an_end_user_creates_only_for_themself(api_client_for):
-    response = api_client_for("user_a").post(
-        PAYMENTS, {**SEED_PAYMENT, "customer_id": "user_b"}, format="json"
-    )
+    response = api_client_for("user_a").post(PAYMENTS, {**GOOD, "customer_id": "user_b"}, format="json")
     assert_problem(response, 403, "permission_denied")
     assert not Payment.objects.exists()
 
@@ -232,7 +207,7 @@ def test_an_end_user_may_not_move_a_status_even_their_own(api_client_for):
     ("method", "path", "body"),
     [
         ("get", "", None),
-        ("post", "", SEED_PAYMENT),
+        ("post", "", GOOD),
         ("get", "{id}/", None),
         ("post", "{id}/status/", {"status": "completed"}),
     ],
@@ -259,7 +234,7 @@ def test_a_post_without_the_trailing_slash_is_redirected_keeping_method_and_body
 ):
     settings.DEBUG = debug
     customer = api_client_for("customer_123")
-    response = customer.post("/api/v1/payments?x=1", SEED_PAYMENT, format="json")
+    response = customer.post("/api/v1/payments?x=1", GOOD, format="json")
     assert response.status_code == 308  # not 301, which turns the POST into a GET without its body
     assert response["Location"] == "/api/v1/payments/?x=1"
     assert not Payment.objects.exists()

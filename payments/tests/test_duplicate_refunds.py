@@ -1,14 +1,12 @@
 """A duplicate subscription's refund that Stripe did not answer is sent again by the settling
 task's own retries (backoff), under the same idempotency key: not left to reconciliation."""
 
-import uuid
-
 import pytest
 
 from payments.models import Payment, Refund, Subscription
 from payments.stripe import gateway
 from payments.subscriptions import subscription_duplicate_settle
-from payments.tests.factories import PaymentFactory, SubscriptionFactory
+from payments.tests.factories import SubscriptionFactory, charged_payment
 
 pytestmark = pytest.mark.django_db
 
@@ -18,18 +16,10 @@ def _paid_duplicate(localstripe) -> tuple[Subscription, Payment]:
     duplicate = SubscriptionFactory(
         user_id="user_double", plan=kept.plan, duplicate_of=kept, status=Subscription.Status.CANCELED
     )
-    payment_id = uuid.uuid4()
-    intent = gateway.payment_intent_create(
-        payment_id=payment_id, amount=999, currency="USD", description="duplicate", metadata={}
-    )
-    localstripe.post(f"/v1/payment_intents/{intent['id']}", {"payment_method": "pm_card_visa"})
-    localstripe.post(f"/v1/payment_intents/{intent['id']}/confirm")
-    payment = PaymentFactory(
-        id=payment_id,
+    payment = charged_payment(
+        localstripe,
         amount=999,
-        status=Payment.Status.COMPLETED,
-        payment_method=Payment.Method.CREDIT_CARD,
-        external_payment_id=intent["id"],
+        description="duplicate",
         metadata={"stripe_subscription_id": duplicate.stripe_subscription_id},
     )
     return duplicate, payment

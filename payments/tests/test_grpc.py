@@ -1,13 +1,11 @@
 """gRPC payment.v1.PaymentService: the old service's calls with REST's rules, from the same code."""
 
-import socket
 import threading
 import uuid
 
 import grpc
 import pytest
 from django.test import override_settings
-from rest_framework.test import APIClient
 
 from jia_payments.core.audit.trail import entries_for
 from jia_payments.core.models import OutboxEvent
@@ -15,8 +13,9 @@ from jia_payments.protos.payment.v1 import payment_pb2 as pb
 from jia_payments.protos.payment.v1.payment_pb2_grpc import PaymentServiceStub
 from payments.models import Payment
 from payments.tests.factories import PaymentFactory
-from payments.tests.payloads import GOOD
-from testsupport.grpc import auth, field_errors, plain, reason_of, rest_like
+from payments.tests.payloads import GOOD, created_from_good
+from testsupport.grpc import failure, field_errors, plain, reason_of, rest_like
+from testsupport.processes import free_port
 
 SERVICE = ("svc_family_app", "service")
 
@@ -26,40 +25,12 @@ def payments(grpc_channel):
     return PaymentServiceStub(grpc_channel)
 
 
-@pytest.fixture
-def as_user(token_issuer):
-    def metadata(user_id: str, role: str | None = None, **extra):
-        return auth(token_issuer.token(user_id, role=role), **extra)
-
-    return metadata
-
-
-def failure(call):
-    with pytest.raises(grpc.RpcError) as raised:
-        call()
-    return raised.value
-
-
 def test_the_old_service_s_examples(payments, as_user):
     customer = as_user("customer_123")
     created = payments.CreatePayment(pb.CreatePaymentRequest(**GOOD), metadata=customer).payment
     payment = Payment.objects.get()
     assert payment.external_payment_id.startswith("pi_")  # a card payment is a Stripe PaymentIntent
-    expected = {
-        "id": str(payment.id),
-        "amount": 1999,
-        "currency": "USD",
-        "status": "pending",
-        "payment_method": "credit_card",
-        "customer_id": "customer_123",
-        "order_id": "order_123",
-        "description": "Test payment",
-        "external_payment_id": payment.external_payment_id,
-        "failure_reason": "",
-        "metadata": {},
-        "created_at": payment.created_at,
-        "updated_at": payment.updated_at,
-    }
+    expected = created_from_good(payment)
     assert plain(created) == expected
     got = payments.GetPayment(pb.GetPaymentRequest(id=created.id), metadata=customer)
     assert plain(got.payment) == expected
@@ -76,11 +47,10 @@ def test_the_old_service_s_examples(payments, as_user):
     assert plain(moved.payment)["status"] == "completed"
 
 
-def test_a_payment_read_through_rest_and_grpc_is_the_same(payments, as_user, token_issuer):
+def test_a_payment_read_through_rest_and_grpc_is_the_same(payments, as_user, api_client_for):
     PaymentFactory(customer_id="customer_123", metadata={"source": "ios", "n": 2}, description="Rëad")
     payment = PaymentFactory(customer_id="customer_123", status="failed", failure_reason="card_declined")
-    client = APIClient()
-    client.credentials(HTTP_BETTER_AUTH_TOKEN=token_issuer.token("customer_123"))
+    client = api_client_for("customer_123")
     for row in Payment.objects.all():
         rest = client.get(f"/api/v1/payments/{row.id}/").json()
         grpc_answer = payments.GetPayment(
@@ -110,7 +80,7 @@ def test_a_payment_read_through_rest_and_grpc_is_the_same(payments, as_user, tok
         ({"customer_id": ""}, {"customer_id": ["This field is required."]}),
     ],
 )
-def test_create_validates_as_rest_and_creates_nothing(payments, as_user, fields, errors, token_issuer):
+def test_create_validates_as_rest_and_creates_nothing(payments, as_user, fields, errors, api_client_for):
     body = {**GOOD, **fields}
     error = failure(
         lambda: payments.CreatePayment(pb.CreatePaymentRequest(**body), metadata=as_user(*SERVICE))
@@ -118,8 +88,7 @@ def test_create_validates_as_rest_and_creates_nothing(payments, as_user, fields,
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert reason_of(error) == "invalid"
     rest_body = {key: value for key, value in body.items() if value not in ("", 0)}
-    client = APIClient()
-    client.credentials(HTTP_BETTER_AUTH_TOKEN=token_issuer.token(*SERVICE[:1], role="service"))
+    client = api_client_for(SERVICE[0], role=SERVICE[1])
     rest_errors = client.post("/api/v1/payments/", rest_body, format="json").json()["errors"]
     assert field_errors(error) == rest_errors
     if errors is not None:
@@ -187,11 +156,11 @@ def test_a_key_reused_for_another_request_is_already_exists(payments, as_user):
 
 
 @pytest.mark.parametrize("payment_method", ["credit_card", "bank_transfer"])
-def test_10_concurrent_identical_creates_make_exactly_one_payment(grpc_server, token_issuer, payment_method):
+def test_10_concurrent_identical_creates_make_exactly_one_payment(grpc_server, as_user, payment_method):
     _, channel = grpc_server
     stub = PaymentServiceStub(channel)
     request = pb.CreatePaymentRequest(**{**GOOD, "payment_method": payment_method}, idempotency_key="race")
-    metadata = auth(token_issuer.token("customer_123"))
+    metadata = as_user("customer_123")
     barrier = threading.Barrier(10)
     results: list = [None] * 10
 
@@ -216,19 +185,13 @@ def test_10_concurrent_identical_creates_make_exactly_one_payment(grpc_server, t
 
 def test_stripe_down_is_unavailable_and_creates_nothing(payments, as_user):
     request = pb.CreatePaymentRequest(**GOOD, idempotency_key="pay-1")
-    with override_settings(STRIPE_API_BASE=_closed_url(), STRIPE_MAX_NETWORK_RETRIES=0):
+    with override_settings(STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}", STRIPE_MAX_NETWORK_RETRIES=0):
         error = failure(lambda: payments.CreatePayment(request, metadata=as_user("customer_123")))
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert reason_of(error) == "stripe_unavailable"
     assert not Payment.objects.exists() and not OutboxEvent.objects.exists()
     again = payments.CreatePayment(request, metadata=as_user("customer_123"))  # the key was not spent
     assert again.payment.id == str(Payment.objects.get().id)
-
-
-def _closed_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 # --- reads: the object rules ----------------------------------------------------------------

@@ -5,15 +5,7 @@ import json
 from django.core.management import call_command
 
 from payments.models import Payment
-
-CREATE = {
-    "amount": 1999,
-    "currency": "USD",
-    "payment_method": "credit_card",
-    "customer_id": "customer_123",
-    "order_id": "order_123",
-    "description": "Test payment",
-}
+from payments.tests.payloads import GOOD
 
 
 def answer(result) -> dict:
@@ -34,11 +26,11 @@ def test_the_old_examples_with_grpcurl(grpcserver_process, token_issuer):
     ]
     assert answer(server.grpcurl("grpc.health.v1.Health/Check")) == {"status": "SERVING"}
 
-    created = answer(server.grpcurl("payment.v1.PaymentService/CreatePayment", token=customer, data=CREATE))
+    created = answer(server.grpcurl("payment.v1.PaymentService/CreatePayment", token=customer, data=GOOD))
     payment = Payment.objects.get()
     assert created == {
         "payment": {
-            **CREATE,
+            **GOOD,
             "amount": "1999",  # int64 in protobuf's JSON mapping
             "id": str(payment.id),
             "status": "pending",

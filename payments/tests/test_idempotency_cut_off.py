@@ -22,6 +22,11 @@ from testsupport.problems import assert_problem
 
 PAYMENTS = "/api/v1/payments/"
 CHECKOUTS = "/api/v1/checkout/sessions/"
+CHECKOUT = {
+    "plan_id": "premium_monthly",
+    "success_url": "https://app.example/ok",
+    "cancel_url": "https://app.example/cancel",
+}
 LEASE = 60
 
 
@@ -138,11 +143,7 @@ def test_a_grpc_payment_cut_off_before_its_answer_is_made_once(grpc_channel, tok
 def test_a_checkout_cut_off_before_its_answer_makes_one_stripe_session(api_client_for, localstripe):
     PlanFactory(id="premium_monthly", name="Premium", price_cents=999, features=[FeatureFactory(code="ai")])
     client = api_client_for("user_cut")
-    body = {
-        "plan_id": "premium_monthly",
-        "success_url": "https://app.example/ok",
-        "cancel_url": "https://app.example/cancel",
-    }
+    body = CHECKOUT
     first = client.post(CHECKOUTS, body, format="json", HTTP_IDEMPOTENCY_KEY="checkout-cut")
     assert first.status_code == 201, first.json()
     cut_off("checkout-cut")
@@ -162,11 +163,7 @@ def test_a_checkout_whose_stripe_session_was_never_recorded_is_sent_again_under_
     again with the same idempotency key and records the one session Stripe made."""
     PlanFactory(id="premium_monthly", name="Premium", price_cents=999, features=[FeatureFactory(code="ai")])
     client = api_client_for("user_cut")
-    body = {
-        "plan_id": "premium_monthly",
-        "success_url": "https://app.example/ok",
-        "cancel_url": "https://app.example/cancel",
-    }
+    body = CHECKOUT
     first = client.post(CHECKOUTS, body, format="json", HTTP_IDEMPOTENCY_KEY="checkout-cut")
     assert first.status_code == 201
     CheckoutSession.objects.update(stripe_session_id="", url="")

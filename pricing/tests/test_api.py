@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from pricing.models import PricingZone
+from pricing.tests.cases import BAD_PRICE_QUERIES
 from pricing.tests.factories import FeatureFactory, PlanFactory, PricingZoneFactory
 from testsupport.problems import assert_problem
 
@@ -190,9 +191,7 @@ def test_a_country_without_a_zone_pays_the_zone_a_price(anon_client, catalog):
 @pytest.mark.parametrize(
     ("query", "errors"),
     [
-        ({}, {"country": ["This field is required."]}),
-        ({"country": "ZZ"}, {"country": ["'ZZ' is not an ISO 3166-1 alpha-2 country code."]}),
-        ({"country": "India"}, {"country": ["'INDIA' is not an ISO 3166-1 alpha-2 country code."]}),
+        *BAD_PRICE_QUERIES,
         ({"country": "IN", "limit": "0"}, {"limit": ["Must be a whole number between 1 and 100."]}),
     ],
 )

@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 from jia_payments.protos.pricing.v1 import pricing_pb2 as pb
 from jia_payments.protos.pricing.v1.pricing_pb2_grpc import PricingServiceStub
 from pricing.models import PricingZone
+from pricing.tests.cases import BAD_PRICE_QUERIES
 from pricing.tests.factories import PricingZoneFactory
 from testsupport.grpc import field_errors, plain, reason_of, rest_like
 
@@ -61,14 +62,7 @@ def test_one_plan_in_a_country_without_a_zone_is_zone_a_with_no_zone(pricing, ca
     assert not answer.prices[0].HasField("zone")
 
 
-@pytest.mark.parametrize(
-    ("request_fields", "errors"),
-    [
-        ({}, {"country": ["This field is required."]}),
-        ({"country": "ZZ"}, {"country": ["'ZZ' is not an ISO 3166-1 alpha-2 country code."]}),
-        ({"country": "India"}, {"country": ["'INDIA' is not an ISO 3166-1 alpha-2 country code."]}),
-    ],
-)
+@pytest.mark.parametrize(("request_fields", "errors"), BAD_PRICE_QUERIES)
 def test_prices_reject_nonsense_with_the_field_errors_in_the_details(pricing, request_fields, errors):
     with pytest.raises(grpc.RpcError) as raised:
         pricing.GetPrices(pb.GetPricesRequest(**request_fields))

@@ -25,40 +25,35 @@ def session_may(principal: Principal, request, view) -> bool:
 SESSION_REFUSED = "Your admin groups do not allow this change."
 
 
-class IsAuthenticatedCaller(BasePermission):
+class _Caller(BasePermission):
+    """A verified caller this permission `admits`; a staff session also within its admin groups."""
+
+    def admits(self, principal: Principal) -> bool:
+        return True
+
+    def has_permission(self, request, view):
+        principal = principal_of(request)
+        if principal is None or not self.admits(principal):
+            return False
+        if not session_may(principal, request, view):
+            self.message = SESSION_REFUSED
+            return False
+        return True
+
+
+class IsAuthenticatedCaller(_Caller):
     """Any verified caller: end user, service or staff (a staff session within its admin groups)."""
 
-    def has_permission(self, request, view):
-        principal = principal_of(request)
-        if principal is None:
-            return False
-        if not session_may(principal, request, view):
-            self.message = SESSION_REFUSED
-            return False
-        return True
 
-
-class IsServiceOrStaff(BasePermission):
+class IsServiceOrStaff(_Caller):
     message = "Only services and staff may do this."
 
-    def has_permission(self, request, view):
-        principal = principal_of(request)
-        if principal is None or not principal.is_privileged:
-            return False
-        if not session_may(principal, request, view):
-            self.message = SESSION_REFUSED
-            return False
-        return True
+    def admits(self, principal: Principal) -> bool:
+        return principal.is_privileged
 
 
-class IsStaff(BasePermission):
+class IsStaff(_Caller):
     message = "Only staff may do this."
 
-    def has_permission(self, request, view):
-        principal = principal_of(request)
-        if principal is None or principal.role != Principal.STAFF:
-            return False
-        if not session_may(principal, request, view):
-            self.message = SESSION_REFUSED
-            return False
-        return True
+    def admits(self, principal: Principal) -> bool:
+        return principal.role == Principal.STAFF

@@ -2,7 +2,6 @@
 make is recorded with who made it, before and after, and the reason they gave."""
 
 import json
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -17,7 +16,7 @@ from entitlements.tests.factories import plan_with
 from jia_payments.core.audit.trail import audit_context, record_changes
 from payments.models import Payment, Refund
 from payments.stripe import gateway
-from payments.tests.factories import PaymentFactory
+from payments.tests.factories import PaymentFactory, charged_payment
 from pricing.models import Feature, Plan, PricingZone
 from pricing.tests.factories import FeatureFactory, PricingZoneFactory
 
@@ -187,24 +186,8 @@ def test_family_seats_moved_by_the_api_are_recorded(api_client_for):
     ]
 
 
-def _completed_stripe_payment(localstripe, amount: int = 2000) -> Payment:
-    payment_id = uuid.uuid4()
-    intent = gateway.payment_intent_create(
-        payment_id=payment_id, amount=amount, currency="USD", description="audit", metadata={}
-    )
-    localstripe.post(f"/v1/payment_intents/{intent['id']}", {"payment_method": "pm_card_visa"})
-    localstripe.post(f"/v1/payment_intents/{intent['id']}/confirm")
-    return PaymentFactory(
-        id=payment_id,
-        amount=amount,
-        status=Payment.Status.COMPLETED,
-        payment_method=Payment.Method.CREDIT_CARD,
-        external_payment_id=intent["id"],
-    )
-
-
 def test_a_refund_by_a_service_token_records_its_reason_on_every_change(service_client, localstripe):
-    payment = _completed_stripe_payment(localstripe)
+    payment = charged_payment(localstripe, description="audit")
     response = service_client.post(
         f"/api/v1/payments/{payment.pk}/refund/", {"reason": "duplicate order"}, format="json"
     )
@@ -222,7 +205,7 @@ def test_a_refund_by_a_service_token_records_its_reason_on_every_change(service_
 
 
 def test_a_refund_retried_by_beat_names_who_asked_for_it(service_client, localstripe, monkeypatch):
-    payment = _completed_stripe_payment(localstripe)
+    payment = charged_payment(localstripe, description="audit")
 
     def down(**kwargs):
         raise gateway.StripeUnavailable()

@@ -81,14 +81,14 @@ def server(cluster, localstripe, tmp_path_factory):
     }
     running = Gunicorn(
         tmp_path_factory.mktemp("gunicorn"),
-        cluster.url,
+        DATABASE_URL=cluster.url,
         **ENV,
         **stripe,
         WEB_CONCURRENCY="2",
         GUNICORN_THREADS="2",
     )
     try:
-        running.wait_until_up()
+        running.start()
         yield running
     finally:
         running.stop()
@@ -165,7 +165,7 @@ def test_a_request_cut_off_between_its_payment_and_its_answer_is_retried_into_th
         db.execute("SELECT pg_advisory_lock(4242)")
         with ThreadPoolExecutor(max_workers=1) as caller:
             first = caller.submit(
-                requests.post, server.url("/api/v1/payments/"), json=body, headers=headers, timeout=60
+                requests.post, server.url + "/api/v1/payments/", json=body, headers=headers, timeout=60
             )
             backend = _backend_waiting_on_the_answer(db)
             made = db.execute("SELECT id, external_payment_id FROM payments_payment WHERE order_id = 'cut-1'")
@@ -179,12 +179,12 @@ def test_a_request_cut_off_between_its_payment_and_its_answer_is_retried_into_th
         [state] = db.execute("SELECT state FROM core_idempotencykey WHERE key = 'cut-1'").fetchone()
         assert state == "in_progress"  # no answer stored, and the dead request could not release it
 
-        during_lease = requests.post(server.url("/api/v1/payments/"), json=body, headers=headers, timeout=60)
+        during_lease = requests.post(server.url + "/api/v1/payments/", json=body, headers=headers, timeout=60)
         assert (during_lease.status_code, during_lease.json()["code"]) == (409, "idempotency_key_in_progress")
         retried = _post_until_not_in_progress(server, body, headers)
         assert retried.status_code == 201, retried.text
         assert "Idempotent-Replayed" not in retried.headers  # it ran again and found the payment
-        shown = requests.get(server.url(f"/api/v1/payments/{payment_id}/"), headers=headers, timeout=60)
+        shown = requests.get(server.url + f"/api/v1/payments/{payment_id}/", headers=headers, timeout=60)
         assert retried.json() == {**shown.json(), "client_secret": retried.json()["client_secret"]}
         assert (retried.json()["id"], retried.json()["external_payment_id"]) == (str(payment_id), intent_id)
         intents = [
@@ -200,7 +200,7 @@ def test_a_request_cut_off_between_its_payment_and_its_answer_is_retried_into_th
             "SELECT count(*) FROM core_outboxevent WHERE aggregate_id = %s", [str(payment_id)]
         ).fetchone()
         assert events == (1,)
-        replayed = requests.post(server.url("/api/v1/payments/"), json=body, headers=headers, timeout=60)
+        replayed = requests.post(server.url + "/api/v1/payments/", json=body, headers=headers, timeout=60)
         assert (replayed.content, replayed.headers["Idempotent-Replayed"]) == (retried.content, "true")
     print("\ncut between payment and answer: 1 request cut off (503), its retry 201, payments 1, intents 1")
 
@@ -208,7 +208,7 @@ def test_a_request_cut_off_between_its_payment_and_its_answer_is_retried_into_th
 def test_a_plan_grant_cut_off_before_its_answer_is_undone_whole_and_its_retry_grants_once(cluster, server):
     headers = {"better-auth-token": ISSUER.token("svc_cut", role="service"), "Idempotency-Key": "cut-grant"}
     body = {"user_id": "user_cut", "plan_id": "premium_monthly", "reason": "cut"}
-    url = server.url("/api/v1/entitlements/grants/")
+    url = server.url + "/api/v1/entitlements/grants/"
     with psycopg.connect(cluster.url, autocommit=True) as db:
         db.execute(_HOLD_ANSWERS)
         db.execute("SELECT pg_advisory_lock(4242)")
@@ -257,7 +257,7 @@ def _backend_waiting_on_the_answer(db) -> int:
 def _post_until_not_in_progress(server: Gunicorn, body: dict, headers: dict) -> requests.Response:
     deadline = time.monotonic() + 120
     while True:
-        response = requests.post(server.url("/api/v1/payments/"), json=body, headers=headers, timeout=60)
+        response = requests.post(server.url + "/api/v1/payments/", json=body, headers=headers, timeout=60)
         in_progress = response.status_code == 409 and response.json()["code"] == "idempotency_key_in_progress"
         if not in_progress or time.monotonic() > deadline:
             return response
@@ -272,7 +272,7 @@ def _burst(server: Gunicorn, pg: PrivatePostgres) -> list[tuple[int, str | None]
     def write(n: int) -> None:
         try:
             response = requests.post(
-                server.url("/api/v1/payments/"), json=_payment(n), timeout=60,
+                server.url + "/api/v1/payments/", json=_payment(n), timeout=60,
                 headers={"better-auth-token": token, "Idempotency-Key": f"burst-{n}"},
             )  # fmt: skip
             problem = response.json().get("code") if response.status_code != 201 else None
@@ -305,7 +305,7 @@ def _retry_failed(server: Gunicorn, outcomes) -> int:
             continue
         while True:
             response = requests.post(
-                server.url("/api/v1/payments/"), json=_payment(n), timeout=60,
+                server.url + "/api/v1/payments/", json=_payment(n), timeout=60,
                 headers={"better-auth-token": token, "Idempotency-Key": f"burst-{n}"},
             )  # fmt: skip
             if response.status_code == 201 or time.monotonic() > deadline:

@@ -1,7 +1,7 @@
 """The container health check: `python -m jia_payments.core.grpc.probe`."""
 
 from jia_payments.core.grpc import probe
-from testsupport.grpcserver import free_port
+from testsupport.processes import free_port
 
 
 def test_the_probe_says_serving_only_when_the_health_service_does(grpc_server):

@@ -1,7 +1,6 @@
 """The gRPC server's shared machinery: reflection, health, authentication, rate limits, the error
 mapping, one log line and the metrics per call (a streaming one's when the stream ends)."""
 
-import socket
 import subprocess
 import sys
 import threading
@@ -27,17 +26,12 @@ from jia_payments.protos.pricing.v1.pricing_pb2_grpc import PricingServiceStub
 from pricing import selectors
 from testsupport.grpc import auth, details_of, reason_of
 from testsupport.logcapture import capture_logs
+from testsupport.processes import free_port
 from testsupport.waiting import wait_for
 
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
 ZONE = pb.GetPricingZoneRequest(iso_code="ZZ")  # answers NOT_FOUND: a call that needs no data
 PRICING_FILE = reflection_pb2.ServerReflectionRequest(file_containing_symbol="pricing.v1.PricingService")
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def health_of(channel, service: str = "") -> int:
@@ -87,7 +81,7 @@ def test_health_serves_overall_database_and_cache(grpc_server):
 
 def test_a_dependency_down_is_not_serving_and_so_is_the_whole(grpc_server):
     server, channel = grpc_server
-    with override_settings(REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0", READINESS_TIMEOUT=5):
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", READINESS_TIMEOUT=5):
         assert server.health.update() == {"database": True, "cache": False}
     assert health_of(channel, "cache") == health_pb2.HealthCheckResponse.NOT_SERVING
     assert health_of(channel, "") == health_pb2.HealthCheckResponse.NOT_SERVING

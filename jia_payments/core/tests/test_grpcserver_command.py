@@ -6,7 +6,8 @@ import time
 import pytest
 import requests
 
-from testsupport.grpcserver import GrpcServerProcess, free_port
+from testsupport.grpcserver import GrpcServerProcess
+from testsupport.processes import free_port
 
 
 def test_grpcurl_lists_the_services_and_checks_health(grpcserver_process):

@@ -7,18 +7,14 @@ import pytest
 from django.test import override_settings
 from health_check.checks import Database
 
+from testsupport.processes import free_port
+
 pytestmark = pytest.mark.django_db  # the check connects from its own thread: no transaction needed
 
 
 @pytest.fixture
 def with_broker(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False  # a deployment with a real broker
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -40,7 +36,7 @@ def test_healthz_answers_on_the_pod_address_over_plain_http(client):
 
 
 def test_healthz_does_not_depend_on_redis(client):
-    with override_settings(REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0"):
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"):
         assert client.get("/healthz").status_code == 200
 
 
@@ -54,7 +50,7 @@ def test_readyz_is_200_when_every_dependency_answers(client, with_broker):
 
 
 def test_readyz_names_redis_when_it_is_down(client, settings, with_broker):
-    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
     response = client.get("/readyz")
     assert response.status_code == 503
     body = response.json()
@@ -76,7 +72,7 @@ def test_readyz_checks_kafka_only_when_events_go_to_kafka(client, settings, sile
     settings.READINESS_TIMEOUT = 0.3
     assert "kafka" not in client.get("/readyz").json()["checks"]
     settings.EVENTS_PROVIDER = "kafka"
-    settings.EVENTS_BROKERS = [f"127.0.0.1:{closed_port()}", f"127.0.0.1:{silent_server}"]
+    settings.EVENTS_BROKERS = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{silent_server}"]
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["failing"] == ["kafka"]

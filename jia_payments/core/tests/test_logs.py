@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -14,6 +13,8 @@ import pytest
 from jia_payments.celery import app as celery_app
 from jia_payments.core.ops.logs import REDACTED, redact
 from testsupport.logcapture import capture_logs, secrets_in
+from testsupport.processes import stop_process
+from testsupport.waiting import wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.urls("jia_payments.core.tests.ops_urls")
@@ -101,11 +102,16 @@ def test_a_real_worker_logs_the_task_with_the_request_id_of_the_request(api_clie
     celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = False, queue
     try:
         api_client_for("user_logs_3").post("/echo/", {"marker": "real"}, HTTP_X_REQUEST_ID="req-worker-1")
-        lines = _wait_for_json_line(log_path, lambda line: line.get("event") == "log_probe_ran", worker)
+        lines = wait_until_answering(
+            worker,
+            lambda: _has_event(_json_lines(log_path), "log_probe_ran"),
+            what="the worker's log_probe_ran line",
+            logs=log_path.read_text,
+            timeout=60,
+        )
     finally:
         celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = previous
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
+        stop_process(worker, timeout=30)
     ran = next(line for line in lines if line.get("event") == "log_probe_ran")
     assert ran["request_id"] == "req-worker-1"
     assert ran["marker"] == "real"
@@ -116,23 +122,19 @@ def test_a_real_worker_logs_the_task_with_the_request_id_of_the_request(api_clie
     assert {"timestamp", "level", "logger"} <= started.keys()
 
 
-def _wait_for_json_line(path: Path, wanted, process, timeout: float = 60) -> list[dict]:
-    import time
+def _json_lines(path: Path) -> list[dict]:
+    lines = []
+    for raw in path.read_text().splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except json.JSONDecodeError:
+            continue
+    return lines
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lines = []
-        for raw in path.read_text().splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except json.JSONDecodeError:
-                continue
-        if any(wanted(line) for line in lines):
-            return lines
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
-    raise AssertionError(f"no such log line; worker output:\n{path.read_text()[-4000:]}")
+
+def _has_event(lines: list[dict], event: str) -> list[dict] | None:
+    """`lines` when one of them is `event`'s."""
+    return lines if any(line.get("event") == event for line in lines) else None
 
 
 def _manage_log(code: str, **env: str) -> str:

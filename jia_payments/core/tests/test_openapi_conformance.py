@@ -15,7 +15,8 @@ import pytest
 from django.core.management import call_command
 
 from testsupport.localstripe import API_KEY
-from testsupport.webserver import ROOT, WebServerProcess
+from testsupport.processes import ROOT
+from testsupport.webserver import WebServerProcess
 
 ST = str(Path(sys.executable).parent / "st")
 CONFIG = ROOT / "testsupport" / "schemathesis.toml"

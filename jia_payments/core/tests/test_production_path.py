@@ -9,7 +9,6 @@ worker process; a payment created over the API reaches the broker through the wo
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -25,7 +24,8 @@ from djstripe.models import WebhookEndpoint
 
 from payments.models import StripeEvent
 from testsupport.localstripe import API_KEY, signature_header
-from testsupport.tansu import free_port
+from testsupport.processes import free_port, stop_process
+from testsupport.waiting import wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[3]
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
@@ -63,28 +63,12 @@ class Role:
         return self.log_path.read_text()
 
     def stop(self, timeout: float = 30) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process(self.process, timeout=timeout, group=True)
         self.log.close()
 
 
 def wait_for(condition, what: str, process: Role, timeout: float = WAIT_SECONDS):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.process.poll() is None, f"{what}: the process exited\n{process.output()}"
-        try:
-            result = condition()
-        except requests.ConnectionError:
-            result = None
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n{process.output()}")
+    return wait_until_answering(process.process, condition, what=what, logs=process.output, timeout=timeout)
 
 
 def production_env(*, token_issuer, localstripe, tansu, topic: str, tmp_path: Path) -> dict[str, str]:

@@ -11,35 +11,19 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import requests
 from django.conf import settings
 
+from testsupport import webserver
+from testsupport.processes import ROOT, free_port
 from testsupport.tokens import TokenIssuer
-from testsupport.waiting import http_ok, wait_until_answering
+from testsupport.webserver import GUNICORN, WebServerProcess
 
-ROOT = Path(__file__).resolve().parents[3]
-GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 TOKEN = "metrics-token-" + "g" * 24
 ISSUER = TokenIssuer()
-PRODUCTION = {
-    "DEBUG": "false",
-    "SECRET_KEY": "k" * 20 + "-production-secret-9f8e7d6c5b4a3928171605ab",
-    "STRIPE_SECRET": "sk_live_" + "a" * 30,
-    "ALLOWED_HOSTS": "127.0.0.1",
-    "SECURE_SSL_REDIRECT": "false",
-    "LOG_LEVEL": "INFO",
-    "LOG_FORMAT": "json",
-    "AUTH_PUBLIC_KEY_PEM": ISSUER.public_pem,
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+PRODUCTION = {**webserver.PRODUCTION, "AUTH_PUBLIC_KEY_PEM": ISSUER.public_pem}
 
 
 def test_gunicorn_conf_loads_with_the_app_in_production_mode():
@@ -107,45 +91,22 @@ def test_workers_are_forked_from_a_preloaded_app_unless_told_otherwise():
     assert (preload(), preload(GUNICORN_PRELOAD="false")) == ("True", "False")
 
 
-class Gunicorn:
-    def __init__(self, tmp_path: Path, database_url: str, **extra_env: str):
-        self.port = _free_port()
+class Gunicorn(WebServerProcess):
+    """Two workers in production mode, their metrics in a directory a previous run left files in."""
+
+    def __init__(self, tmp_path: Path, **extra_env: str):
         self.metrics_dir = tmp_path / "metrics"
         self.metrics_dir.mkdir()
         (self.metrics_dir / "counter_999999.db").write_bytes(b"stale")  # a previous run's
         (self.metrics_dir / "not-ours.txt").write_text("kept")  # the directory may be shared
-        self.out = open(tmp_path / "gunicorn.out", "w+")
-        self.err = open(tmp_path / "gunicorn.err", "w+")
-        env = {
-            **os.environ,
-            **PRODUCTION,
-            "DATABASE_URL": database_url,
-            "METRICS_TOKEN": TOKEN,
-            "WEB_CONCURRENCY": "2",
-            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
-            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
-            **extra_env,
-        }
-        self.process = subprocess.Popen(
-            [GUNICORN, "-c", "gunicorn.conf.py"], cwd=ROOT, env=env, stdout=self.out, stderr=self.err
+        super().__init__(
+            env={**PRODUCTION, "METRICS_TOKEN": TOKEN, **extra_env}, log_path=tmp_path / "gunicorn.log"
         )
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
 
     def get(self, path: str, headers: dict | None = None) -> tuple[int, bytes]:
         headers = {"Connection": "close", **(headers or {})}
-        response = requests.get(self.url(path), headers=headers, timeout=30)
+        response = requests.get(self.url + path, headers=headers, timeout=30)
         return response.status_code, response.content
-
-    def wait_until_up(self, timeout: float = 120):
-        wait_until_answering(
-            self.process,
-            lambda: http_ok(self.url("/healthz")),
-            what="gunicorn",
-            logs=self.logs,
-            timeout=timeout,
-        )
 
     def worker_pids(self) -> set[int]:
         return {
@@ -170,34 +131,12 @@ class Gunicorn:
                 lines.append(line)
         return lines
 
-    def logs(self) -> str:
-        for stream in (self.out, self.err):
-            if not stream.closed:
-                stream.flush()
-        return Path(self.out.name).read_text() + Path(self.err.name).read_text()
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.out.close()
-        self.err.close()
-
-
-def _test_database_url() -> str:
-    test_database = settings.DATABASES["default"]["NAME"]
-    return urlparse(os.environ["DATABASE_URL"])._replace(path=f"/{test_database}").geturl()
-
 
 @pytest.fixture
 def gunicorn(django_db_setup, tmp_path):
-    server = Gunicorn(tmp_path, _test_database_url(), GUNICORN_ACCESS_LOG="true")
+    server = Gunicorn(tmp_path, GUNICORN_ACCESS_LOG="true")
     try:
-        server.wait_until_up()
+        server.start()
         yield server
     finally:
         server.stop()
@@ -246,9 +185,9 @@ def test_two_workers_counts_add_up_in_one_scrape_and_survive_a_worker_restart(gu
 
 @pytest.mark.django_db
 def test_by_default_a_request_is_one_log_line_the_apps_with_the_operator_fields(django_db_setup, tmp_path):
-    server = Gunicorn(tmp_path, _test_database_url())
+    server = Gunicorn(tmp_path)
     try:
-        server.wait_until_up()
+        server.start()
         status, _ = server.get(
             "/api/v1/no-such-thing/", {"X-Request-ID": "req-one-line", "User-Agent": "probe"}
         )
@@ -332,7 +271,7 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_wait_for_db_gives_up_after_its_timeout_naming_the_database():
-    closed = f"postgres://postgres@127.0.0.1:{_free_port()}/nothing"
+    closed = f"postgres://postgres@127.0.0.1:{free_port()}/nothing"
     started = time.monotonic()
     result = _manage("wait_for_db", "--timeout", "1.5", DATABASE_URL=closed)
     assert result.returncode == 1
@@ -410,11 +349,9 @@ def test_migrate_locked_waits_for_the_replica_that_migrates(monkeypatch):
 @pytest.fixture
 def threaded_gunicorn(django_db_setup, tmp_path):
     """One gthread worker: keep-alive connections (the sync worker closes after every answer)."""
-    test_database = settings.DATABASES["default"]["NAME"]
-    database_url = urlparse(os.environ["DATABASE_URL"])._replace(path=f"/{test_database}").geturl()
-    server = Gunicorn(tmp_path, database_url, WEB_CONCURRENCY="1", GUNICORN_THREADS="2")
+    server = Gunicorn(tmp_path, WEB_CONCURRENCY="1", GUNICORN_THREADS="2")
     try:
-        server.wait_until_up()
+        server.start()
         yield server
     finally:
         server.stop()

@@ -18,6 +18,7 @@ from jia_payments.core.models import OutboxEvent
 from jia_payments.core.ops import tracing
 from jia_payments.core.outbox.services import outbox_relay
 from testsupport.logcapture import capture_logs, secret_values
+from testsupport.processes import testing_database_url
 from testsupport.tracing import all_attribute_values
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,7 +110,7 @@ def test_off_nothing_of_opentelemetry_is_loaded_or_installed(django_db_blocker):
     """A process without OTEL_* serves a request with none of the tracing SDK, exporters or
     instrumentations imported, no middleware added, and messages with no trace header."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env["DATABASE_URL"] = _test_database_url()
+    env["DATABASE_URL"] = testing_database_url()
     probe = subprocess.run(
         [sys.executable, "-c", "import json\n" + OFF_PROBE],
         cwd=ROOT,
@@ -125,16 +126,6 @@ def test_off_nothing_of_opentelemetry_is_loaded_or_installed(django_db_blocker):
         "active": False,
         "headers": ["content-type"],
     }
-
-
-def _test_database_url() -> str:
-    from urllib.parse import urlparse
-
-    return (
-        urlparse(os.environ["DATABASE_URL"])
-        ._replace(path=f"/{settings.DATABASES['default']['NAME']}")
-        .geturl()
-    )
 
 
 # --- One trace from the REST call to the outbox row ------------------------------------------------
