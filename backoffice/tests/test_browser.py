@@ -223,7 +223,7 @@ def test_the_dashboard_shows_the_chart_and_the_databases_figures(live_server, st
     for days_ago, status in [(0, "completed"), (0, "failed"), (2, "completed"), (5, "pending")]:
         payment = PaymentFactory(status=status)
         Payment.objects.filter(pk=payment.pk).update(created_at=timezone.now() - timedelta(days=days_ago))
-    board = dashboard()
+    board = dashboard(user=get_user_model().objects.get(username=staff))
     with chromium_page() as page:
         log_in(page, live_server.url, staff, PASSWORD)
         page.wait_for_function("document.getElementById('payments-chart').chart !== undefined")
