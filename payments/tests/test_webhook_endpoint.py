@@ -136,9 +136,9 @@ def tasks_to_the_broker():
     dropped from it after the test."""
     from jia_payments.celery import app
 
-    app.conf.task_always_eager = False
+    eager, app.conf.task_always_eager = app.conf.task_always_eager, False
     yield
-    app.conf.task_always_eager = True
+    app.conf.task_always_eager = eager
     app.control.purge()
 
 
@@ -160,4 +160,4 @@ def test_a_webhook_call_writes_one_line_naming_the_event(client, endpoint, tasks
         ("request_finished", path, "evt_one_line", True),
     ]
     assert {line["stripe_event_type"] for line in logs.lines()} == {"payment_intent.succeeded"}
-    assert list(StripeEvent.objects.values_list("pk", "status")) == [("evt_one_line", "pending")]
+    assert list(StripeEvent.objects.values_list("pk", flat=True)) == ["evt_one_line"]
