@@ -3,7 +3,7 @@ so admin writes record their events and invalidate the cached answers like API w
 
 from django import forms
 from django.contrib import admin, messages
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from entitlements import admin_views, services
@@ -43,7 +43,16 @@ class EntitlementForm(forms.ModelForm):
 @admin.register(Entitlement)
 class EntitlementAdmin(AuditedAdmin, admin.ModelAdmin):
     form = EntitlementForm
-    list_display = ["user_id", "feature", "plan", "status", "expires_at", "family", "origin", "granted_at"]
+    list_display = [
+        "user_id",
+        "feature",
+        "plan",
+        "status",
+        "expires_at",
+        "family_owner",
+        "origin_short",
+        "granted_at",
+    ]
     list_filter = ["status", "origin", "plan", "feature"]
     search_fields = ["user_id", "subscription_id", "=id", "=family__id", "=payment_id"]
     # When and by what purchase a row was granted are facts, not settings: a manual grant is granted
@@ -59,7 +68,7 @@ class EntitlementAdmin(AuditedAdmin, admin.ModelAdmin):
     ]
     raw_id_fields = ["family"]
     date_hierarchy = "granted_at"
-    list_select_related = ["plan", "feature"]
+    list_select_related = ["plan", "feature", "family"]
     actions = ["cancel_selected", "extend_selected", "expire_selected", "reactivate_selected"]
     change_list_template = "admin/entitlements/entitlement/change_list.html"
     fieldsets = [
@@ -71,6 +80,20 @@ class EntitlementAdmin(AuditedAdmin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # cancel instead: the history of who had what stays
+
+    @admin.display(description="Origin", ordering="origin")
+    def origin_short(self, entitlement) -> str:
+        """The origin's name without its explanation (the filter beside the list keeps that)."""
+        return entitlement.get_origin_display().split(" (")[0]
+
+    @admin.display(description="Family", ordering="family__owner_user_id")
+    def family_owner(self, entitlement) -> str:
+        """The family by its owner, short enough for the list (its id is the link's title)."""
+        family = entitlement.family
+        if family is None:
+            return "-"
+        link = reverse("admin:entitlements_family_change", args=[family.pk])
+        return format_html('<a href="{}" title="family {}">of {}</a>', link, family.pk, family.owner_user_id)
 
     def get_urls(self):
         wrap = self.admin_site.admin_view

@@ -5,6 +5,7 @@ installed: SQLite, local-memory cache, Celery eager, events kept in the outbox, 
 a local fake. With DEBUG=false the process refuses to start when a secret it needs is missing.
 """
 
+import logging
 from pathlib import Path
 
 import environ
@@ -347,6 +348,9 @@ configure_structlog()
 INSTALLED_APPS += ["django_structlog"]
 MIDDLEWARE.insert(0, "jia_payments.core.api.request_logging.RequestLogMiddleware")
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
+# Its `task_enqueued` (in the request) and `task_started` (in the worker) lines only at DEBUG: a
+# task's one line is its `task_succeeded` / `task_failed`, with the request id it came from.
+DJANGO_STRUCTLOG_CELERY_TASK_START_LOG_LEVEL = logging.DEBUG
 
 # --- Health checks --------------------------------------------------------------------------
 # /healthz: the process answers. /readyz: database, Redis, Celery broker, Kafka when configured;

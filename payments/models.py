@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 
 from jia_payments.core.api.validation import CURRENCY_CODE
+from pricing.selectors import format_money
 
 MAX_AMOUNT = 99_999_999
 
@@ -72,7 +73,7 @@ class Payment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency} ({self.status})"
+        return f"{format_money(self.amount, self.currency)} ({self.status})"
 
     def can_move_to(self, status: str) -> bool:
         return status in self.TRANSITIONS[self.Status(self.status)]

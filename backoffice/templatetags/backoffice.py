@@ -7,11 +7,12 @@ register = template.Library()
 
 @register.inclusion_tag("admin/backoffice/dashboard.html", takes_context=True)
 def show_dashboard(context):
-    board = dashboard()
+    request = context.get("request")
+    board = dashboard(user=request.user)
     chart = {
         "days": board.days,
         "payments": board.payments_per_day,
         "succeeded": board.succeeded_per_day,
         "revenue": board.revenue_per_day,
     }
-    return {"board": board, "chart": chart, "request": context.get("request")}
+    return {"board": board, "chart": chart, "request": request}

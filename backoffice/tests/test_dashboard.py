@@ -5,6 +5,8 @@ from datetime import timedelta
 
 import pytest
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
@@ -44,9 +46,9 @@ def business():
     record_event(type="payment.created", aggregate_id="p1", subject="payments/p1", data={})
 
 
-def test_the_dashboard_counts_what_the_database_holds(business, django_assert_max_num_queries):
+def test_the_dashboard_counts_what_the_database_holds(business, admin_user, django_assert_max_num_queries):
     with django_assert_max_num_queries(5):
-        board = dashboard()
+        board = dashboard(user=admin_user)
     assert board.payments_total == 6
     assert (board.succeeded, board.failed) == (4, 1)
     assert board.success_rate == "80.0%"
@@ -58,15 +60,58 @@ def test_the_dashboard_counts_what_the_database_holds(business, django_assert_ma
     assert (board.outbox["pending"], board.outbox["failing"]) == (1, 0)
 
 
-def test_the_index_shows_the_dashboard_and_its_links_work(admin_client, business):
+def test_the_index_shows_the_dashboard_and_its_links_work(admin_client, admin_user, business):
     html = admin_client.get(reverse("admin:index")).content.decode()
     assert 'id="payments-chart"' in html and "backoffice/vendor/chart.umd.min.js" in html
     assert '<td id="figure-success-rate">80.0%</td>' in html
-    board = dashboard()
+    board = dashboard(user=admin_user)
     for link in board.links.values():
         assert admin_client.get(link).status_code == 200, link
     failed = admin_client.get(board.links["failed_webhooks"]).content.decode()
     assert "evt_failed" in failed
+
+
+FIGURES = {
+    "payments": ['id="figure-payments"', 'id="figure-revenue"', 'id="payments-chart"'],
+    "entitlements": ['id="entitlements-per-plan"'],
+    "webhooks": ['id="figure-webhooks-failed"'],
+    "outbox": ['id="figure-outbox-pending"'],
+}
+
+
+def _figures_shown(html: str) -> set[str]:
+    return {section for section, marks in FIGURES.items() if any(mark in html for mark in marks)}
+
+
+def test_staff_in_no_group_see_no_figure(as_staff, business):
+    html = as_staff("nobody").get(reverse("admin:index")).content.decode()
+    assert _figures_shown(html) == set()
+    assert 'id="dashboard"' not in html and "24.99 USD" not in html
+
+
+def test_each_section_needs_the_view_permission_of_what_it_counts(as_staff, business):
+    client = as_staff("eve")
+    user = get_user_model().objects.get(username="eve")
+    user.user_permissions.add(Permission.objects.get(codename="view_entitlement"))
+    html = client.get(reverse("admin:index")).content.decode()
+    assert _figures_shown(html) == {"entitlements"}
+    assert "24.99 USD" not in html
+    user.user_permissions.add(Permission.objects.get(codename="view_payment"))
+    html = client.get(reverse("admin:index")).content.decode()
+    assert _figures_shown(html) == {"entitlements", "payments"}
+    assert '<td id="figure-revenue">500 JPY, 24.99 USD</td>' in html
+
+
+def test_the_support_group_sees_every_figure(as_staff, business):
+    html = as_staff("sue", "support").get(reverse("admin:index")).content.decode()
+    assert _figures_shown(html) == set(FIGURES)
+
+
+def test_a_section_not_shown_is_not_queried(business, django_assert_num_queries):
+    nobody = get_user_model().objects.create_user("nobody", is_staff=True)
+    with django_assert_num_queries(2):  # the user's permissions (its groups', its own)
+        board = dashboard(user=nobody)
+    assert board.sections == frozenset() and board.payments_total == 0 and board.links == {}
 
 
 def test_sections_come_in_the_products_order_with_the_stripe_mirror_pruned(admin_client):

@@ -228,3 +228,29 @@ def test_granting_in_admin_writes_what_the_api_grant_writes(as_staff, staff_clie
 
     assert written("via_admin") == written("via_api")
     assert len(written("via_admin")[0]) == 3
+
+
+def test_the_list_names_each_rows_family_by_its_owner_and_reads_the_families_with_the_rows(
+    as_staff, family_plan
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = as_staff("sue", "support")
+    url = reverse("admin:entitlements_entitlement_changelist")
+    services.entitlements_grant_plan(user_id="owner_a", plan=family_plan)
+    client.get(url)  # the session and permissions, once
+    with CaptureQueriesContext(connection) as one_family:
+        client.get(url)
+    for owner in ("owner_b", "owner_c", "owner_d"):
+        services.entitlements_grant_plan(user_id=owner, plan=family_plan)
+    with CaptureQueriesContext(connection) as four_families:
+        html = client.get(url).content.decode()
+    assert len(four_families) == len(one_family)
+    family = Entitlement.objects.filter(user_id="owner_b").first().family
+    link = reverse("admin:entitlements_family_change", args=[family.pk])
+    assert (
+        f'<td class="field-family_owner"><a href="{link}" title="family {family.pk}">of owner_b</a></td>'
+        in html
+    )
+    assert '<td class="field-origin_short">Plan grant</td>' in html  # its explanation is the filter's

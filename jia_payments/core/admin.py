@@ -80,6 +80,7 @@ class IdempotencyKeyAdmin(ReadOnlyAdmin):
 from auditlog import admin as auditlog_admin  # noqa: E402  (registers auditlog's LogEntryAdmin first)
 from auditlog.models import LogEntry  # noqa: E402
 
+from jia_payments.core.audit.admin import changes_html, entry_as_shown  # noqa: E402
 from jia_payments.core.audit.trail import actor_label, reason_of  # noqa: E402
 
 admin.site.unregister(LogEntry)
@@ -94,6 +95,14 @@ class AuditLogEntryAdmin(auditlog_admin.LogEntryAdmin):
         (None, {"fields": ["created", "who", "why", "resource_url", "cid"]}),
         ("Changes", {"fields": ["action", "msg", "additional_data"]}),
     ]
+
+    @admin.display(description="Changes")
+    def msg_short(self, entry):
+        return super().msg_short(entry_as_shown(entry))
+
+    @admin.display(description="Changes")
+    def msg(self, entry):
+        return changes_html(entry)
 
     @admin.display(description="Who")
     def who(self, entry) -> str:

@@ -5,8 +5,11 @@ SDK; timestamp at most the endpoint's `djstripe_tolerance` seconds old, nor furt
 the SDK does not check): a refused call stores nothing and enqueues nothing. A verified event is
 stored under its Stripe id in one statement and its task enqueued after that commit
 (`events.stripe_event_receive`); the answer is 200 with JSON naming the event id, the same for a
-redelivery, which stores and enqueues nothing more. dj-stripe's `WebhookEventTrigger` log (a row
-written for every call, then updated) is not kept: the stored event is the record of a call.
+redelivery, which stores and enqueues nothing more. The call's one log line (`request_finished`)
+names the event: `stripe_event_id`, `stripe_event_type` and `stripe_event_redelivered` are bound
+to the request's log context, and warnings are written only for refused calls. dj-stripe's
+`WebhookEventTrigger` log (a row written for every call, then updated) is not kept: the stored
+event is the record of a call.
 
 With `DJSTRIPE_WEBHOOK_EVENT_CALLBACK` other than `enqueue_webhook_event` (unset: dj-stripe's
 default, processing in the request), dj-stripe's own handling runs, with the same checks.
@@ -18,6 +21,7 @@ import time
 
 import orjson
 import stripe
+import structlog
 from django.db import connection
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404
@@ -136,10 +140,10 @@ def _event(body: bytes) -> dict | None:
 
 
 def _receive(event: dict) -> None:
-    if stripe_event_receive(event=event, source=StripeEvent.Source.WEBHOOK):
-        logger.info("stripe event %s (%s) received", event["id"], event["type"])
-    else:
-        logger.info("stripe event %s delivered again; already stored", event["id"])
+    stored = stripe_event_receive(event=event, source=StripeEvent.Source.WEBHOOK)
+    structlog.contextvars.bind_contextvars(
+        stripe_event_id=event["id"], stripe_event_type=event["type"], stripe_event_redelivered=not stored
+    )
 
 
 def enqueue_webhook_event(trigger, api_key=None) -> None:

@@ -77,6 +77,8 @@ def test_the_payment_page_shows_money_in_currency_units_and_no_input(as_staff):
         assert shown in listing
     page = client.get(reverse("admin:payments_payment_change", args=[usd.pk])).content.decode()
     assert "9.99 USD" in page
+    # its name (title, breadcrumbs, audit log) is in currency units too, never "999 USD"
+    assert "<h2>9.99 USD (pending)</h2>" in page and "999 USD" not in page
     for field in [*MONEY_FIELDS, "status"]:
         assert f'name="{field}"' not in page
     assert client.get(reverse("admin:payments_payment_change", args=[jpy.pk])).status_code == 200

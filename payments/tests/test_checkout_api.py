@@ -243,3 +243,15 @@ def test_the_same_idempotency_key_replays_the_first_session(service_client, mont
     assert CheckoutSession.objects.count() == 1
     other = service_client.post(URL, {**body, "country": "BR"}, format="json", HTTP_IDEMPOTENCY_KEY="buy-1")
     assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+
+
+def test_a_checkout_writes_one_log_line_however_often_it_calls_stripe(
+    api_client_for, zones, monthly, localstripe
+):
+    from testsupport.logcapture import capture_logs
+
+    client = api_client_for("user_priya")
+    with capture_logs() as logs:
+        response = client.post(URL, {**BODY, "plan_id": "premium_monthly", "country": "IN"}, format="json")
+    assert response.status_code == 201, response.json()
+    assert [(line["event"], line.get("status")) for line in logs.lines()] == [("request_finished", 201)]

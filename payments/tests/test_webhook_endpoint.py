@@ -125,3 +125,39 @@ def test_a_redelivered_event_is_acknowledged_the_same_and_stored_once(client, en
         assert response["Content-Type"] == "application/json"
         assert response.json() == {"received": True, "event_id": "evt_redelivered"}
     assert list(StripeEvent.objects.values_list("pk", "attempts")) == [("evt_redelivered", 0)]
+
+
+# --- One log line per call ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def tasks_to_the_broker():
+    """Tasks are published to the broker, as in production (the suite runs them eagerly), and
+    dropped from it after the test."""
+    from jia_payments.celery import app
+
+    eager, app.conf.task_always_eager = app.conf.task_always_eager, False
+    yield
+    app.conf.task_always_eager = eager
+    app.control.purge()
+
+
+@pytest.mark.django_db(transaction=True)  # the task is enqueued at the commit, inside the request
+def test_a_webhook_call_writes_one_line_naming_the_event(client, endpoint, tasks_to_the_broker):
+    from testsupport.logcapture import capture_logs
+
+    body = json.dumps(StripeEventPayloadFactory(id="evt_one_line", type="payment_intent.succeeded")).encode()
+    with capture_logs() as logs:
+        first, again = signed_post(client, endpoint, body), signed_post(client, endpoint, body)
+    assert (first.status_code, again.status_code) == (200, 200)
+    path = f"/stripe/webhook/{endpoint.djstripe_uuid}/"
+    lines = [
+        (line["event"], line.get("path"), line.get("stripe_event_id"), line.get("stripe_event_redelivered"))
+        for line in logs.lines()
+    ]
+    assert lines == [
+        ("request_finished", path, "evt_one_line", False),
+        ("request_finished", path, "evt_one_line", True),
+    ]
+    assert {line["stripe_event_type"] for line in logs.lines()} == {"payment_intent.succeeded"}
+    assert list(StripeEvent.objects.values_list("pk", flat=True)) == ["evt_one_line"]

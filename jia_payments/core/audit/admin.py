@@ -2,7 +2,11 @@
 (who, when, before -> after, why) with a link to its full audit log, and staff give a reason for a
 change (a "Reason" box on the form and next to the actions)."""
 
+import copy
+from functools import cache
+
 from auditlog.mixins import AuditlogHistoryAdminMixin
+from auditlog.render import render_logentry_changes_html
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.helpers import ActionForm
@@ -35,10 +39,37 @@ def _short(value) -> str:
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "\u2026"
 
 
+@cache
+def _reverse_relations(model) -> frozenset[str]:
+    return frozenset(f.name for f in model._meta.get_fields() if f.auto_created and not f.concrete)
+
+
+def recorded_changes(entry) -> dict:
+    """An entry's changes as shown: without the reverse side of another model's relation (entries
+    written before it was excluded hold a payment's "refunds: None -> payments.Refund.None"; the
+    rows are history and stay as written). A field the model has since lost is still shown."""
+    changes = entry.changes_dict or {}
+    model = entry.content_type.model_class()
+    hidden = _reverse_relations(model) if model is not None else frozenset()
+    return {field: change for field, change in changes.items() if field not in hidden}
+
+
+def entry_as_shown(entry):
+    """A copy of `entry` holding only `recorded_changes`, for auditlog's own rendering."""
+    shown = copy.copy(entry)
+    shown.changes, shown.changes_text = recorded_changes(entry), ""
+    return shown
+
+
+def changes_html(entry) -> str:
+    """An entry's changes as auditlog's before/after tables, reverse relations left out."""
+    return render_logentry_changes_html(entry_as_shown(entry))
+
+
 def changes_text(entry) -> str:
     """An entry's changes on one line: "field: before -> after; ..."."""
     parts = []
-    for field, change in (entry.changes_dict or {}).items():
+    for field, change in recorded_changes(entry).items():
         if isinstance(change, dict):  # a many-to-many change
             objects = ", ".join(str(o) for o in change.get("objects", []))
             parts.append(f"{field}: {change.get('operation', '')} {_short(objects)}")

@@ -152,6 +152,9 @@ def logging_config(*, level: str, log_format: str) -> dict:
             "django.server": {"level": "WARNING"},
             "django.request": {"level": "ERROR"},
             "health_check": {"level": "ERROR"},  # /readyz logs one line naming what failed
+            # Stripe's SDK writes two info lines per API call and one per error (the gateway maps
+            # errors to the request's answer and logs those operators act on): one line a request.
+            "stripe": {"level": "WARNING"},
         },
     }
 

@@ -2,6 +2,7 @@
 make is recorded with who made it, before and after, and the reason they gave."""
 
 import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -563,3 +564,35 @@ def test_a_new_payments_audit_entry_lists_its_columns_only():
     (created,) = entries(payment)
     assert "refunds" not in created.changes_dict
     assert {"amount", "currency", "status"} <= set(created.changes_dict)
+
+
+def test_entries_written_before_keep_their_reverse_relation_but_admin_does_not_show_it(admin_client):
+    """History stays as written; admin shows the columns (and a column since dropped), not the
+    reverse side of a relation an older entry recorded."""
+    payment = PaymentFactory(amount=1234)
+    (created,) = entries(payment)
+    columns = len(created.changes)
+    created.changes = {
+        **created.changes,
+        "refunds": ["None", "payments.Refund.None"],
+        "checkout_session": ["None", "None"],
+        "dropped_column": ["None", "kept-in-history"],
+    }
+    created.save()
+    pages = {
+        "change page": reverse("admin:payments_payment_change", args=[payment.pk]),
+        "object's audit log": reverse("admin:payments_payment_auditlog", args=[payment.pk]),
+        "entry": reverse("admin:auditlog_logentry_change", args=[created.pk]),
+        "entry list": reverse("admin:auditlog_logentry_changelist"),
+    }
+    for name, url in pages.items():
+        html = admin_client.get(url).content.decode()
+        assert "payments.Refund.None" not in html, name
+        for hidden in ("refunds", "Refunds</td>", "checkout_session", "Checkout session</td>"):
+            assert not re.search(rf"\b{hidden}\b(:|,| \.\.|</td>)", html), (name, hidden)
+        if name == "entry list":  # "N changes: field, field, .."
+            assert f"{columns + 1} changes: " in html
+        else:
+            assert re.search(r"\bdropped_column\b|Dropped column", html), name
+            assert re.search(r"<td>1234</td>|amount: None \u2192 1234", html), name
+    assert LogEntry.objects.get(pk=created.pk).changes["refunds"] == ["None", "payments.Refund.None"]
