@@ -23,3 +23,24 @@ def lean_list(on: bool) -> None:
     from entitlements.api import EntitlementListView
 
     _lean(EntitlementListView, on)
+
+
+_after: dict = {}  # the changed code, kept while a toggle has it off
+
+
+def _throttles_before(self):
+    from entitlements.api import WriteRateThrottle
+
+    return [t for t in super(type(self), self).get_throttles() if not isinstance(t, WriteRateThrottle)]
+
+
+def throttle_parse(on: bool) -> None:
+    """A rate string parsed once per string, and the check's write throttle never built (off:
+    parsed per request, and all four built, then the write one filtered out)."""
+    from entitlements.api import EntitlementCheckView
+    from jia_payments.core.api import throttling
+
+    parse = _after.setdefault("parse_rate", throttling._parse_rate)
+    get_throttles = _after.setdefault("get_throttles", EntitlementCheckView.get_throttles)
+    throttling._parse_rate = parse if on else parse.__wrapped__
+    EntitlementCheckView.get_throttles = get_throttles if on else _throttles_before
