@@ -20,6 +20,8 @@ _JSON = "application/json"
 # orjson writes JSON's own types as DRF's JSONRenderer (compact, UTF-8) writes them, but for
 # floats (`1e-05`: orjson writes `1e-5`) and the two line separators DRF escapes.
 _SAME_BYTES_SCALARS = (str, int, bool, type(None))
+_SCALAR_TYPES = frozenset(_SAME_BYTES_SCALARS)
+_STR = frozenset({str})
 _LINE_SEPARATORS = ("\u2028".encode(), "\u2029".encode())
 
 
@@ -30,13 +32,19 @@ def renders_as_drf(value) -> bool:
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            if not all(type(key) is str for key in item):
+            if not _STR.issuperset(map(type, item)):
                 return False
-            stack.extend(item.values())
+            children = item.values()
         elif isinstance(item, list):
-            stack.extend(item)
-        elif not isinstance(item, _SAME_BYTES_SCALARS):
+            children = item
+        elif isinstance(item, _SAME_BYTES_SCALARS):
+            continue
+        else:
             return False
+        # Children of exactly a scalar type are checked here, in one pass in C; any other child
+        # (a container, a subclass, a float) is checked as an item of its own.
+        if not _SCALAR_TYPES.issuperset(map(type, children)):
+            stack.extend(child for child in children if type(child) not in _SCALAR_TYPES)
     return True
 
 

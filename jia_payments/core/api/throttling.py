@@ -115,6 +115,13 @@ def _count_in_window(store, key: str, ttl: int) -> int:
         return 1
 
 
+@functools.lru_cache(maxsize=32)
+def _parse_rate(rate: str) -> tuple[int, int]:
+    """DRF's reading of a rate ("600/min": 600 requests per 60 s), once per rate string: the rates
+    are looked up per request, the few strings they take parsed once."""
+    return SimpleRateThrottle.parse_rate(None, rate)
+
+
 class _WindowThrottle(SimpleRateThrottle):
     cache = cache
     cache_format = "throttle:%(scope)s:%(ident)s"
@@ -132,7 +139,7 @@ class _WindowThrottle(SimpleRateThrottle):
         key = self.get_cache_key(request, view) if rate else None
         if key is None:
             return None
-        self.num_requests, self.duration = self.parse_rate(rate)
+        self.num_requests, self.duration = _parse_rate(rate)
         now = int(self.timer())
         window = now // self.duration
         self._wait = (window + 1) * self.duration - now

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
-from jia_payments.core.api.renderers import json_response
+from jia_payments.core.api.renderers import json_response, renders_as_drf
 
 ANSWERS = [
     {"user_id": "u1", "has_access": True, "expires_at": None, "usage_limits": {}, "source": None},
@@ -59,3 +59,41 @@ def test_plain_answers_skip_drfs_renderer(data):
 def test_a_browser_still_gets_drfs_browsable_page():
     response = _served(ANSWERS[0], True, HTTP_ACCEPT="text/html")
     assert isinstance(response, Response) and response["Content-Type"].startswith("text/html")
+
+
+class StrKey(str):
+    pass
+
+
+class IntValue(int):
+    pass
+
+
+# Each with renders_as_drf's verdict: only JSON's own types, exactly as DRF writes them.
+VERDICTS = [
+    ({"a": 1, "b": "x", "c": True, "d": None, "e": [1, "y", False]}, True),
+    ({"nested": {"deeper": [{"deepest": {}}, []]}}, True),
+    ({"text": "\u2028 and \u2029"}, True),  # escaped after orjson, as DRF does
+    ({"big": 2**70}, True),  # orjson refuses it, json_response falls back then
+    ("a string", True),
+    (None, True),
+    ([], True),
+    ({"ratio": 0.5}, False),
+    ({"deep": [{"ratio": 1e-05}]}, False),
+    ([1, 2, 3.0], False),
+    ({1: "an int key"}, False),
+    ({"outer": {None: "a None key"}}, False),
+    ({StrKey("k"): 1}, False),  # a key must be exactly a str
+    ({"v": StrKey("a str subclass")}, True),  # a value may be one (isinstance)
+    ({"v": IntValue(3)}, True),
+    ({"tuple": (1, 2)}, False),
+    ({"set": {1}}, False),
+    ({"bytes": b"x"}, False),
+    (1.5, False),
+    ([{"ok": 1}, {"ok": [None, {"bad": object()}]}], False),
+]
+
+
+@pytest.mark.parametrize(("data", "verdict"), VERDICTS)
+def test_which_answers_render_as_drf(data, verdict):
+    assert renders_as_drf(data) is verdict
