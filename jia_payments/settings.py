@@ -60,10 +60,10 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "jia_payments.core.api.middleware.ProblemDetailsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "jia_payments.core.api.middleware.SessionMiddleware",
     "jia_payments.core.api.middleware.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "jia_payments.core.api.middleware.CsrfViewMiddleware",
+    "jia_payments.core.api.middleware.AuthenticationMiddleware",
     "jia_payments.core.api.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -473,7 +473,7 @@ if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
 
 INSTALLED_APPS += ["auditlog"]
 MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    MIDDLEWARE.index("jia_payments.core.api.middleware.AuthenticationMiddleware") + 1,
     "jia_payments.core.audit.trail.AuditMiddleware",
 )
 AUDITLOG_CID_GETTER = "jia_payments.core.audit.trail.correlation_id"
