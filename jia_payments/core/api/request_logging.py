@@ -4,7 +4,9 @@
 is a sane id, else a new uuid4), returns it in the response header, binds the client's `ip` as the
 rate limits see it, and logs `request_finished` with `method`, `path`, `status`, `duration_ms` and
 the caller's `user_id` (the API caller is a `Principal`, not a Django user). An exception no view
-turned into a response is logged once as `request_failed` (with its traceback) instead.
+turned into a response is logged once as `request_failed` (with its traceback) instead. With the
+same clock it records the request metrics (`metrics.RequestMetricsRecorder`): one middleware
+observes the request, around everything but the probes.
 
 The line is the one django-structlog's RequestMiddleware wrote (same logger name, event, fields
 and levels: info, warning for 4xx, error for 5xx; `request_started` only at DEBUG), written

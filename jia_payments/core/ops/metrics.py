@@ -1,7 +1,8 @@
 """Prometheus metrics: the registry and `GET /metrics`.
 
-django-prometheus measures requests (rate, latency by view and status), database queries and cache
-gets; this module adds Celery task failures and the outbox gauges, and serves every metric of the
+django-prometheus' series measure requests (rate, latency by view and status; recorded by
+`RequestMetricsRecorder` from the request log middleware), database queries and cache gets; this
+module adds Celery task failures and the outbox gauges, and serves every metric of the
 process in one scrape, the business metrics the apps define (`payments.metrics`,
 `entitlements.metrics`) included.
 
