@@ -73,7 +73,8 @@ class MessageMiddleware(DjangoMessageMiddleware):
 
 # --- Browser state (session, its user, the CSRF cookie) on requests that send no cookie ------------
 # An API caller with a token sends no cookie; a logged-in staff user's browser sends its session
-# cookie, and such a request gets Django's sessions, user and CSRF handling unchanged.
+# cookie, and such a request gets Django's sessions, user and CSRF handling unchanged (as does
+# every request under ASGI: the shortcut is the WSGI server's).
 
 _USER_READ = "_anonymous_user_read"
 
@@ -99,7 +100,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
     as Django's does once an empty session is read."""
 
     def __call__(self, request):
-        if not _cookieless_api_request(request):
+        if self.async_mode or not _cookieless_api_request(request):
             return super().__call__(request)
         response = self.get_response(request)
         if request.__dict__.get(_USER_READ):
@@ -112,7 +113,7 @@ class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
     SessionMiddleware) the anonymous user, made only if something asks for it."""
 
     def __call__(self, request):
-        if not _cookieless_api_request(request):
+        if self.async_mode or not _cookieless_api_request(request):
             return super().__call__(request)
         request.user = SimpleLazyObject(partial(_anonymous_user, request))
         return self.get_response(request)

@@ -67,3 +67,16 @@ def test_a_staff_session_write_with_its_csrf_cookie_and_token_is_accepted(admin_
     )
     assert response.status_code == 201, response.content
     assert Feature.objects.filter(code="x").exists()
+
+
+def test_under_asgi_the_api_answers_as_under_wsgi(token_issuer):
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    token = token_issuer.token("user_mw_asgi")
+    response = async_to_sync(AsyncClient().get)(WHOAMI, headers={"better-auth-token": token})
+    assert response.status_code == 200
+    assert response.json() == {"user_id": "user_mw_asgi", "role": "user"}
+    anonymous = async_to_sync(AsyncClient().get)(WHOAMI)
+    assert anonymous.status_code == 401
+    assert anonymous["Vary"] == "Accept, Cookie"
