@@ -62,7 +62,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "jia_payments.core.api.middleware.SessionMiddleware",
     "jia_payments.core.api.middleware.CommonMiddleware",
-    "jia_payments.core.api.middleware.CsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "jia_payments.core.api.middleware.AuthenticationMiddleware",
     "jia_payments.core.api.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

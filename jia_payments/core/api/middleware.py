@@ -13,7 +13,6 @@ from django.contrib.messages.middleware import MessageMiddleware as DjangoMessag
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpResponsePermanentRedirect
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
-from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import escape_leading_slashes
@@ -71,20 +70,16 @@ class MessageMiddleware(DjangoMessageMiddleware):
             super().process_request(request)
 
 
-# --- Browser state (session, its user, the CSRF cookie) on requests that send no cookie ------------
+# --- Browser state (the session and its user) on API requests that send no cookie -----------------
 # An API caller with a token sends no cookie; a logged-in staff user's browser sends its session
-# cookie, and such a request gets Django's sessions, user and CSRF handling unchanged (as does
+# cookie, and such a request gets Django's sessions and user unchanged (as does
 # every request under ASGI: the shortcut is the WSGI server's).
 
 _USER_READ = "_anonymous_user_read"
 
 
-def _sends_cookies(request) -> bool:
-    return bool(request.META.get("HTTP_COOKIE"))
-
-
 def _cookieless_api_request(request) -> bool:
-    return not _sends_cookies(request) and is_api_path(request.path)
+    return not request.META.get("HTTP_COOKIE") and is_api_path(request.path)
 
 
 def _anonymous_user(request):
@@ -117,12 +112,3 @@ class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
             return super().__call__(request)
         request.user = SimpleLazyObject(partial(_anonymous_user, request))
         return self.get_response(request)
-
-
-class CsrfViewMiddleware(DjangoCsrfViewMiddleware):
-    """Django's CSRF protection; a request without a cookie has no CSRF cookie to read first (the
-    check of an unsafe request to a protected view reads it again, and refuses)."""
-
-    def process_request(self, request):
-        if _sends_cookies(request):
-            super().process_request(request)

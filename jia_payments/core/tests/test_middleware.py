@@ -1,4 +1,4 @@
-"""Django's browser state (session, its user, the CSRF cookie) on API requests with and without
+"""Django's browser state (the session and its user; CSRF) on API requests with and without
 cookies: a token caller sends none and gets no session store; the answers are Django's."""
 
 import pytest
