@@ -61,10 +61,10 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "jia_payments.core.api.middleware.ProblemDetailsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "jia_payments.core.api.middleware.SessionMiddleware",
     "jia_payments.core.api.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "jia_payments.core.api.middleware.AuthenticationMiddleware",
     "jia_payments.core.api.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -343,8 +343,9 @@ LOGGING = logging_config(level=LOG_LEVEL, log_format=LOG_FORMAT)
 configure_structlog()
 
 # One line per request: `request_finished` (with the caller, status and duration), written by
-# jia_payments.core.api.request_logging; the line at the start only at DEBUG. gunicorn's access line
-# is off by default for the same reason. django-structlog carries the request id into Celery tasks.
+# jia_payments.core.api.request_logging (which records the request metrics too); the line at the
+# start only at DEBUG. gunicorn's access line is off by default for the same reason.
+# django-structlog carries the request id into Celery tasks.
 INSTALLED_APPS += ["django_structlog"]
 MIDDLEWARE.insert(0, "jia_payments.core.api.request_logging.RequestLogMiddleware")
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
@@ -454,12 +455,8 @@ if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
     # stop every process (a manage.py command included) at start-up.
     Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 INSTALLED_APPS += ["django_prometheus"]
-# GET /metrics is answered by jia_payments.core.ops.health.ProbeMiddleware, before these count.
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("jia_payments.core.ops.health.ProbeMiddleware") + 1,
-    "jia_payments.core.ops.metrics.BeforeMiddleware",
-)
-MIDDLEWARE.append("jia_payments.core.ops.metrics.AfterMiddleware")
+# The request series are recorded by the request log middleware (one clock for the line and the
+# metrics); GET /metrics is answered by jia_payments.core.ops.health.ProbeMiddleware, before it counts.
 _BUCKETS = "0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5 10 30 inf"  # seconds, the request latency histograms
 PROMETHEUS_LATENCY_BUCKETS = tuple(float(b) for b in _BUCKETS.split())
 # Database and cache backends that count their calls (the same drivers underneath).
@@ -480,7 +477,7 @@ if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
 
 INSTALLED_APPS += ["auditlog"]
 MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    MIDDLEWARE.index("jia_payments.core.api.middleware.AuthenticationMiddleware") + 1,
     "jia_payments.core.audit.trail.AuditMiddleware",
 )
 AUDITLOG_CID_GETTER = "jia_payments.core.audit.trail.correlation_id"

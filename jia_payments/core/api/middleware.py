@@ -5,9 +5,16 @@ view, and, with DEBUG on, its technical 404/500 pages, which bypass handler404/h
 middleware turns any such non-JSON error response on an API path into problem details.
 """
 
+from functools import partial
+
+from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.messages.middleware import MessageMiddleware as DjangoMessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpResponsePermanentRedirect
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
+from django.utils.cache import patch_vary_headers
+from django.utils.functional import SimpleLazyObject
 from django.utils.http import escape_leading_slashes
 
 from jia_payments.core.api.errors import code_for, is_api_path, problem, problem_response, title_for
@@ -61,3 +68,47 @@ class MessageMiddleware(DjangoMessageMiddleware):
     def process_request(self, request):
         if not is_api_path(request.path):
             super().process_request(request)
+
+
+# --- Browser state (the session and its user) on API requests that send no cookie -----------------
+# An API caller with a token sends no cookie; a logged-in staff user's browser sends its session
+# cookie, and such a request gets Django's sessions and user unchanged (as does
+# every request under ASGI: the shortcut is the WSGI server's).
+
+_USER_READ = "_anonymous_user_read"
+
+
+def _cookieless_api_request(request) -> bool:
+    return not request.META.get("HTTP_COOKIE") and is_api_path(request.path)
+
+
+def _anonymous_user(request):
+    request.__dict__[_USER_READ] = True
+    user = request._cached_user = AnonymousUser()
+    return user
+
+
+class SessionMiddleware(DjangoSessionMiddleware):
+    """Django's sessions, but an API request without a cookie gets no session store (it could only
+    be empty, and nothing on those paths writes one). Its user is anonymous
+    (AuthenticationMiddleware below); when something read that user, the answer varies on Cookie,
+    as Django's does once an empty session is read."""
+
+    def __call__(self, request):
+        if self.async_mode or not _cookieless_api_request(request):
+            return super().__call__(request)
+        response = self.get_response(request)
+        if request.__dict__.get(_USER_READ):
+            patch_vary_headers(response, ("Cookie",))
+        return response
+
+
+class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
+    """Django's `request.user`; on an API request without a cookie (no session: see
+    SessionMiddleware) the anonymous user, made only if something asks for it."""
+
+    def __call__(self, request):
+        if self.async_mode or not _cookieless_api_request(request):
+            return super().__call__(request)
+        request.user = SimpleLazyObject(partial(_anonymous_user, request))
+        return self.get_response(request)

@@ -4,7 +4,9 @@
 is a sane id, else a new uuid4), returns it in the response header, binds the client's `ip` as the
 rate limits see it, and logs `request_finished` with `method`, `path`, `status`, `duration_ms` and
 the caller's `user_id` (the API caller is a `Principal`, not a Django user). An exception no view
-turned into a response is logged once as `request_failed` (with its traceback) instead.
+turned into a response is logged once as `request_failed` (with its traceback) instead. With the
+same clock it records the request metrics (`metrics.RequestMetricsRecorder`): one middleware
+observes the request, around everything but the probes.
 
 The line is the one django-structlog's RequestMiddleware wrote (same logger name, event, fields
 and levels: info, warning for 4xx, error for 5xx; `request_started` only at DEBUG), written
@@ -15,8 +17,8 @@ the request id bound here travels with the tasks a request enqueues.
 import logging
 import re
 import sys
-import time
 import uuid
+from timeit import default_timer
 
 import structlog
 from django.core.exceptions import PermissionDenied
@@ -27,6 +29,7 @@ from rest_framework.throttling import BaseThrottle
 
 from jia_payments.core.api.auth import Principal
 from jia_payments.core.ops import tracing
+from jia_payments.core.ops.metrics import RequestMetricsRecorder
 
 REQUEST_ID_HEADER = "X-Request-ID"
 LOGGER_NAME = "django_structlog.middlewares.request"  # the name operators' queries know the line by
@@ -55,6 +58,18 @@ def _user_already_loaded(request):
     return user
 
 
+class _Peer:
+    """What DRF's client address rule reads of a request (REMOTE_ADDR and X-Forwarded-For), without
+    building `request.headers`, Django's mapping of every header, which nothing else here needs."""
+
+    __slots__ = ("META", "headers")
+
+    def __init__(self, request):
+        self.META = request.META
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
+        self.headers = {} if forwarded is None else {"x-forwarded-for": forwarded}
+
+
 def current_request_id() -> str | None:
     return structlog.contextvars.get_contextvars().get("request_id")
 
@@ -78,19 +93,28 @@ def _request_text(request) -> str:
 
 
 class RequestLogMiddleware:
-    """Binds the request's log context and writes its one log line (see the module docstring)."""
+    """The request's observation around the whole stack but the probes: its log context and log
+    line (see the module docstring) and its request metrics (`metrics.RequestMetricsRecorder`),
+    with one clock. Django calls the recorder's view, template and exception hooks from here."""
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self.metrics = RequestMetricsRecorder()
+        self.process_view = self.metrics.process_view
+        self.process_template_response = self.metrics.process_template_response
+        self.process_exception = self.metrics.process_exception
         got_request_exception.connect(_on_exception, weak=False, dispatch_uid="core.request_failed")
 
     def __call__(self, request):
-        started = time.monotonic()
+        started = default_timer()
         request_id = _request_id(request)
         # The peer, or the address the declared proxies (THROTTLE_NUM_PROXIES) put in X-Forwarded-For:
         # the same client address the rate limits count, never a header the client chose.
-        structlog.contextvars.bind_contextvars(request_id=request_id, ip=_client_address.get_ident(request))
+        structlog.contextvars.bind_contextvars(
+            request_id=request_id, ip=_client_address.get_ident(_Peer(request))
+        )
         try:
+            self.metrics.started(request, started)
             if _stdlib_logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "request_started",
@@ -99,23 +123,29 @@ class RequestLogMiddleware:
                     user_agent=request.META.get("HTTP_USER_AGENT"),
                 )
             response = self.get_response(request)
+            elapsed = default_timer() - started
             response[REQUEST_ID_HEADER] = request_id
+            self.metrics.finished(request, response, elapsed)
             if not request.__dict__.pop(_FAILED, False):
-                user_id = caller_id(_user_already_loaded(request))
-                structlog.contextvars.bind_contextvars(user_id=user_id)
-                tracing.set_user(user_id)  # only with OTEL_RECORD_USER_ID=true
-                status = response.status_code
-                logger.log(
-                    _level(status),
-                    "request_finished",
-                    method=request.method,
-                    path=request.path,
-                    status=status,
-                    duration_ms=round((time.monotonic() - started) * 1000, 1),
-                )
+                self._log_finished(request, response, elapsed)
             return response
         finally:
             structlog.contextvars.clear_contextvars()
+
+    @staticmethod
+    def _log_finished(request, response, elapsed: float) -> None:
+        user_id = caller_id(_user_already_loaded(request))
+        structlog.contextvars.bind_contextvars(user_id=user_id)
+        tracing.set_user(user_id)  # only with OTEL_RECORD_USER_ID=true
+        status = response.status_code
+        logger.log(
+            _level(status),
+            "request_finished",
+            method=request.method,
+            path=request.path,
+            status=status,
+            duration_ms=round(elapsed * 1000, 1),
+        )
 
 
 def _on_exception(sender, request=None, **kwargs):

@@ -57,9 +57,24 @@ def _mask_card(match: re.Match) -> str:
     return REDACTED if _luhn_valid(digits) else match.group(0)
 
 
-def redact_text(text: str) -> str:
-    text = _SENSITIVE_VALUE.sub(REDACTED, text)
+# Every credential _SENSITIVE_VALUE finds contains one of these: a text with none is not searched.
+_CREDENTIAL_MARKS = ("eyJ", "_live_", "_test_", "whsec_", "-----BEGIN ")
+# Short texts recur from line to line (paths, methods, events, addresses, user ids): their redacted
+# form is kept; longer ones (messages with values in them, tracebacks) are redacted each time.
+_REMEMBERED_UP_TO = 200
+
+
+def _redact(text: str) -> str:
+    if any(mark in text for mark in _CREDENTIAL_MARKS):
+        text = _SENSITIVE_VALUE.sub(REDACTED, text)
     return _CARD_CANDIDATE.sub(_mask_card, text)
+
+
+_redact_remembered = functools.lru_cache(maxsize=4096)(_redact)
+
+
+def redact_text(text: str) -> str:
+    return _redact_remembered(text) if len(text) <= _REMEMBERED_UP_TO else _redact(text)
 
 
 def _redact_value(value):

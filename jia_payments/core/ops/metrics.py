@@ -1,7 +1,8 @@
 """Prometheus metrics: the registry and `GET /metrics`.
 
-django-prometheus measures requests (rate, latency by view and status), database queries and cache
-gets; this module adds Celery task failures and the outbox gauges, and serves every metric of the
+django-prometheus' series measure requests (rate, latency by view and status; recorded by
+`RequestMetricsRecorder` from the request log middleware), database queries and cache gets; this
+module adds Celery task failures and the outbox gauges, and serves every metric of the
 process in one scrape, the business metrics the apps define (`payments.metrics`,
 `entitlements.metrics`) included.
 
@@ -24,6 +25,7 @@ import hmac
 import logging
 import os
 import time
+from bisect import bisect_left
 from timeit import default_timer
 
 from django.conf import settings
@@ -148,7 +150,7 @@ def registry() -> CollectorRegistry:
     return reg
 
 
-# --- Requests: django-prometheus' middleware, plus latency by view and status ---------------------
+# --- Requests: django-prometheus' request series, plus latency by view and status ------------------
 
 
 class RequestMetrics(Metrics):
@@ -182,6 +184,37 @@ def _view_name(request) -> str:
     return (match.view_name if match is not None else None) or "<unnamed view>"
 
 
+class _Counted:
+    """A counter child's value, counted without Counter.inc's checks (made when it was looked up)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, counter):
+        self._value = counter._value
+
+    def inc(self, amount: float = 1) -> None:
+        self._value.inc(amount)
+
+
+class _Observed:
+    """A histogram child's values, observed as Histogram.observe does without its checks and its
+    loop over the buckets; a zero adds nothing to the sum, so it is not written."""
+
+    __slots__ = ("_bounds", "_buckets", "_sum")
+
+    def __init__(self, histogram):
+        self._sum, self._buckets, self._bounds = histogram._sum, histogram._buckets, histogram._upper_bounds
+
+    def observe(self, amount: float) -> None:
+        if amount:
+            self._sum.inc(amount)
+        self._buckets[bisect_left(self._bounds, amount)].inc(1)  # the first bucket with amount <= bound
+
+
+def _recorded(child):
+    return _Observed(child) if isinstance(child, Histogram) else _Counted(child)
+
+
 class _Children(dict):
     """A labelled metric's children by label values, looked up once per label set (not per
     request: `labels()` validates and locks on every call)."""
@@ -191,35 +224,32 @@ class _Children(dict):
         self.metric = metric
 
     def __missing__(self, values):
-        child = self[values] = self.metric.labels(*values)
+        child = self[values] = _recorded(self.metric.labels(*values))
         return child
 
 
-class BeforeMiddleware:
-    """django-prometheus' PrometheusBeforeMiddleware (the same series), without MiddlewareMixin."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.metrics = RequestMetrics.get_instance()
-
-    def __call__(self, request):
-        metrics = self.metrics
-        metrics.requests_total.inc()
-        started = request.prometheus_before_middleware_event = default_timer()
-        response = self.get_response(request)
-        metrics.responses_total.inc()
-        metrics.requests_latency_before.observe(default_timer() - started)
-        return response
+def _transport(request) -> str:
+    return "https" if request.is_secure() else "http"
 
 
-class AfterMiddleware:
-    """django-prometheus' PrometheusAfterMiddleware (the same series and labels) and a latency
-    histogram by view and status; labelled children looked up once per label set. Every method
-    label is bounded (django-prometheus labels its latency-by-view-and-method with the raw one)."""
+class RequestMetricsRecorder:
+    """django-prometheus' Before and After middlewares' series (the same names, labels and counts)
+    and a latency histogram by view and status, recorded by the request log middleware around the
+    whole stack with its one clock: `started` before the rest of the stack, `finished` with the
+    answer and the seconds it took, and the hooks Django calls around the view.
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-        m = self.metrics = RequestMetrics.get_instance()
+    Labelled children are looked up once per label set. Every method label is bounded
+    (django-prometheus labels its latency-by-view-and-method with the raw one)."""
+
+    def __init__(self):
+        m = RequestMetrics.get_instance()
+        self._requests = _recorded(m.requests_total)
+        self._responses = _recorded(m.responses_total)
+        self._ajax = _recorded(m.requests_ajax)
+        self._streaming = _recorded(m.responses_streaming)
+        self._request_bytes = _recorded(m.requests_body_bytes)
+        self._response_bytes = _recorded(m.responses_body_bytes)
+        self._latency = _recorded(m.requests_latency_before)
         self._by_method = _Children(m.requests_by_method)
         self._by_transport = _Children(m.requests_by_transport)
         self._by_view_transport_method = _Children(m.requests_by_view_transport_method)
@@ -232,33 +262,31 @@ class AfterMiddleware:
         self._exceptions_by_type = _Children(m.exceptions_by_type)
         self._exceptions_by_view = _Children(m.exceptions_by_view)
 
-    def __call__(self, request):
-        method = _method(request)
-        self._by_method[(method,)].inc()
-        self._by_transport[("https" if request.is_secure() else "http",)].inc()
-        if request.headers.get("x-requested-with") == "XMLHttpRequest":
-            self.metrics.requests_ajax.inc()
-        self.metrics.requests_body_bytes.observe(int(request.META.get("CONTENT_LENGTH") or 0))
-        started = request.prometheus_after_middleware_event = default_timer()
-        # After an exception in the view too (Django's 500 answer), as django-prometheus counts it.
-        response = self.get_response(request)
-        view = _view_name(request)
-        status = str(response.status_code)
+    def started(self, request, started: float) -> None:
+        self._requests.inc()
+        self._by_method[(_method(request),)].inc()
+        self._by_transport[(_transport(request),)].inc()
+        if request.META.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
+            self._ajax.inc()
+        self._request_bytes.observe(int(request.META.get("CONTENT_LENGTH") or 0))
+        request.prometheus_after_middleware_event = started
+
+    def finished(self, request, response, elapsed: float) -> None:
+        self._responses.inc()
+        self._latency.observe(elapsed)
+        view, method, status = _view_name(request), _method(request), str(response.status_code)
         self._by_status[(status,)].inc()
         self._by_status_view_method[(status, view, method)].inc()
         self._by_charset[(str(response.charset),)].inc()
         if response.streaming:
-            self.metrics.responses_streaming.inc()
+            self._streaming.inc()
         else:
-            self.metrics.responses_body_bytes.observe(len(response.content))
-        elapsed = default_timer() - started
+            self._response_bytes.observe(len(response.content))
         self._latency_by_view_method[(view, method)].observe(elapsed)
         self._latency_by_view_status[(view, status)].observe(elapsed)
-        return response
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        transport = "https" if request.is_secure() else "http"
-        self._by_view_transport_method[(_view_name(request), transport, _method(request))].inc()
+        self._by_view_transport_method[(_view_name(request), _transport(request), _method(request))].inc()
 
     def process_template_response(self, request, response):
         if hasattr(response, "template_name"):
@@ -266,6 +294,8 @@ class AfterMiddleware:
         return response
 
     def process_exception(self, request, exception):
+        # A view's exception, as django-prometheus counts it (its 500 answer is counted in
+        # `finished` too).
         view = _view_name(request)
         self._exceptions_by_type[(type(exception).__name__,)].inc()
         if getattr(request, "resolver_match", None) is not None:
