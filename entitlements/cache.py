@@ -1,6 +1,7 @@
 """The per-user entitlement cache: one entry per user holding every row the access check needs.
 
-A hit is one Redis round trip (MGET of the user's generation token and entry) and no SQL.
+A hit is one Redis round trip (the user's generation token and entry) and no SQL; a miss is that
+round trip (which gives a user without a token one), the query, and one more to store the entry.
 
 Never stale: every write that can change a user's answer calls `invalidate_users` after its
 commit, which gives each affected user a new random generation token and deletes the entry. A
@@ -14,10 +15,11 @@ Redis down: reads and writes of the cache are skipped for a short while (a per-p
 breaker), the check answers from the database, and a warning is logged.
 
 On Redis (django-redis) the cache speaks to redis-py directly: a read is one Lua script (the
-request's rate-limit counts, when its view defers them, and the two GETs), and values are bytes of
-their own: the generation token as its ASCII hex, an entry as JSON (orjson) `[token, [row, ...]]`
-with each row a list of its fields. Other caches (local memory in development) hold the same
-values as Python objects through Django's cache API.
+request's rate-limit counts, when its view defers them, and the two GETs; a missing token is set
+in the same script), a store is one script that writes the entry only under the current token,
+and values are bytes of their own: the generation token as its ASCII hex, an entry as JSON
+(orjson) `[token, [row, ...]]` with each row a list of its fields. Other caches (local memory in
+development) hold the same values as Python objects through Django's cache API.
 """
 
 import hashlib
@@ -163,33 +165,54 @@ def lookup(user_id: str, row_type=tuple) -> Lookup:
 
 
 # KEYS: the rate-limit windows to count in (ARGV: their ttls), then the generation token and the
-# entry. Returns the counts, then the two values (nil for a missing one).
+# entry; the last two ARGV: the token to give a user who has none, and its ttl (ms). Returns the
+# counts, then the token and the entry (nil when missing).
 _COUNT_AND_READ = RedisScript(
     """
-local windows = #ARGV
+local windows = #KEYS - 2
 local found = {}
 for i = 1, windows do
   redis.call('SET', KEYS[i], 0, 'EX', ARGV[i], 'NX')
   found[i] = redis.call('INCR', KEYS[i])
 end
-found[windows + 1] = redis.call('GET', KEYS[windows + 1])
+local token = redis.call('GET', KEYS[windows + 1])
+if not token then
+  token = ARGV[windows + 1]
+  redis.call('SET', KEYS[windows + 1], token, 'PX', ARGV[windows + 2])
+end
+found[windows + 1] = token
 found[windows + 2] = redis.call('GET', KEYS[windows + 2])
 return found
 """
 )
 
+# KEYS: the generation token, the entry; ARGV: the token the entry was read under, the entry, its
+# ttl (ms). A write's invalidation since the read changed the token: then nothing is written.
+_STORE_IF_CURRENT = RedisScript(
+    """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+end
+return 0
+"""
+)
+
 
 def _get_many(cache, keys: list[str]) -> dict:
-    """The generation token and the entry (`keys`), decoded; the request's rate-limit counts, when
-    its view defers them, go in the same command (and a passed limit raises Throttled before
-    anything is answered)."""
+    """The generation token (set when missing) and the entry (`keys`), decoded; the request's
+    rate-limit counts, when its view defers them, go in the same command (and a passed limit
+    raises Throttled before anything is answered)."""
     client = redis_client_of(cache)
     if client is None:
         return cache.get_many(keys)
     pending = take_pending_counts() if _alias() == "default" else None
     windows, ttls = pending.windows_to_count(cache.make_key) if pending is not None else ([], [])
     try:
-        found = _COUNT_AND_READ(client, [*windows, *(cache.make_key(key) for key in keys)], ttls)
+        found = _COUNT_AND_READ(
+            client,
+            [*windows, *(cache.make_key(key) for key in keys)],
+            [*ttls, _random_token(), _ms(_generation_ttl())],
+        )
     except Exception:
         if pending is not None:
             pending.failed()
@@ -197,9 +220,7 @@ def _get_many(cache, keys: list[str]) -> dict:
     if pending is not None:
         pending.counted(found[: len(windows)])
     token, entry = found[len(windows) :]
-    decoded = {}
-    if token is not None:
-        decoded[keys[0]] = token.decode("ascii")
+    decoded = {keys[0]: token.decode("ascii")}
     if entry is not None:
         decoded[keys[1]] = _decode_entry(entry)
     return decoded
@@ -218,21 +239,19 @@ def _decode_entry(value: bytes) -> tuple | None:
     return token, rows
 
 
+def _random_token() -> str:
+    return uuid.uuid4().hex
+
+
 def _new_token(user_id: str) -> str | None:
-    """Give a user without a generation token one (SET NX; a concurrent winner's token wins)."""
+    """Give a user without a generation token one (add; a concurrent winner's token wins). Other
+    caches only: on Redis the read sets it."""
     cache, key = _cache(), generation_key(user_id)
-    token = uuid.uuid4().hex
-    client = redis_client_of(cache)
+    token = _random_token()
     try:
-        if client is None:
-            if cache.add(key, token, timeout=_generation_ttl()):
-                return token
-            return cache.get(key)
-        full_key = cache.make_key(key)
-        if client.set(full_key, token, nx=True, px=_ms(_generation_ttl())):
+        if cache.add(key, token, timeout=_generation_ttl()):
             return token
-        found = client.get(full_key)
-        return None if found is None else found.decode("ascii")
+        return cache.get(key)
     except _CACHE_ERRORS as error:
         breaker.trip(error, "token")
         return None
@@ -255,7 +274,8 @@ def store(user_id: str, token: str | None, rows: tuple, ttl: float | None) -> No
             value = _encode_entry(token, rows)
         except orjson.JSONEncodeError:  # a usage limit JSON holds but orjson not (an int > 64 bits)
             return
-        client.set(cache.make_key(entry_key(user_id)), value, px=_ms(lifetime))
+        keys = [cache.make_key(generation_key(user_id)), cache.make_key(entry_key(user_id))]
+        _STORE_IF_CURRENT(client, keys, [token, value, _ms(lifetime)])
     except _CACHE_ERRORS as error:
         breaker.trip(error, "write")
 
@@ -277,12 +297,12 @@ def invalidate_users(user_ids) -> None:
         generations = [generation_key(u, v) for u in user_ids for v in versions]
         entries = [entry_key(u, v) for u in user_ids for v in versions]
         if client is None:
-            cache.set_many({key: uuid.uuid4().hex for key in generations}, timeout=_generation_ttl())
+            cache.set_many({key: _random_token() for key in generations}, timeout=_generation_ttl())
             cache.delete_many(entries)
         else:
             pipe = client.pipeline(transaction=False)
             for key in generations:
-                pipe.set(cache.make_key(key), uuid.uuid4().hex, px=_ms(_generation_ttl()))
+                pipe.set(cache.make_key(key), _random_token(), px=_ms(_generation_ttl()))
             pipe.delete(*(cache.make_key(key) for key in entries))
             pipe.execute()
     except _CACHE_ERRORS as error:

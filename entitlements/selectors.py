@@ -5,6 +5,7 @@ The check works on "access rows", a compact tuple per entitlement the user holds
 through a family; they are what the per-user cache stores (`entitlements.cache`).
 """
 
+import functools
 import json
 import math
 import uuid
@@ -14,6 +15,7 @@ from typing import NamedTuple
 from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
+from psycopg.types.datetime import TimestamptzLoader
 
 from entitlements import cache, metrics
 from entitlements.errors import InvalidEntitlementInput, NotFamilyOwner, NotYourself
@@ -48,37 +50,46 @@ def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
 
-def _access_rows_sql() -> str:
-    entitlement, member = Entitlement._meta, FamilyMember._meta
-    columns = ", ".join(
-        entitlement.get_field(name).column
-        for name in ("id", "feature", "plan", "family", "status", "expires_at", "updated_at", "usage_limits")
-    )
-    table = entitlement.db_table
-    return (
-        f"SELECT {columns} FROM {table} WHERE user_id = %s "  # noqa: S608 (names from the models)
-        f"UNION ALL SELECT {columns} FROM {table} WHERE family_id IN "
-        f"(SELECT family_id FROM {member.db_table} WHERE user_id = %s)"
-    )
+_ACCESS_ROW_COLUMNS = (
+    "id",
+    "feature",
+    "plan",
+    "family",
+    "status",
+    "expires_at",
+    "updated_at",
+    "usage_limits",
+)
 
 
-_ACCESS_ROWS_SQL = _access_rows_sql()
+@functools.cache
+def _access_rows_sql(vendor: str) -> str:
+    entitlement = Entitlement._meta
+    columns = ", ".join(entitlement.get_field(name).column for name in _ACCESS_ROW_COLUMNS)
+    where = _visible_rows_sql(vendor, status=False)
+    return f"SELECT {columns} FROM {entitlement.db_table} WHERE {where}"  # noqa: S608 (names from the models)
+
+
+def _read_timestamps_in_c(cursor) -> None:
+    """psycopg's own timestamptz loader for this cursor (in C, from psycopg's binary build)
+    instead of Django's subclass of it in Python, which only sets the time zone: the rows keep
+    POSIX seconds, which do not depend on the zone."""
+    if connection.vendor == "postgresql":
+        cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
 
 
 def load_access_rows(*, user_id: str) -> tuple[AccessRow, ...]:
-    """One SQL query: the user's own rows UNION ALL their families' rows.
+    """One SQL query: the rows the user holds directly or through a family (each row once).
 
     Plain SQL on the cache-miss path: building the same query with the ORM cost more CPU than
     running it.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_ACCESS_ROWS_SQL, [user_id, user_id])
+        _read_timestamps_in_c(cursor)
+        cursor.execute(_access_rows_sql(connection.vendor), [user_id, user_id])
         found = cursor.fetchall()
-    rows, seen = [], set()
+    rows = []
     for pk, feature, plan, family, status, expires_at, updated_at, limits in found:
-        if pk in seen:  # the owner's family rows come both ways
-            continue
-        seen.add(pk)
         expires = _ts(expires_at)
         ended = updated_at.timestamp() if status == CANCELLED or expires is None else expires
         if isinstance(limits, str | bytes):

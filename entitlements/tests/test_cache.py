@@ -104,6 +104,30 @@ def test_an_answer_read_before_a_write_cannot_be_cached_after_its_invalidation()
     assert entitlement_check(user_id="u1", feature_code="calendar")["has_access"] is True
 
 
+def test_a_store_under_a_token_a_write_has_replaced_writes_nothing():
+    found = cache.lookup("u1")  # the reader's token, from before the write
+    cache.invalidate_users({"u1"})
+    cache.store("u1", found.token, (), None)
+    django_cache = caches["default"]
+    assert cache.redis_client_of(django_cache).get(django_cache.make_key(cache.entry_key("u1"))) is None
+
+    current = cache.lookup("u1")
+    cache.store("u1", current.token, (), None)
+    assert cache.lookup("u1") == cache.Lookup(rows=(), token=current.token)
+
+
+def test_the_first_read_of_a_user_gives_them_a_generation_token():
+    django_cache = caches["default"]
+    key = django_cache.make_key(cache.generation_key("newcomer"))
+    client = cache.redis_client_of(django_cache)
+    assert client.get(key) is None
+    found = cache.lookup("newcomer")
+    assert found.rows is None
+    assert client.get(key) == found.token.encode() and len(found.token) == 32
+    assert 86_000_000 < client.pttl(key) <= 86_400_000
+    assert cache.lookup("newcomer").token == found.token
+
+
 def test_a_write_also_invalidates_the_entries_of_earlier_key_versions():
     """Workers still on the code of an earlier KEY_VERSION (a rolling deploy) read those keys."""
     django_cache = caches["default"]

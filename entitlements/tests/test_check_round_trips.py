@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.core.cache import caches
 from django.test import override_settings
 from django.utils import timezone
 from redis.connection import AbstractConnection
@@ -75,6 +76,19 @@ def test_a_warm_check_is_one_round_trip_and_the_limit_still_holds(api_client_for
     assert client.get(CHECK).status_code == 200
     assert_throttled(client.get(CHECK))  # the fourth in the window
     assert api_client_for(f"other_{uuid.uuid4().hex}").get(CHECK).status_code == 200
+
+
+def test_a_cold_check_of_a_user_new_to_the_cache_is_two_round_trips(api_client_for, user, round_trips):
+    """The read (which gives the user a generation token) and the store of the entry."""
+    django_cache = caches["default"]
+    cache.redis_client_of(django_cache).delete(django_cache.make_key(cache.generation_key(user)))
+    client = api_client_for(user)
+    round_trips.clear()
+    assert client.get(CHECK).json()["has_access"] is True
+    assert len(round_trips) == 2
+    round_trips.clear()
+    assert client.get(CHECK).json()["has_access"] is True  # the entry was stored: a hit
+    assert len(round_trips) == 1
 
 
 @user_rate("2/min")
