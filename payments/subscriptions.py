@@ -18,7 +18,8 @@ One subscription per buyer (the user, or a family plan's owner): checkouts of on
 serialised (`buyer_lock`), a live second row cannot exist (a partial unique index), and a second
 subscription Stripe still made (two checkouts paid at once, or opened before the rule) is a
 duplicate: its row names the kept one (`duplicate_of`), it grants nothing, and it is canceled at
-Stripe and its payment refunded (`subscription_duplicate_settle`, a task after the commit).
+Stripe and its payment refunded (`subscription_duplicate_settle`, a task after the commit). The
+duplicates found in the data when the rule came are left to staff (`settled_by_staff`).
 """
 
 import logging
