@@ -22,6 +22,7 @@ from payments.models import CheckoutSession, Payment, Refund, StripeEvent, Subsc
 from payments.refunds import is_stripe_payment, payment_refund, payment_refund_record_external, refund_left
 from payments.stripe.events import stripe_events_reprocess
 from payments.stripe.mirror import stripe_mirror_link
+from payments.subscriptions import subscription_duplicate_settle
 from pricing.selectors import format_major_units, format_money, parse_major_units
 
 REFUND_PERMISSION = "payments.refund_payment"
@@ -401,10 +402,15 @@ class CheckoutSessionAdmin(ReadOnlyAdmin):
 @admin.register(Subscription)
 class SubscriptionAdmin(ReadOnlyAdmin):
     """Read-only: bought through checkout; Stripe is the truth and the row follows its events; plan
-    changes, cancels and resumes go through the API (`payments.subscriptions`), which asks Stripe."""
+    changes, cancels and resumes go through the API (`payments.subscriptions`), which asks Stripe. A
+    duplicate left to staff is settled (canceled at Stripe, refunded in full) only by the action,
+    on a decision."""
 
-    list_display = ["id", "user_id", "plan", "status", "amount_shown", "current_period_end", "created_at"]
-    list_filter = ["status", "plan", "zone"]
+    list_display = [
+        "id", "user_id", "plan", "status", "amount_shown", "current_period_end", "left_to_staff",
+        "created_at",
+    ]  # fmt: skip
+    list_filter = ["status", ("settled_by_staff", admin.BooleanFieldListFilter), "plan", "zone"]
     search_fields = ["=id", "user_id", "stripe_subscription_id", "stripe_customer_id"]
     list_select_related = ["plan"]
     readonly_fields = [
@@ -426,14 +432,48 @@ class SubscriptionAdmin(ReadOnlyAdmin):
         "stripe_subscription_id",
         "stripe_customer_id",
         "checkout_session",
+        "duplicate_of",
+        "settled_by_staff",
         "created_at",
         "updated_at",
     ]
     fields = readonly_fields
+    actions = ["settle_duplicates"]
 
     @admin.display(description="amount per period", ordering="amount")
     def amount_shown(self, subscription: Subscription) -> str:
         return format_money(subscription.amount, subscription.currency)
+
+    @admin.display(description="left to staff", boolean=True, ordering="settled_by_staff")
+    def left_to_staff(self, subscription: Subscription) -> bool:
+        return subscription.settled_by_staff
+
+    def has_refund_permission(self, request):
+        return request.user.has_perm(REFUND_PERMISSION)
+
+    @admin.action(
+        description="Cancel at Stripe and refund in full (settle as duplicate)", permissions=["refund"]
+    )
+    def settle_duplicates(self, request, queryset):
+        settled = 0
+        for subscription in queryset.order_by("pk"):
+            if subscription.duplicate_of_id is None:
+                self.message_user(
+                    request, f"Subscription {subscription.pk}: not a duplicate, nothing done.", messages.ERROR
+                )
+                continue
+            try:
+                subscription_duplicate_settle(subscription_id=subscription.pk, by_staff=staff_label(request))
+            except DomainError as error:
+                self.message_user(request, f"Subscription {subscription.pk}: {error.detail}", messages.ERROR)
+                continue
+            settled += 1
+        if settled:
+            self.message_user(
+                request,
+                f"{settled} duplicate subscription(s) canceled at Stripe and refunded in full.",
+                messages.SUCCESS,
+            )
 
 
 @admin.register(StripeEvent)

@@ -270,6 +270,12 @@ class Subscription(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates",
         help_text="Paid while the buyer already had this live subscription: canceled and refunded",
     )  # fmt: skip
+    settled_by_staff = models.BooleanField(
+        default=False,
+        help_text="A duplicate found in the data when the one-live rule came (or one whose automatic"
+        " settling had failed every try by then): staff decide; reconciliation neither cancels nor"
+        " refunds it",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -18,7 +18,8 @@ One subscription per buyer (the user, or a family plan's owner): checkouts of on
 serialised (`buyer_lock`), a live second row cannot exist (a partial unique index), and a second
 subscription Stripe still made (two checkouts paid at once, or opened before the rule) is a
 duplicate: its row names the kept one (`duplicate_of`), it grants nothing, and it is canceled at
-Stripe and its payment refunded (`subscription_duplicate_settle`, a task after the commit).
+Stripe and its payment refunded (`subscription_duplicate_settle`, a task after the commit). The
+duplicates found in the data when the rule came are left to staff (`settled_by_staff`).
 """
 
 import logging
@@ -370,14 +371,22 @@ def subscription_resume(*, subscription_id) -> Subscription:
 DUPLICATE_ACTOR = "system:duplicate-subscription"
 
 
-def subscription_duplicate_settle(*, subscription_id) -> Subscription:
+class LeftToStaff(InvalidTransition):
+    code, title = "left_to_staff", "Left to staff"
+
+
+def subscription_duplicate_settle(*, subscription_id, by_staff: str = "") -> Subscription:
     """A duplicate subscription is canceled at Stripe now and what it was paid is refunded in
-    full. Stripe is called outside any transaction; run again, it changes nothing more."""
+    full. One left to staff (`settled_by_staff`) only on a staff decision: `by_staff` names who
+    decided. Stripe is called outside any transaction; run again, it changes nothing more."""
     duplicate = Subscription.objects.exclude(duplicate_of=None).filter(pk=subscription_id).first()
     if duplicate is None:
         raise NotFound("No such duplicate subscription.")
+    if duplicate.settled_by_staff and not by_staff:
+        raise LeftToStaff(f"Duplicate subscription {duplicate.pk} is left to staff.")
     reason = f"duplicate of subscription {duplicate.duplicate_of_id}"
-    with audit_context(actor=DUPLICATE_ACTOR, reason=reason):
+    actor = by_staff or DUPLICATE_ACTOR
+    with audit_context(actor=actor, reason=reason):
         if duplicate.status != S.CANCELED:
             try:
                 stripe_subscription = gateway.subscription_cancel(duplicate.stripe_subscription_id)
@@ -385,7 +394,7 @@ def subscription_duplicate_settle(*, subscription_id) -> Subscription:
                 stripe_subscription = gateway.subscription_retrieve(duplicate.stripe_subscription_id)
             duplicate = subscription_sync(stripe_subscription=stripe_subscription) or duplicate
         for payment in _refundable_payments(duplicate):
-            payment_refund(payment_id=payment.pk, amount=None, reason=reason, requested_by=DUPLICATE_ACTOR)
+            payment_refund(payment_id=payment.pk, amount=None, reason=reason, requested_by=actor)
         # A refund an earlier try left pending (Stripe did not answer) is sent again under its own
         # id, Stripe's idempotency key: this task's backoff retries it, not reconciliation's sweep.
         for refund in _unanswered_refunds(duplicate):
@@ -419,9 +428,9 @@ def _unanswered_refunds(duplicate: Subscription) -> list[Refund]:
 
 def subscriptions_settle_duplicates() -> int:
     """Reconciliation: settle again the duplicates still live at Stripe or not refunded (their
-    task failed every try); answers how many were settled."""
+    task failed every try), not those left to staff; answers how many were settled."""
     settled = 0
-    for duplicate in Subscription.objects.exclude(duplicate_of=None):
+    for duplicate in Subscription.objects.exclude(duplicate_of=None).filter(settled_by_staff=False):
         if duplicate.status == S.CANCELED and not _refundable_payments(duplicate):
             continue
         try:

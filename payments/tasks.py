@@ -8,7 +8,7 @@ from django.conf import settings
 
 from payments.refunds import refunds_retry_pending
 from payments.stripe.events import stripe_event_process, stripe_event_record_failure, stripe_events_reconcile
-from payments.subscriptions import subscription_duplicate_settle, subscriptions_settle_duplicates
+from payments.subscriptions import LeftToStaff, subscription_duplicate_settle, subscriptions_settle_duplicates
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ def settle_duplicate_subscription(self, subscription_id: str) -> str:
     every try fails)."""
     try:
         return subscription_duplicate_settle(subscription_id=subscription_id).status
+    except LeftToStaff:
+        return "left to staff"
     except Exception as error:
         if self.request.retries >= settings.STRIPE_EVENT_MAX_RETRIES:
             logger.error("duplicate subscription %s not settled: %r", subscription_id, error)

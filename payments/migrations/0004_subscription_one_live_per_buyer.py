@@ -15,8 +15,9 @@ LIVE_KEPT_FIRST = ["active", "trialing", "past_due", "incomplete"]
 def mark_extra_live_subscriptions_as_duplicates(apps, schema_editor):
     """A buyer with several live subscriptions before the rule keeps one; the others become its
     duplicates (`duplicate_of`), which is what the rule does with a second one Stripe still made:
-    they grant nothing more and reconciliation cancels them at Stripe and refunds them. Nothing
-    else of the rows changes, so migrating back to 0003 (which drops the column) restores them."""
+    they grant nothing more. They are not settled automatically: 0005 leaves them to staff (the
+    subscription admin's settle action cancels at Stripe and refunds). Nothing else of the rows
+    changes, so migrating back to 0003 (which drops the column) restores them."""
     Subscription = apps.get_model("payments", "Subscription")
     rank = models.Case(
         *(models.When(status=status, then=n) for n, status in enumerate(LIVE_KEPT_FIRST)),
@@ -28,7 +29,7 @@ def mark_extra_live_subscriptions_as_duplicates(apps, schema_editor):
         kept, *extras = live.filter(user_id=user_id).order_by(rank, "created_at", "pk")
         for extra in extras:
             logger.warning(
-                "subscription %s (%s) of %s is a duplicate of %s (%s): reconciliation cancels and refunds it",
+                "subscription %s (%s) of %s is a duplicate of %s (%s): staff decide whether to cancel and refund it",
                 extra.stripe_subscription_id, extra.status, user_id, kept.stripe_subscription_id, kept.status,
             )  # fmt: skip
         Subscription.objects.filter(pk__in=[extra.pk for extra in extras]).update(duplicate_of=kept)

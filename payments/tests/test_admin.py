@@ -13,7 +13,13 @@ from entitlements.models import Entitlement
 from entitlements.services import entitlements_grant_plan
 from jia_payments.core.models import OutboxEvent
 from payments.models import Payment, Refund, Subscription
-from payments.tests.factories import PaymentFactory, charged_payment
+from payments.stripe import gateway as stripe_gateway
+from payments.tests.factories import (
+    CheckoutSessionFactory,
+    PaymentFactory,
+    SubscriptionFactory,
+    charged_payment,
+)
 from pricing.tests.factories import FeatureFactory, PlanFactory
 
 pytestmark = pytest.mark.django_db
@@ -325,3 +331,87 @@ def test_subscriptions_are_listed_and_shown_but_never_added_changed_or_deleted(a
     assert superuser.post(delete, {"post": "yes"}).status_code == 403
     subscription.refresh_from_db()
     assert (subscription.status, subscription.amount, subscription.currency) == ("active", 999, "USD")
+
+
+def _stripe_subscription_id(localstripe) -> str:
+    """A subscription localstripe made and charged through a checkout."""
+    session = stripe_gateway._client().v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "line_items": [{
+                "quantity": 1,
+                "price_data": {"currency": "usd", "unit_amount": 999, "product_data": {"name": "P"},
+                               "recurring": {"interval": "month"}},
+            }],
+            "success_url": "https://app.example/ok",
+            "cancel_url": "https://app.example/cancel",
+        }
+    )  # fmt: skip
+    localstripe.complete_checkout_session(session.id)
+    return stripe_gateway.checkout_session_retrieve(session.id)["subscription"]
+
+
+@pytest.fixture
+def duplicate_left_to_staff(localstripe) -> tuple[Subscription, Payment]:
+    """A live duplicate 0005 left to staff, with a completed payment of 9.99."""
+    plan = PlanFactory(id="premium_monthly", name="Premium monthly")
+    kept = SubscriptionFactory(user_id="buyer_2", plan=plan, stripe_subscription_id="sub_kept")
+    stripe_id = _stripe_subscription_id(localstripe)
+    duplicate = SubscriptionFactory(
+        user_id="buyer_2",
+        plan=plan,
+        status=Subscription.Status.ACTIVE,
+        stripe_subscription_id=stripe_id,
+        checkout_session=CheckoutSessionFactory(
+            user_id="buyer_2", plan=plan, stripe_subscription_id=stripe_id
+        ),
+        duplicate_of=kept,
+        settled_by_staff=True,
+    )
+    payment = charged_payment(
+        localstripe, amount=999, metadata={"stripe_subscription_id": duplicate.stripe_subscription_id}
+    )
+    return duplicate, payment
+
+
+def _settle(client, subscription):
+    return client.post(
+        reverse("admin:payments_subscription_changelist"),
+        {"action": "settle_duplicates", "_selected_action": [subscription.pk]},
+        follow=True,
+    )
+
+
+def test_a_duplicate_left_to_staff_is_listed_and_settled_by_finance(as_staff, duplicate_left_to_staff):
+    duplicate, payment = duplicate_left_to_staff
+    client = as_staff("fiona", "finance")
+    listing = client.get(reverse("admin:payments_subscription_changelist") + "?settled_by_staff__exact=1")
+    assert [s.pk for s in listing.context["cl"].result_list] == [duplicate.pk]
+    assert 'value="settle_duplicates"' in listing.content.decode()
+
+    response = _settle(client, duplicate)
+
+    assert [m.message for m in response.context["messages"]] == [
+        "1 duplicate subscription(s) canceled at Stripe and refunded in full."
+    ]
+    duplicate.refresh_from_db()
+    assert duplicate.status == Subscription.Status.CANCELED
+    assert stripe_gateway.subscription_retrieve(duplicate.stripe_subscription_id)["status"] == "canceled"
+    payment.refresh_from_db()
+    assert (payment.status, payment.refunded_amount) == (Payment.Status.REFUNDED, 999)
+    refund = payment.refunds.get()
+    assert (refund.requested_by, refund.status) == ("staff:fiona", "succeeded")
+
+
+def test_support_cannot_settle_a_duplicate(as_staff, duplicate_left_to_staff):
+    duplicate, _ = duplicate_left_to_staff
+    client = as_staff("sue", "support")
+    listing = client.get(reverse("admin:payments_subscription_changelist")).content.decode()
+    assert 'value="settle_duplicates"' not in listing
+
+    _settle(client, duplicate)
+
+    duplicate.refresh_from_db()
+    assert duplicate.status == Subscription.Status.ACTIVE
+    assert stripe_gateway.subscription_retrieve(duplicate.stripe_subscription_id)["status"] == "active"
+    assert not Refund.objects.exists()

@@ -1,5 +1,6 @@
 """payments 0004 (one live subscription per buyer) on a database that already has buyers with
-several: the extra ones become duplicates of the one kept, so the constraint can be added."""
+several: the extra ones become duplicates of the one kept, so the constraint can be added; 0005
+leaves every duplicate not settled yet to staff (nothing cancels or refunds it automatically)."""
 
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 BEFORE = [("payments", "0003_subscriptions")]
 AFTER = [("payments", "0004_subscription_one_live_per_buyer")]
+LEFT_TO_STAFF = [("payments", "0005_subscription_duplicate_settled_by_staff")]
 
 
 def _migrate(targets):
@@ -81,4 +83,39 @@ def test_back_to_0003_and_forward_again_gives_the_same_duplicates(at_0003):
     ) == {
         first: None,
         second: first,
+    }
+
+
+def test_the_duplicates_not_settled_are_left_to_staff(at_0003):
+    kept, extra = _subscriptions(at_0003, "buyer_e", ("active", 200), ("active", 100))
+    apps = _migrate(AFTER)
+    Subscription = apps.get_model("payments", "Subscription")
+    Payment = apps.get_model("payments", "Payment")
+    kept_row = Subscription.objects.get(stripe_subscription_id=kept)
+    plan = kept_row.plan
+
+    def runtime_duplicate(stripe_id, *, paid, refunded):
+        """A duplicate the rule made: canceled at Stripe, its payment refunded or not (yet)."""
+        Subscription.objects.create(
+            user_id="buyer_e", plan=plan, status="canceled", amount=999, currency="USD",
+            stripe_subscription_id=stripe_id, duplicate_of=kept_row,
+        )  # fmt: skip
+        if paid:
+            Payment.objects.create(
+                amount=999, currency="USD", payment_method="credit_card", customer_id="buyer_e",
+                status="refunded" if refunded == 999 else "completed", refunded_amount=refunded,
+                metadata={"stripe_subscription_id": stripe_id},
+            )  # fmt: skip
+
+    runtime_duplicate("sub_settled", paid=True, refunded=999)
+    runtime_duplicate("sub_never_paid", paid=False, refunded=0)
+    runtime_duplicate("sub_refund_failed", paid=True, refunded=0)
+    apps = _migrate(LEFT_TO_STAFF)
+    Subscription = apps.get_model("payments", "Subscription")
+    assert dict(Subscription.objects.values_list("stripe_subscription_id", "settled_by_staff")) == {
+        kept: False,
+        extra: True,
+        "sub_settled": False,
+        "sub_never_paid": False,
+        "sub_refund_failed": True,
     }
