@@ -6,7 +6,9 @@ row's value: most of the CPU of a list page or of a create's answer. `DirectRepr
 out once per class, from those same fields, how each one renders, and renders a model instance by
 that plan. A field whose rendering it does not know exactly (another field class, a dotted or `*`
 source, a custom format or time zone) makes the whole class use DRF's own code; so does anything
-that is not an instance of the serializer's model.
+that is not an instance of the serializer's model, or of a row type its `Meta.row_types` names (a
+named tuple of the values an instance holds, by the instance's attribute names: what DRF's fields
+read from it by `getattr` too).
 
 Known renderings (DRF's `to_representation` of each): None stays None; CharField, and a
 ChoiceField whose choices are strings: `str(value)`; UUIDField in its default format: `str`;
@@ -84,7 +86,8 @@ class DirectRepresentation:
         return cls._plan
 
     def to_representation(self, instance):
-        if type(instance) is not self.Meta.model:
+        kind = type(instance)
+        if kind is not self.Meta.model and kind not in getattr(self.Meta, "row_types", ()):
             return super().to_representation(instance)
         plan = self._representation_plan(self)
         if plan is None:
