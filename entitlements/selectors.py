@@ -284,6 +284,12 @@ def _load_timestamps_in_c(cursor) -> None:
         cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
 
 
+def _list_cursor():
+    """On PostgreSQL a server-binding cursor (the page's statement sent as it is, its parameters
+    apart: no query text built in Python; prepared once per connection when the settings allow)."""
+    return getattr(connection, "server_binding_cursor", connection.cursor)()
+
+
 class EntitlementList:
     """A user's entitlements, those through a family included, newest first, read a page at a
     time (`counted_page`, what `LimitOffsetPagination` asks for): the page and the count of all of
@@ -298,7 +304,7 @@ class EntitlementList:
 
     def counted_page(self, *, limit: int, offset: int) -> tuple[list[EntitlementRow], int]:
         vendor, status = connection.vendor, self.status is not None
-        with connection.cursor() as cursor:
+        with _list_cursor() as cursor:
             _load_timestamps_in_c(cursor)
             cursor.execute(_list_query(vendor, status=status, count=False), [*self._params(), limit, offset])
             found = cursor.fetchall()
