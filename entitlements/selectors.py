@@ -286,7 +286,8 @@ def _load_timestamps_in_c(cursor) -> None:
 
 def _list_cursor():
     """On PostgreSQL a server-binding cursor (the page's statement sent as it is, its parameters
-    apart: no query text built in Python; prepared once per connection when the settings allow)."""
+    apart: no query text built in Python; prepared once per connection when the settings allow;
+    untraced processes only)."""
     return getattr(connection, "server_binding_cursor", connection.cursor)()
 
 

@@ -155,3 +155,13 @@ def test_the_page_statement_is_counted_and_prepared_once_run_often(rows, api_cli
         prepared = [statement for (statement,) in cursor.fetchall()]
     listed = "SELECT id, user_id, family_id, feature_code, plan_id, subscription_id, status, granted_at"
     assert any(statement.startswith(listed) for statement in prepared), prepared
+
+
+@pytest.mark.django_db(transaction=True)
+def test_traced_the_page_statement_is_spanned(traces, rows, api_client_for):
+    body = api_client_for("user_kid").get(LIST).json()
+    assert body["count"] == len(_visible("user_kid", None)) == 2
+    statements = [s.attributes.get("db.statement", "") for s in traces.get_finished_spans()]
+    assert any(
+        statement.startswith("SELECT id, user_id, family_id, feature_code") for statement in statements
+    )
