@@ -263,7 +263,7 @@ class EntitlementListView(LeanDispatch, GenericAPIView):
         query = _list_query(request.query_params)
         user_id = _subject(request, query.get("user_id"))
         page = self.paginate_queryset(selectors.entitlement_list(user_id=user_id, status=query.get("status")))
-        return self.get_paginated_response(EntitlementSerializer(page, many=True).data)
+        return self.get_paginated_response(EntitlementSerializer.many_data(page))
 
     @extend_schema(
         operation_id="entitlements_create",

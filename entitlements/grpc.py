@@ -88,7 +88,7 @@ class EntitlementServicer(entitlement_pb2_grpc.EntitlementServiceServicer):
             limit=request.limit,
             offset=request.offset,
         )
-        entitlements = to_messages(pb.Entitlement, EntitlementSerializer(rows, many=True).data)
+        entitlements = to_messages(pb.Entitlement, EntitlementSerializer.many_data(rows))
         return pb.ListUserEntitlementsResponse(entitlements=entitlements, total=total)
 
     @rpc(permission=IsServiceOrStaff, write=True)

@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from entitlements.models import Entitlement, FamilyMember
+from entitlements.selectors import EntitlementRow
 from jia_payments.core.api.representation import DirectRepresentation
 
 
@@ -29,6 +30,7 @@ class EntitlementSerializer(DirectRepresentation, serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+        row_types = (EntitlementRow,)
 
 
 class FamilyMemberSerializer(DirectRepresentation, serializers.ModelSerializer):

@@ -107,6 +107,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "max_size": _max_conns,
             "timeout": 10,
         }
+    # Statements run on a server-binding cursor (the entitlement list's page) are prepared after this
+    # many runs on a connection; Django's own cursors bind on the client and are never prepared.
+    # Empty: never, for a transaction-pooling pgbouncer without max_prepared_statements (< 1.21).
+    _prepare_threshold = env.str("POSTGRES_PREPARE_THRESHOLD", default="5")
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        int(_prepare_threshold) if _prepare_threshold else None
+    )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # WAL lets the dev server read while a request writes; NORMAL sync is safe with WAL.

@@ -6,7 +6,9 @@ row's value: most of the CPU of a list page or of a create's answer. `DirectRepr
 out once per class, from those same fields, how each one renders, and renders a model instance by
 that plan. A field whose rendering it does not know exactly (another field class, a dotted or `*`
 source, a custom format or time zone) makes the whole class use DRF's own code; so does anything
-that is not an instance of the serializer's model.
+that is not an instance of the serializer's model, or of a row type its `Meta.row_types` names (a
+named tuple of the values an instance holds, by the instance's attribute names: what DRF's fields
+read from it by `getattr` too).
 
 Known renderings (DRF's `to_representation` of each): None stays None; CharField, and a
 ChoiceField whose choices are strings: `str(value)`; UUIDField in its default format: `str`;
@@ -62,16 +64,23 @@ def _renderer(field):
     return None
 
 
+def _by_plan(plan, instance) -> dict:
+    return {
+        name: None if (value := getattr(instance, source)) is None else render(value)
+        for name, source, render in plan
+    }
+
+
 class DirectRepresentation:
     """Mixin for a read-only ModelSerializer (put it first): instances render by a per-class plan."""
 
     _plan = _UNKNOWN
 
     @classmethod
-    def _representation_plan(cls, serializer):
+    def _representation_plan(cls, serializer=None):
         if cls.__dict__.get("_plan", _UNKNOWN) is _UNKNOWN:
             plan = []
-            for name, field in serializer.fields.items():
+            for name, field in (serializer or cls()).fields.items():
                 render = _renderer(field)
                 source = field.source
                 if field.write_only:
@@ -83,14 +92,22 @@ class DirectRepresentation:
             cls._plan = plan
         return cls._plan
 
+    @classmethod
+    def _renders_directly(cls, instance) -> bool:
+        kind = type(instance)
+        return kind is cls.Meta.model or kind in getattr(cls.Meta, "row_types", ())
+
     def to_representation(self, instance):
-        if type(instance) is not self.Meta.model:
-            return super().to_representation(instance)
-        plan = self._representation_plan(self)
+        plan = self._representation_plan(self) if self._renders_directly(instance) else None
         if plan is None:
             return super().to_representation(instance)
-        data = {}
-        for name, source, render in plan:
-            value = getattr(instance, source)
-            data[name] = None if value is None else render(value)
-        return data
+        return _by_plan(plan, instance)
+
+    @classmethod
+    def many_data(cls, instances) -> list:
+        """What `cls(instances, many=True).data` holds, without DRF's list and child serializers
+        when every instance renders by the plan."""
+        plan = cls._representation_plan()
+        if plan is None or not all(cls._renders_directly(instance) for instance in instances):
+            return cls(instances, many=True).data
+        return [_by_plan(plan, instance) for instance in instances]

@@ -12,10 +12,34 @@ with Django's check.
 
 import select
 
+from django.db.backends.postgresql.base import ServerBindingCursor
+from django.utils.asyncio import async_unsafe
+from django.utils.functional import cached_property
 from django_prometheus.db.backends.postgresql import base
+from django_prometheus.db.common import ExportingCursorWrapper
+
+from jia_payments.core.ops import tracing
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    @async_unsafe
+    def server_binding_cursor(self):
+        """A cursor whose parameters the server binds (Django's cursors bind them in Python, into
+        the query text), opened and counted in the metrics like `cursor()`'s. psycopg prepares its
+        statement once it has run OPTIONS["prepare_threshold"] times on a connection (None, Django's
+        default: never). Traced, `cursor()` itself: psycopg's instrumentation spans the statements
+        of the connection's own cursor class only."""
+        if tracing.active():
+            return self.cursor()
+        self.close_if_health_check_failed()
+        self.ensure_connection()
+        with self.wrap_database_errors:
+            return self._prepare_cursor(self._server_binding_cursor_class(self.connection))
+
+    @cached_property
+    def _server_binding_cursor_class(self):
+        return ExportingCursorWrapper(ServerBindingCursor, self.alias, self.vendor)
+
     def is_usable(self):
         connection = self.connection
         if connection is None or connection.closed or connection.broken:
