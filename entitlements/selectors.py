@@ -133,8 +133,14 @@ def _merge_limits(granting: list[AccessRow]) -> dict:
     return merged
 
 
+def _in_answer_order(row: AccessRow) -> tuple:
+    """Of rows alike (the same expiry, the same end), the user's own first, then the lowest id: the
+    rows come in no order, and the answer's source and limits' key order must not follow it."""
+    return row.family_id is not None, row.entitlement_id
+
+
 def _answer(user_id: str, feature_code: str, rows, now: float) -> dict:
-    mine = [r for r in rows if r.feature_code == feature_code]
+    mine = sorted((r for r in rows if r.feature_code == feature_code), key=_in_answer_order)
     granting = [r for r in mine if r.status == ACTIVE and (r.expires_at is None or r.expires_at > now)]
     if granting:
         best = max(granting, key=lambda r: math.inf if r.expires_at is None else r.expires_at)

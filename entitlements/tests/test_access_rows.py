@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from entitlements import services
 from entitlements.models import Entitlement, Family
-from entitlements.selectors import AccessRow, entitlement_check, load_access_rows
+from entitlements.selectors import AccessRow, _answer, entitlement_check, load_access_rows
 from entitlements.tests.factories import EntitlementFactory, FamilyFactory, FamilyMemberFactory, plan_with
 from pricing.models import Feature
 from pricing.tests.factories import FeatureFactory
@@ -125,3 +125,29 @@ def test_a_family_row_ending_last_explains_the_members_answer():
     services.entitlements_cancel_for_payment(payment_id=payment, reason="refund")
     answer = entitlement_check(user_id="kid", feature_code="calendar")
     assert (answer["has_access"], answer["reason"], answer["expires_at"]) == (False, "revoked", None)
+
+
+def test_rows_that_grant_alike_give_the_same_answer_in_any_order():
+    ends = ENDS.timestamp()
+    own = AccessRow(
+        "9" * 8 + "-0000-4000-8000-" + "0" * 12, "vault", "premium", None, "active", ends, ends, {"gb": 10}
+    )
+    family = AccessRow(
+        "1" * 8 + "-0000-4000-8000-" + "0" * 12,
+        "vault",
+        "family",
+        "2" * 8 + "-0000-4000-8000-" + "0" * 12,
+        "active",
+        ends,
+        ends,
+        {"seats": 5, "gb": 20},
+    )
+    now = timezone.now().timestamp()
+    first, second = _answer("kid", "vault", [own, family], now), _answer("kid", "vault", [family, own], now)
+    assert first == second
+    assert (
+        list(first["usage_limits"].items())
+        == list(second["usage_limits"].items())
+        == [("gb", 20), ("seats", 5)]
+    )
+    assert first["source"] == {"entitlement_id": own.entitlement_id, "plan_id": "premium", "family_id": None}
