@@ -399,6 +399,14 @@ class CheckoutSessionAdmin(ReadOnlyAdmin):
         return format_money(session.amount, session.currency)
 
 
+class LeftToStaffFilter(admin.BooleanFieldListFilter):
+    """`settled_by_staff` under the name its column has."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = "left to staff"
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(ReadOnlyAdmin):
     """Read-only: bought through checkout; Stripe is the truth and the row follows its events; plan
@@ -410,7 +418,7 @@ class SubscriptionAdmin(ReadOnlyAdmin):
         "id", "user_id", "plan", "status", "amount_shown", "current_period_end", "left_to_staff",
         "created_at",
     ]  # fmt: skip
-    list_filter = ["status", ("settled_by_staff", admin.BooleanFieldListFilter), "plan", "zone"]
+    list_filter = ["status", ("settled_by_staff", LeftToStaffFilter), "plan", "zone"]
     search_fields = ["=id", "user_id", "stripe_subscription_id", "stripe_customer_id"]
     list_select_related = ["plan"]
     readonly_fields = [
