@@ -31,10 +31,10 @@ _cache_counters = {
 }
 
 
-def entitlement_checked(reason: str) -> None:
+def entitlement_checked(reason: str, n: int = 1) -> None:
     counter = _check_counters.get(reason)
     if counter is not None:
-        counter.inc()
+        counter.inc(n)
 
 
 def entitlement_cache_counted(name: str, n: int = 1) -> None:

@@ -5,6 +5,7 @@ The check works on "access rows", a compact tuple per entitlement the user holds
 through a family; they are what the per-user cache stores (`entitlements.cache`).
 """
 
+import collections
 import functools
 import json
 import math
@@ -140,7 +141,23 @@ def _in_answer_order(row: AccessRow) -> tuple:
 
 
 def _answer(user_id: str, feature_code: str, rows, now: float) -> dict:
-    mine = sorted((r for r in rows if r.feature_code == feature_code), key=_in_answer_order)
+    return _feature_answer(user_id, feature_code, [r for r in rows if r.feature_code == feature_code], now)
+
+
+def _feature_answer(user_id: str, feature_code: str, mine: list[AccessRow], now: float) -> dict:
+    """The answer for one feature from the user's rows of that feature."""
+    if not mine:
+        return {
+            "user_id": user_id,
+            "feature_code": feature_code,
+            "has_access": False,
+            "reason": "no_entitlement",
+            "expires_at": None,
+            "usage_limits": {},
+            "source": None,
+        }
+    if len(mine) > 1:
+        mine = sorted(mine, key=_in_answer_order)
     granting = [r for r in mine if r.status == ACTIVE and (r.expires_at is None or r.expires_at > now)]
     if granting:
         best = max(granting, key=lambda r: math.inf if r.expires_at is None else r.expires_at)
@@ -157,13 +174,8 @@ def _answer(user_id: str, feature_code: str, rows, now: float) -> dict:
                 "family_id": best.family_id,
             },
         }
-    if mine:
-        latest = max(mine, key=lambda r: r.ended_at)
-        reason, expires_at = (
-            ("revoked", None) if latest.status == CANCELLED else ("expired", latest.expires_at)
-        )
-    else:
-        reason, expires_at = "no_entitlement", None
+    latest = max(mine, key=lambda r: r.ended_at)
+    reason, expires_at = ("revoked", None) if latest.status == CANCELLED else ("expired", latest.expires_at)
     return {
         "user_id": user_id,
         "feature_code": feature_code,
@@ -190,15 +202,19 @@ def entitlement_check(*, user_id: str, feature_code: str) -> dict:
 
 
 def entitlement_check_many(*, user_id: str, feature_codes: list[str]) -> dict[str, dict]:
-    """The check for many features from one cache read."""
+    """The check for many features from one cache read, the rows sorted by feature once."""
     rows, now = access_rows(user_id=user_id), timezone.now().timestamp()
-    answers = {code: _answer(user_id, code, rows, now) for code in feature_codes}
-    for answer in answers.values():
-        metrics.entitlement_checked(answer["reason"])
+    by_feature: dict[str, list[AccessRow]] = {}
+    for row in rows:
+        by_feature.setdefault(row.feature_code, []).append(row)
+    answers = {code: _feature_answer(user_id, code, by_feature.get(code, []), now) for code in feature_codes}
+    reasons = collections.Counter(answer["reason"] for answer in answers.values())
+    for reason, n in reasons.items():
+        metrics.entitlement_checked(reason, n)
     tracing.set_attributes(
         {
             "entitlement.checked": len(answers),
-            "entitlement.granted": sum(answer["has_access"] for answer in answers.values()),
+            "entitlement.granted": reasons["active"],
         }
     )
     return answers

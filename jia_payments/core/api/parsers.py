@@ -70,18 +70,31 @@ def has_text_matching(value, pattern: re.Pattern) -> bool:
     return False
 
 
+# One decoder for every body: `json.loads` with arguments builds a decoder and its scanner per call.
+_DECODER = json.JSONDecoder(parse_constant=strict_constant, object_pairs_hook=_unique_keys)
+
+
+def _decoded(text: str):
+    """`json.loads(text, parse_constant=strict_constant, object_pairs_hook=_unique_keys)`."""
+    if text.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODER.decode(text)
+
+
 class BoundedJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         encoding = get_encoding(parser_context or {})
         try:
             text = codecs.getreader(encoding)(stream).read()
-            data = json.loads(text, parse_constant=strict_constant, object_pairs_hook=_unique_keys)
+            data = _decoded(text)
         except RecursionError:
             raise ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels.") from None
         except ValueError as error:  # also UnicodeDecodeError: not text in the declared encoding
             raise ParseError(f"JSON parse error - {error}") from None
-        if nesting_depth(data) > MAX_DEPTH:
+        # The walks only for a text that could fail them: each container opens with a bracket,
+        # and a surrogate the decoding let through, or one made by a `\u` escape, is in the text.
+        if text.count("[") + text.count("{") > MAX_DEPTH and nesting_depth(data) > MAX_DEPTH:
             raise ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels.")
-        if has_text_matching(data, _SURROGATE):
+        if (_SURROGATE.search(text) or "\\u" in text) and has_text_matching(data, _SURROGATE):
             raise ParseError("JSON parse error - a string holds an unpaired surrogate (\\ud800-\\udfff).")
         return data

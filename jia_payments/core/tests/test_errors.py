@@ -1,8 +1,11 @@
 """Every error an API client can meet is RFC 9457 problem details: no HTML, no stack trace."""
 
+import io
+
 import pytest
 from django.core.cache import cache
 from django.test import override_settings
+from rest_framework.exceptions import ParseError
 from rest_framework.test import APIClient
 
 from pricing.models import Feature
@@ -104,6 +107,28 @@ def test_a_surrogate_pair_is_a_character_like_any_other(user_client):
     response = user_client.post(THINGS, data=body, content_type="application/json")
     assert response.status_code == 201, response.content
     assert Feature.objects.get(code="x")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "stored"),
+    [
+        (rb'{"note": "\\ud800"}', {"note": "\\ud800"}),  # an escaped backslash, then text
+        (rb'{"note": "\u00e9"}', {"note": "\u00e9"}),
+        (b'{"note": "' + b"[{" * 40 + b'"}', {"note": "[{" * 40}),  # brackets in a string nest nothing
+    ],
+)
+def test_text_that_only_looks_deep_or_escaped_is_accepted(user_client, metadata, stored):
+    body = b'{"code": "x", "metadata": ' + metadata + b"}"
+    response = user_client.post(THINGS, data=body, content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert response.json()["echo"]["metadata"] == stored
+
+
+def test_a_byte_order_mark_before_the_body_is_400():
+    from jia_payments.core.api.parsers import BoundedJSONParser
+
+    with pytest.raises(ParseError, match="Unexpected UTF-8 BOM"):
+        BoundedJSONParser().parse(io.BytesIO(b'\xef\xbb\xbf{"code": "x"}'), "application/json", {})
 
 
 @pytest.mark.parametrize(
