@@ -152,6 +152,41 @@ def test_the_verified_tokens_are_bounded(token_issuer, monkeypatch):
     assert list(auth._verified) == tokens[2:]
 
 
+def _altered(text: str) -> str:
+    """One character changed, in the middle (the last one may only carry padding bits)."""
+    middle = len(text) // 2
+    return text[:middle] + ("A" if text[middle] != "A" else "B") + text[middle + 1 :]
+
+
+def test_a_cached_token_with_another_signature_or_claims_is_verified_and_refused(token_issuer):
+    from jia_payments.core.api import auth
+
+    token = token_issuer.token("user_alice")
+    assert _call(token).status_code == 200
+    assert token in auth._verified
+    header, claims, signature = token.split(".")
+    unverified = jwt.decode(token, options={"verify_signature": False})
+    staff = _b64(json.dumps({**unverified, "role": "admin"}).encode())
+    forged = [
+        f"{header}.{claims}.{_altered(signature)}",
+        f"{header}.{staff}.{signature}",  # the claims of a staff caller, the cached signature kept
+        jwt.encode(unverified, TokenIssuer().private_key, "EdDSA"),  # the same claims, another key
+    ]
+    for each in forged:
+        _assert_401(_call(each))
+        assert each not in auth._verified
+    assert _call(token).status_code == 200
+
+
+def test_a_cached_token_is_refused_once_the_key_rotates(token_issuer, settings):
+    token = token_issuer.token("user_alice")
+    assert _call(token).status_code == 200
+    rotated = TokenIssuer()
+    settings.AUTH_PUBLIC_KEY_PEM = rotated.public_pem
+    _assert_401(_call(token))
+    assert _call(rotated.token("user_alice")).status_code == 200
+
+
 def test_token_without_exp_or_sub_is_401(token_issuer):
     key = token_issuer.private_key
     no_exp = jwt.encode({"sub": "user_alice"}, key, algorithm="EdDSA")
