@@ -172,3 +172,18 @@ def json_parse(on: bool) -> None:
 
     after = _after.setdefault("parse", BoundedJSONParser.parse)
     BoundedJSONParser.parse = after if on else _parse_before
+
+
+def render_check_limits(on: bool) -> None:
+    """The check's answers rendered by orjson after checking only their usage limits (the stored
+    JSON in them; the rest the check builds of JSON types) (off: the whole answer walked)."""
+    from jia_payments.core.api import renderers
+
+    after = _after.setdefault("json_response", renderers.json_response)
+
+    def whole(request, data, *, built_of_json_types_but=None):
+        return after(request, data)
+
+    from entitlements import api
+
+    api.json_response = after if on else whole

@@ -168,6 +168,8 @@ def _subject(request, user_id: str | None) -> str:
 
 
 def _rendered(answer: dict) -> dict:
+    """The selector's answer as the API shows it, the timestamp as ISO text: `usage_limits` is stored
+    JSON, every other value the check's own str, bool or None (`source`: a dict of them)."""
     expires_at = answer["expires_at"]
     return {**answer, "expires_at": None if expires_at is None else iso_utc(expires_at)}
 
@@ -227,8 +229,8 @@ class EntitlementCheckView(CountsRideOnFirstRead, LeanDispatch, APIView):
     def get(self, request):
         query = _check_query(request.query_params)
         user_id = _subject(request, query.get("user_id"))
-        answer = selectors.entitlement_check(user_id=user_id, feature_code=query["feature_code"])
-        return json_response(request, _rendered(answer))
+        answer = _rendered(selectors.entitlement_check(user_id=user_id, feature_code=query["feature_code"]))
+        return json_response(request, answer, built_of_json_types_but=[answer["usage_limits"]])
 
     @extend_schema(
         operation_id="entitlements_check_batch",
@@ -240,8 +242,11 @@ class EntitlementCheckView(CountsRideOnFirstRead, LeanDispatch, APIView):
         user_id = _subject(request, body.get("user_id"))
         codes = list(dict.fromkeys(body["feature_codes"]))
         answers = selectors.entitlement_check_many(user_id=user_id, feature_codes=codes)
+        results = {code: _rendered(answer) for code, answer in answers.items()}
         return json_response(
-            request, {"user_id": user_id, "results": {c: _rendered(a) for c, a in answers.items()}}
+            request,
+            {"user_id": user_id, "results": results},
+            built_of_json_types_but=[answer["usage_limits"] for answer in results.values()],
         )
 
 

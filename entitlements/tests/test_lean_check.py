@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.test import Client, override_settings
 from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from entitlements.api import EntitlementCheckView, EntitlementListView
@@ -229,6 +230,27 @@ def test_the_check_answers_as_drf(rows, token, dispatches, caller, method, path,
     )
     assert served == dispatch
     assert answer == drf
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"ratio": 0.1, "tiny": 1e-05, "big": 1e16},  # floats: orjson writes them otherwise
+        {"huge": 2**70},  # past 64 bits: orjson refuses
+        {"note": "line \u2028 para \u2029"},  # escaped by DRF
+        {"nested": {"deeper": [1, {"ratio": 2.5}]}},
+    ],
+)
+def test_usage_limits_that_orjson_writes_otherwise_are_rendered_as_drf(token, dispatches, limits):
+    EntitlementFactory(user_id="user_alice", feature__code="exports", usage_limits=limits)
+    for request in [
+        ("GET", f"{CHECK}?feature_code=exports"),
+        ("POST", CHECK, {"feature_codes": ["exports", "nope"]}),
+    ]:
+        answer, served, drf = _lean_and_drf(Client(), dispatches, *request, **_headers(token, "user", {}))
+        assert served == LEAN
+        assert answer == drf
+        assert answer[1] == JSONRenderer().render(json.loads(answer[1]))  # DRF's renderer's bytes
 
 
 def test_the_bearer_header_is_served_lean_too(rows, token, dispatches):

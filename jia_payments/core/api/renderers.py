@@ -48,17 +48,21 @@ def renders_as_drf(value) -> bool:
     return True
 
 
-def json_response(request, data) -> HttpResponse:
+def json_response(request, data, *, built_of_json_types_but=None) -> HttpResponse:
     """`Response(data)`, already rendered when JSON was negotiated (plainly: no indent, no other
     renderer) and `data` renders as DRF would render it: the same bytes and Content-Type without
-    DRF's Response and its renderer's encoder. Anything else is a DRF Response."""
+    DRF's Response and its renderer's encoder. Anything else is a DRF Response.
+
+    `built_of_json_types_but`: a caller that built `data` itself of str, int, bool and None values,
+    str-keyed dicts and lists, except for the values it lists here (taken from elsewhere: stored
+    JSON), has only those checked."""
     renderer = getattr(request, "accepted_renderer", None)
     if (
         type(renderer) is renderers.JSONRenderer
         and request.accepted_media_type == _JSON
         and renderer.compact
         and not renderer.ensure_ascii
-        and renders_as_drf(data)
+        and renders_as_drf(data if built_of_json_types_but is None else built_of_json_types_but)
     ):
         try:
             body = orjson.dumps(data)
