@@ -167,11 +167,19 @@ def _subject(request, user_id: str | None) -> str:
 # --- output --------------------------------------------------------------------------------
 
 
-def _rendered(answer: dict) -> dict:
+def _rendered(answer: dict, texts: dict | None = None) -> dict:
     """The selector's answer as the API shows it, the timestamp as ISO text: `usage_limits` is stored
-    JSON, every other value the check's own str, bool or None (`source`: a dict of them)."""
+    JSON, every other value the check's own str, bool or None (`source`: a dict of them). `texts`:
+    the timestamps' texts so far, for answers that share them (a plan's features expire together)."""
     expires_at = answer["expires_at"]
-    return {**answer, "expires_at": None if expires_at is None else iso_utc(expires_at)}
+    if expires_at is None:
+        return answer
+    text = None if texts is None else texts.get(expires_at)
+    if text is None:
+        text = iso_utc(expires_at)
+        if texts is not None:
+            texts[expires_at] = text
+    return {**answer, "expires_at": text}
 
 
 class SourceOut(serializers.Serializer):
@@ -242,7 +250,8 @@ class EntitlementCheckView(CountsRideOnFirstRead, LeanDispatch, APIView):
         user_id = _subject(request, body.get("user_id"))
         codes = list(dict.fromkeys(body["feature_codes"]))
         answers = selectors.entitlement_check_many(user_id=user_id, feature_codes=codes)
-        results = {code: _rendered(answer) for code, answer in answers.items()}
+        texts: dict = {}
+        results = {code: _rendered(answer, texts) for code, answer in answers.items()}
         return json_response(
             request,
             {"user_id": user_id, "results": results},
