@@ -176,10 +176,27 @@ def suite_setup(suite: str, **extra: str) -> SuiteSetup:
 PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
 
 
+_handed_out: set[int] = set()  # ports of BENCH_PORTS given to servers in this process
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port nothing listens on: the first free one of BENCH_PORTS ("21200-21299", for a machine
+    shared with other benches), else one the system picks."""
+    first, _, last = os.environ.get("BENCH_PORTS", "").partition("-")
+    candidates = range(int(first), int(last or first) + 1) if first else [0]
+    for port in candidates:
+        if port in _handed_out:  # given to a server not listening yet
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            found = probe.getsockname()[1]
+        if first:
+            _handed_out.add(found)
+        return found
+    raise RuntimeError(f"no free port in BENCH_PORTS={os.environ['BENCH_PORTS']}")
 
 
 # --- processes ----------------------------------------------------------------------------------

@@ -59,3 +59,18 @@ def test_servers_that_are_still_up_pass_and_their_files_are_removed(capsys):
         servers["alive"] = Script(group, "import time; time.sleep(60)").launch()
     assert capsys.readouterr().err == ""
     assert not os.path.exists(servers["alive"].logfile.name)
+
+
+def test_ports_come_from_bench_ports_each_once_and_a_taken_one_is_skipped(monkeypatch):
+    import socket
+
+    monkeypatch.setattr(server, "_handed_out", set())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("BENCH_PORTS", f"{port}-{port}")
+        with pytest.raises(RuntimeError, match="no free port"):
+            server.free_port()
+    assert server.free_port() == port
+    with pytest.raises(RuntimeError, match="no free port"):
+        server.free_port()  # handed out already
