@@ -208,3 +208,44 @@ def check_and_batch(on: bool) -> None:
     decoder and fewer walks, only the usage limits checked before orjson, timestamps' texts once."""
     for toggle in (check_many_by_feature, json_parse, render_check_limits, rendered_texts):
         toggle(on)
+
+
+def _verify_before(token, key=None):
+    import jwt
+    from django.conf import settings
+    from rest_framework import exceptions
+
+    from jia_payments.core.api import auth
+
+    if len(token) > auth.MAX_TOKEN_LENGTH:
+        raise exceptions.AuthenticationFailed("Malformed token.")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as error:
+        raise exceptions.AuthenticationFailed("Malformed token.") from error
+    key = key or auth._key_for(header)
+    options = {"require": ["exp", "sub"], "verify_aud": bool(settings.AUTH_JWT_AUDIENCE)}
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=auth.allowed_algorithms(),
+            options=options,
+            audience=settings.AUTH_JWT_AUDIENCE or None,
+            issuer=settings.AUTH_JWT_ISSUER or None,
+            leeway=settings.AUTH_JWT_LEEWAY_SECONDS,
+        )
+    except (jwt.PyJWTError, ValueError, TypeError) as error:
+        raise exceptions.AuthenticationFailed("Invalid or expired token.") from error
+    subject = claims.get("sub")
+    principal = auth.Principal(user_id=subject, role=auth._ROLE_CLAIMS.get(claims.get("role"), "user"))
+    return principal, float(claims["exp"]) + settings.AUTH_JWT_LEEWAY_SECONDS
+
+
+def token_header_once(on: bool) -> None:
+    """A token verified without reading its header first when one key is configured (off: the
+    header parsed by PyJWT, then the whole token again by `jwt.decode`)."""
+    from jia_payments.core.api import auth
+
+    after = _after.setdefault("_verify", auth._verify)
+    auth._verify = after if on else _verify_before

@@ -66,6 +66,14 @@ def test_garbage_is_401(garbage):
     _assert_401(_call(garbage))
 
 
+def test_a_token_that_does_not_parse_is_malformed_one_that_does_not_verify_is_invalid(token_issuer):
+    assert _call("a.b.c").json()["detail"] == "Malformed token."
+    header, claims, signature = token_issuer.token("user_alice").split(".")
+    assert _call(f"{header}.{claims}.{_altered(signature)}").json()["detail"] == "Invalid or expired token."
+    assert _call(f"{header}.!!.{signature}").json()["detail"] == "Malformed token."
+    assert _call(token_issuer.token("user_alice", ttl=-600)).json()["detail"] == "Invalid or expired token."
+
+
 def test_alg_none_is_401():
     token = _hand_made_token({"alg": "none", "typ": "JWT"}, _claims(), lambda _: b"")
     _assert_401(_call(token))
