@@ -149,3 +149,25 @@ def test_batch_answers_each_feature_like_the_single_check():
     for code in codes:
         assert answers[code] == _check(feature_code=code)
     assert [answers[c]["has_access"] for c in codes] == [True, True, False]
+
+
+def test_batch_answers_features_of_several_rows_each_like_the_single_check():
+    def row(code, **fields):
+        return EntitlementFactory(user_id="u1", feature=FeatureFactory(code=code), **fields)
+
+    row("calendar", expires_at=_days(5), usage_limits={"items": 10})
+    row("calendar", expires_at=_days(30), usage_limits={"items": 50, "sync": True})
+    row("calendar", status="expired", expires_at=_days(-3))
+    row("vault", status="expired", expires_at=_days(-10))
+    row("vault", status="cancelled", expires_at=_days(20))
+    row("photos", status="expired", expires_at=_days(-2))
+    row("photos", status="expired", expires_at=_days(-9))
+    row("chores", expires_at=None, usage_limits={"lists": None})
+    row("chores", expires_at=_days(1), usage_limits={"lists": 3})
+    codes = ["calendar", "vault", "photos", "chores", "nothing_held"]
+    answers = entitlement_check_many(user_id="u1", feature_codes=codes)
+    assert answers == {code: _check(feature_code=code) for code in codes}
+    reasons = [answers[code]["reason"] for code in codes]
+    assert reasons == ["active", "revoked", "expired", "active", "no_entitlement"]
+    assert answers["calendar"]["usage_limits"] == {"items": 50, "sync": True}
+    assert answers["chores"]["expires_at"] is None
