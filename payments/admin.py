@@ -6,9 +6,9 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Q, Value, When
 from django.http import HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from entitlements.selectors import entitlements_granted_by
@@ -232,7 +232,9 @@ class PaymentAdmin(AuditedAdmin, ReadOnlyAdmin):
         then the refunds service."""
         if not self.has_refund_permission(request):
             raise PermissionDenied
-        payment = get_object_or_404(Payment, pk=payment_id)
+        payment = Payment.objects.filter(pk=payment_id).first()
+        if payment is None:
+            return self._get_obj_does_not_exist_redirect(request, self.model._meta, str(payment_id))
         stripe = is_stripe_payment(payment)
         left = refund_left(payment) if payment.status == Payment.Status.COMPLETED else 0
         form = RefundForm(request.POST or None, payment=payment, left=left)
@@ -276,7 +278,8 @@ class PaymentAdmin(AuditedAdmin, ReadOnlyAdmin):
             "admin/payments/payment/refund.html",
             payment,
             form,
-            title=("Refund" if stripe else "Record a refund made outside Stripe") + f" of {payment.pk}",
+            title=("Refund" if stripe else "Record a refund made outside Stripe") + f" of {payment}",
+            crumb="Refund" if stripe else "Record a refund",
             stripe=stripe,
             left_shown=format_money(left, payment.currency),
             **context,
@@ -285,7 +288,9 @@ class PaymentAdmin(AuditedAdmin, ReadOnlyAdmin):
     def move_view(self, request, payment_id, status):
         if not self.has_move_permission(request):
             raise PermissionDenied
-        payment = get_object_or_404(Payment, pk=payment_id)
+        payment = Payment.objects.filter(pk=payment_id).first()
+        if payment is None:
+            return self._get_obj_does_not_exist_redirect(request, self.model._meta, str(payment_id))
         if status not in MOVES:
             raise PermissionDenied
         form = StatusForm(request.POST or None)
@@ -297,7 +302,8 @@ class PaymentAdmin(AuditedAdmin, ReadOnlyAdmin):
             "admin/payments/payment/move.html",
             payment,
             form,
-            title=f"{MOVES[status]} payment {payment.pk}",
+            title=f"{MOVES[status]} payment {payment}",
+            crumb=MOVES[status],
             verb=MOVES[status],
         )
 

@@ -169,7 +169,7 @@ class Refund(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"refund {self.amount} of {self.payment_id} ({self.status})"
+        return f"refund {format_money(self.amount, self.payment.currency)} ({self.status})"
 
 
 class StripeEvent(models.Model):
