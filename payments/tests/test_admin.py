@@ -445,3 +445,9 @@ def test_a_refund_reads_as_money_in_the_payment_s_currency(bank_transfer_with_ac
     refund = Refund.objects.create(payment=bank_transfer_with_access, amount=2000, requested_by="staff:x")
     assert str(refund) == "refund 20.00 USD (pending)"
 
+
+def test_a_duplicate_s_page_says_what_duplicate_of_names(as_staff, duplicate_left_to_staff):
+    duplicate, _ = duplicate_left_to_staff
+    client = as_staff("sue", "support")
+    page = client.get(reverse("admin:payments_subscription_change", args=[duplicate.pk])).content.decode()
+    assert "Set only on a duplicate: the buyer's live subscription this one repeats" in page
