@@ -178,7 +178,7 @@ def test_the_worker_s_lines_of_an_event_name_it_and_the_webhook_call_it_came_in(
         lambda: [
             line
             for line in _worker_lines(stripe_e2e.worker)
-            if line.get("logger") == "celery.app.trace" and event["id"] in line["data"]["args"]
+            if line.get("logger") == "celery.app.trace" and event["id"] in str(line.get("data"))
         ],
         what="the worker's line of the event's task",
     )
