@@ -42,7 +42,12 @@ lock: $(VENV)/.installed-dev
 # The gRPC API is served beside HTTP on GRPC_ADDRESS (127.0.0.1:8081).
 RUN_PORT ?= 8000
 LOCALSTRIPE_PORT ?= 8420
-RUN_ENV := DEBUG=true LOG_FORMAT=console STRIPE_API_BASE=http://127.0.0.1:$(LOCALSTRIPE_PORT)
+# What selects a service or a secret is left out of the shell's environment: a developer's exported
+# REDIS_URL would make tasks go to a broker no worker of `make run` reads (a purchase never granted).
+RUN_UNSET := DATABASE_URL POSTGRES_DSN REDIS_URL REDIS_ADDR CELERY_BROKER_URL CELERY_TASK_ALWAYS_EAGER \
+	EVENTS_BROKERS EVENTS_PROVIDER STRIPE_SECRET STRIPE_WEBHOOK_SECRET AUTH_PUBLIC_KEY_PEM AUTH_JWKS_PATH
+RUN_ENV := env $(addprefix -u ,$(RUN_UNSET)) DEBUG=true LOG_FORMAT=console \
+	STRIPE_API_BASE=http://127.0.0.1:$(LOCALSTRIPE_PORT)
 
 run: $(VENV)/.installed-dev
 	$(RUN_ENV) $(PY) manage.py migrate --no-input

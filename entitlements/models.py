@@ -141,7 +141,6 @@ class Entitlement(models.Model):
         ]
         indexes = [
             models.Index(fields=["user_id", "feature"], name="entitlement_user_feature_idx"),
-            models.Index(fields=["family"], name="entitlement_family_idx"),
             models.Index(
                 fields=["expires_at"], name="entitlement_active_expiry_idx", condition=Q(status="active")
             ),

@@ -316,6 +316,9 @@ STORAGES = {
     },
 }
 
+# Files browsers ask for at the site's root (/favicon.ico), served by whitenoise as static files are.
+WHITENOISE_ROOT = BASE_DIR / "backoffice" / "site_root"
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
 
 # --- Production hardening (check --deploy clean when DEBUG is false) ----------------------

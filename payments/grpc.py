@@ -34,7 +34,8 @@ def _page_of(payments, request) -> dict:
 class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
     @rpc(write=True)
     def CreatePayment(self, request, call):
-        data = to_dict(request, exclude=("idempotency_key",))
+        # proto3 sends an amount of 0 as no amount at all: validated as the 0 it was, as REST validates it.
+        data = {"amount": request.amount, **to_dict(request, exclude=("idempotency_key",))}
 
         def create() -> Response:
             created = services.payment_create(

@@ -169,7 +169,7 @@ class Refund(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"refund {self.amount} of {self.payment_id} ({self.status})"
+        return f"refund {format_money(self.amount, self.payment.currency)} ({self.status})"
 
 
 class StripeEvent(models.Model):
@@ -268,7 +268,9 @@ class Subscription(models.Model):
     )
     duplicate_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates",
-        help_text="Paid while the buyer already had this live subscription: canceled and refunded",
+        help_text="Set only on a duplicate: the buyer's live subscription this one repeats (bought"
+        " while that one was live). A duplicate grants nothing and is canceled at Stripe and refunded"
+        " in full; empty on every subscription that counts",
     )  # fmt: skip
     settled_by_staff = models.BooleanField(
         default=False,

@@ -269,3 +269,30 @@ def test_a_page_staff_groups_do_not_allow_is_admins_403_with_a_way_back(live_ser
     assert status == 403 and not dashboard_shown
     assert "Your admin groups do not allow this page" in text
     assert home == f"{live_server.url}/admin/"
+
+
+# How far the results table reaches past its box (0: every column is seen without scrolling).
+RESULTS_OVERFLOW = """(() => {
+  const box = document.querySelector('.results');
+  return box.scrollWidth - box.clientWidth;
+})()"""
+
+
+def test_the_subscription_list_fits_a_1280_px_screen_beside_the_menu_and_filters(live_server, staff):
+    from payments.tests.factories import SubscriptionFactory
+
+    family, ends = Plan.objects.get(pk="family_monthly"), timezone.now() + timedelta(days=30)
+    buyer = {"user_id": "spiff_id_test_user_123", "plan": family, "current_period_end": ends}
+    kept = SubscriptionFactory(**buyer, status="past_due", amount=12999)
+    SubscriptionFactory(**buyer, status="active", duplicate_of=kept, settled_by_staff=True)
+    SubscriptionFactory(user_id="buyer_long_id_77", status="incomplete_expired", current_period_end=ends)
+    with chromium_page(viewport={"width": 1280, "height": 800}) as page:
+        log_in(page, live_server.url, staff, PASSWORD)
+        page.goto(f"{live_server.url}/admin/payments/subscription/")
+        overflow = page.evaluate(RESULTS_OVERFLOW)
+        headers = page.eval_on_selector_all("#result_list thead th", "ths => ths.map(th => th.innerText)")
+        rows = page.inner_text("#result_list tbody")
+        screenshot(page, "12-subscriptions-1280")
+    assert overflow <= 0
+    assert [h.strip() for h in headers] == ["", "USER ID", "PLAN", "STATUS", "PER PERIOD", "PERIOD ENDS"]
+    assert "Active, left to staff" in rows and "129.99 USD" in rows

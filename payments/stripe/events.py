@@ -14,6 +14,7 @@ import time
 import traceback
 from datetime import UTC, datetime, timedelta
 
+import structlog
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -28,10 +29,16 @@ from payments.stripe.handlers import HANDLERS
 logger = logging.getLogger(__name__)
 
 
-def _enqueue(event_id: str) -> None:
+def _enqueue(event_id: str, event_type: str) -> None:
+    """After commit, the event's task; its log lines name the event (a worker binds the log context
+    the message carries: the enqueuer's request id, and these fields, bound only while enqueuing)."""
     from payments.tasks import process_stripe_event
 
-    transaction.on_commit(lambda: process_stripe_event.delay(event_id))
+    def enqueue() -> None:
+        with structlog.contextvars.bound_contextvars(stripe_event_id=event_id, stripe_event_type=event_type):
+            process_stripe_event.delay(event_id)
+
+    transaction.on_commit(enqueue)
 
 
 def stripe_event_receive(*, event: dict, source: str) -> bool:
@@ -55,7 +62,7 @@ def stripe_event_receive(*, event: dict, source: str) -> bool:
     received = metrics.STRIPE_EVENTS_RECEIVED.labels(type=type_label, outcome="new" if known else "ignored")
     transaction.on_commit(received.inc)
     if known:
-        _enqueue(row.pk)
+        _enqueue(row.pk, row.type)
     return True
 
 
@@ -163,17 +170,17 @@ def stripe_event_record_failure(*, event_id: str, error: BaseException, final: b
 def stripe_events_reprocess(*, event_ids: list[str]) -> int:
     """Run failed (or stuck) events again; answers how many were queued."""
     with transaction.atomic():
-        ids = list(
+        events = list(
             StripeEvent.objects.select_for_update()
             .filter(pk__in=event_ids, status__in=[StripeEvent.Status.FAILED, StripeEvent.Status.PENDING])
-            .values_list("pk", flat=True)
+            .values_list("pk", "type")
         )
-        StripeEvent.objects.filter(pk__in=ids).update(
+        StripeEvent.objects.filter(pk__in=[pk for pk, _ in events]).update(
             status=StripeEvent.Status.PENDING, updated_at=timezone.now()
         )
-        for event_id in ids:
-            _enqueue(event_id)
-    return len(ids)
+        for event_id, event_type in events:
+            _enqueue(event_id, event_type)
+    return len(events)
 
 
 def stripe_events_reconcile() -> dict[str, int]:

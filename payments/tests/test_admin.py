@@ -415,3 +415,39 @@ def test_support_cannot_settle_a_duplicate(as_staff, duplicate_left_to_staff):
     assert duplicate.status == Subscription.Status.ACTIVE
     assert stripe_gateway.subscription_retrieve(duplicate.stripe_subscription_id)["status"] == "active"
     assert not Refund.objects.exists()
+
+
+@pytest.mark.parametrize("page", ["payments_payment_refund", "payments_payment_move"])
+def test_an_unknown_payment_s_page_says_so_in_admin_not_a_plain_404(as_staff, page):
+    missing = "3f1c2a4e-0b7d-4c9e-8f00-000000000000"
+    args = [missing] if page == "payments_payment_refund" else [missing, "failed"]
+    response = as_staff("root", superuser=True).get(reverse(f"admin:{page}", args=args), follow=True)
+    assert response.redirect_chain == [(reverse("admin:index"), 302)]
+    assert [m.message for m in response.context["messages"]] == [
+        f"payment with ID \u201c{missing}\u201d doesn\u2019t exist. Perhaps it was deleted?"
+    ]
+
+
+def test_the_refund_page_s_breadcrumb_names_the_payment_as_its_own_page_does(
+    as_staff, bank_transfer_with_access
+):
+    payment = bank_transfer_with_access
+    client = as_staff("fiona", "finance")
+    page = client.get(reverse("admin:payments_payment_refund", args=[payment.pk])).content.decode()
+    crumbs = page.split('<div class="breadcrumbs">', 1)[1].split("</div>", 1)[0]
+    change = reverse("admin:payments_payment_change", args=[payment.pk])
+    assert f'<a href="{change}">49.99 USD (completed)</a>' in crumbs
+    assert str(payment.pk) not in crumbs.replace(change, "")
+    assert crumbs.rstrip().endswith("&rsaquo; Record a refund")
+
+
+def test_a_refund_reads_as_money_in_the_payment_s_currency(bank_transfer_with_access):
+    refund = Refund.objects.create(payment=bank_transfer_with_access, amount=2000, requested_by="staff:x")
+    assert str(refund) == "refund 20.00 USD (pending)"
+
+
+def test_a_duplicate_s_page_says_what_duplicate_of_names(as_staff, duplicate_left_to_staff):
+    duplicate, _ = duplicate_left_to_staff
+    client = as_staff("sue", "support")
+    page = client.get(reverse("admin:payments_subscription_change", args=[duplicate.pk])).content.decode()
+    assert "Set only on a duplicate: the buyer's live subscription this one repeats" in page

@@ -152,3 +152,38 @@ def test_reconciliation_processes_events_stripe_never_delivered(stripe_e2e):
     assert StripeEvent.objects.get(pk=event["id"]).source == "reconciliation"
     session.refresh_from_db()
     assert session.status == "complete"
+
+
+def _worker_lines(worker) -> list[dict]:
+    lines = []
+    for raw in list(worker.lines):
+        try:
+            lines.append(json.loads(raw))
+        except ValueError:
+            continue
+    return lines
+
+
+def test_the_worker_s_lines_of_an_event_name_it_and_the_webhook_call_it_came_in(stripe_e2e):
+    [(_, event)] = stripe_e2e.paused_checkouts(1)
+    body = json.dumps(event).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "Stripe-Signature": signature_header(body, WEBHOOK_SECRET, int(time.time())),
+        "X-Request-ID": f"req-webhook-{event['id']}",
+    }
+    assert stripe_e2e.post_webhook(body, headers).status_code == 200
+    stripe_e2e.wait_processed(event["id"])
+    (traced,) = wait_for(
+        lambda: [
+            line
+            for line in _worker_lines(stripe_e2e.worker)
+            if line.get("logger") == "celery.app.trace" and event["id"] in str(line.get("data"))
+        ],
+        what="the worker's line of the event's task",
+    )
+    assert {key: traced.get(key) for key in ("request_id", "stripe_event_id", "stripe_event_type")} == {
+        "request_id": f"req-webhook-{event['id']}",
+        "stripe_event_id": event["id"],
+        "stripe_event_type": "checkout.session.completed",
+    }

@@ -63,14 +63,15 @@ class HealthMonitor:
         return up
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        # `start` has just probed: the first probe here is one interval later, so no two probes
+        # run at once (the later to finish would set what the earlier found).
+        while not self._stop.wait(self.interval):
             try:
                 self.update()
             except Exception:
                 logger.exception("grpc health probe failed")
                 for name in (OVERALL, *DEPENDENCIES):
                     self.servicer.set(name, NOT_SERVING)
-            self._stop.wait(self.interval)
 
     def start(self) -> None:
         self.update()

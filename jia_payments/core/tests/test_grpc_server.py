@@ -21,6 +21,7 @@ from rest_framework import exceptions
 from jia_payments.core.api import errors as domain
 from jia_payments.core.grpc import interceptors
 from jia_payments.core.grpc.errors import status_for
+from jia_payments.core.grpc.health import HealthMonitor
 from jia_payments.protos.pricing.v1 import pricing_pb2 as pb
 from jia_payments.protos.pricing.v1.pricing_pb2_grpc import PricingServiceStub
 from pricing import selectors
@@ -89,6 +90,33 @@ def test_a_dependency_down_is_not_serving_and_so_is_the_whole(grpc_server):
     with override_settings(READINESS_TIMEOUT=5):  # a loaded test machine is slow, not down
         assert server.health.update() == {"database": True, "cache": True}
     assert health_of(channel, "") == health_pb2.HealthCheckResponse.SERVING
+
+
+def _waiting_for_its_interval(thread: threading.Thread) -> bool:
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None:
+        if frame.f_code.co_name == "wait" and frame.f_code.co_filename == threading.__file__:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_the_monitor_probes_at_start_and_then_only_each_interval_never_two_at_once(monkeypatch):
+    """A second probe beside start's (or a test's) would set, when it ends, what it found before."""
+    monitor = HealthMonitor(interval=3600)
+    probed = []
+
+    def probe():
+        probed.append(threading.current_thread().name)
+        return {"database": True, "cache": True}
+
+    monkeypatch.setattr(monitor, "probe", probe)
+    monitor.start()
+    try:
+        wait_for(lambda: _waiting_for_its_interval(monitor._thread), what="the monitor waiting")
+        assert probed == [threading.current_thread().name]
+    finally:
+        monitor.stop()
 
 
 def test_stopping_goes_not_serving_first(grpc_server):

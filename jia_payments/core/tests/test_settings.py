@@ -1,6 +1,8 @@
 """Settings come from the environment; production refuses to start without its secrets."""
 
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +183,43 @@ def test_postgres_max_conns_serves_every_query_through_psycopgs_pool_of_that_siz
     assert result.returncode == 0, result.stderr
     # six threads at once, two connections: every query waited for one of the pool's
     assert result.stdout.split() == ["psycopg_pool.pool", "2", "2"]
+
+
+def test_make_run_serves_on_the_embedded_defaults_whatever_the_shell_exports():
+    """A developer's shell often exports REDIS_URL and DATABASE_URL (for `make test`): `make run`
+    still runs tasks in process (no worker reads a broker there) on its own SQLite and memory cache."""
+    exported = {
+        **os.environ,
+        "REDIS_URL": "redis://127.0.0.1:6379/4",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/jia_payments",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/4",
+    }
+    planned = subprocess.run(
+        [shutil.which("make"), "--dry-run", "--no-print-directory", "run"],
+        cwd=ROOT,
+        env=exported,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    (serve,) = [line for line in planned.stdout.splitlines() if "manage.py runserver" in line]
+    code = (
+        "from django.conf import settings; "
+        "print(settings.CELERY_TASK_ALWAYS_EAGER, settings.CACHES['default']['BACKEND'], "
+        "settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1])"
+    )
+    run_env = shlex.split(serve.split("manage.py runserver")[0])  # env -u ... DEBUG=true ... python
+    shown = subprocess.run(
+        [*run_env, "manage.py", "shell", "--no-imports", "-c", code],
+        cwd=ROOT,
+        env=exported,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split() == [
+        "True",
+        "django.core.cache.backends.locmem.LocMemCache",
+        "sqlite3",
+    ]
