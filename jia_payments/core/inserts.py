@@ -39,7 +39,7 @@ def insert_rows(*rows: NewRow) -> None:
     """
     shapes = tuple((type(row.instance), row.fields) for row in rows)
     values = [value for row in rows for value in row.values]
-    with connection.cursor() as cursor:
+    with binding_cursor() as cursor:
         if connection.vendor == "postgresql" or len(rows) == 1:
             cursor.execute(_statement(shapes), values)
             keys = cursor.fetchone()
@@ -55,6 +55,13 @@ def insert_rows(*rows: NewRow) -> None:
             setattr(row.instance, meta.auto_field.attname, key)
         row.instance._state.adding = False
         row.instance._state.db = connection.alias
+
+
+def binding_cursor():
+    """On PostgreSQL a cursor whose parameters the server binds (`server_binding_cursor`): no query
+    text built and quoted in Python, and the statement, the same text every time, prepared once per
+    connection when the settings allow; elsewhere Django's cursor."""
+    return getattr(connection, "server_binding_cursor", connection.cursor)()
 
 
 @functools.cache

@@ -55,6 +55,7 @@ from rest_framework.response import Response
 
 from jia_payments.core.api.errors import DomainError, IdempotencyKeyInProgress, IdempotencyKeyReused
 from jia_payments.core.api.permissions import principal_of
+from jia_payments.core.inserts import binding_cursor
 from jia_payments.core.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
@@ -167,7 +168,7 @@ class _Claim:
                 effect_id=uuid.uuid4(),
                 created_at=timezone.now(),
             )
-            with connection.cursor() as cursor:
+            with binding_cursor() as cursor:
                 cursor.execute(_claim_sql(), _claim_values(record))
                 inserted = cursor.fetchone()
             if inserted is not None:
@@ -290,7 +291,7 @@ def _release(record: IdempotencyKey, *, status: int) -> None:
 def _store(record: IdempotencyKey, response) -> None:
     body = _body_of(response)
     # On every create's path: one UPDATE written once, not compiled by the ORM per request.
-    with connection.cursor() as cursor:
+    with binding_cursor() as cursor:
         values = [IdempotencyKey.State.COMPLETED.value, response.status_code, body, record.pk]
         cursor.execute(_store_sql(), values)
 
