@@ -153,7 +153,7 @@ class PaymentListCreateView(GenericAPIView):
     )
     @idempotent(atomic=False)  # a card payment calls Stripe: no transaction may stay open
     def post(self, request):
-        answer = _CreatedAnswer(request)
+        answer = CreatedAnswer(request, _created_response)
         created = services.payment_create(
             principal=request.user,
             payment_id=effect_id(request),
@@ -163,22 +163,23 @@ class PaymentListCreateView(GenericAPIView):
         return answer.for_payment(created)
 
 
-class _CreatedAnswer:
-    """The 201 answer, rendered from the new payment just before it is written, so that the
-    Idempotency-Key's stored answer is written by the same statement."""
+class CreatedAnswer:
+    """A create's answer (`render(request, NewPayment)`), rendered from the new payment just before
+    it is written, so that the Idempotency-Key's stored answer is written by the same statement
+    (REST and gRPC)."""
 
-    def __init__(self, request):
-        self.request = request
+    def __init__(self, request, render):
+        self.request, self.render = request, render
         self.rendered = None  # (the payment, its answer)
 
     def stored_rows(self, created: services.NewPayment) -> list:
-        self.rendered = (created.payment, _created_response(self.request, created))
+        self.rendered = (created.payment, self.render(self.request, created))
         return answer_rows(self.request, self.rendered[1])
 
     def for_payment(self, created: services.NewPayment):
         if self.rendered is not None and self.rendered[0] is created.payment:
             return self.rendered[1]
-        return _created_response(self.request, created)  # the payment an earlier run made
+        return self.render(self.request, created)  # the payment an earlier run made
 
 
 def _created_response(request, created: services.NewPayment):

@@ -222,7 +222,7 @@ def test_a_create_cut_off_after_its_write_has_its_answer_stored_with_it(service_
         raise RuntimeError("the process died here")
 
     with monkeypatch.context() as patched:
-        patched.setattr(payments_api._CreatedAnswer, "for_payment", killed)
+        patched.setattr(payments_api.CreatedAnswer, "for_payment", killed)
         service_client.raise_request_exception = False
         died = service_client.post(PAYMENTS, FIELDS, format="json", HTTP_IDEMPOTENCY_KEY="cut-after")
     assert died.status_code == 500
