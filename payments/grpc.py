@@ -13,6 +13,7 @@ from jia_payments.protos.payment.v1 import payment_pb2 as pb
 from jia_payments.protos.payment.v1 import payment_pb2_grpc
 from payments import selectors, services
 from payments.api.payments import (
+    CreatedAnswer,
     PaymentCreateSerializer,
     PaymentListQuery,
     PaymentSerializer,
@@ -31,6 +32,10 @@ def _page_of(payments, request) -> dict:
     return {"payments": to_messages(pb.Payment, PaymentSerializer(rows, many=True).data), "total": total}
 
 
+def _created_response(call, created: services.NewPayment) -> Response:
+    return Response(PaymentSerializer(created.payment).data, status=status.HTTP_201_CREATED)
+
+
 class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
     @rpc(write=True)
     def CreatePayment(self, request, call):
@@ -38,10 +43,14 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
         data = {"amount": request.amount, **to_dict(request, exclude=("idempotency_key",))}
 
         def create() -> Response:
+            answer = CreatedAnswer(call, _created_response)
             created = services.payment_create(
-                principal=call.user, payment_id=effect_id(call), **_valid(PaymentCreateSerializer, data)
+                principal=call.user,
+                payment_id=effect_id(call),
+                written_with=answer.stored_rows,
+                **_valid(PaymentCreateSerializer, data),
             )
-            return Response(PaymentSerializer(created.payment).data, status=status.HTTP_201_CREATED)
+            return answer.for_payment(created)
 
         # A card payment calls Stripe: no transaction may stay open (as the REST create).
         answer = idempotently(call, data=data, key=request.idempotency_key, handler=create, atomic=False)

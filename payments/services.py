@@ -5,7 +5,7 @@ Checkout sessions are written by payments/checkout.py, refunds by payments/refun
 """
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any, NamedTuple
 
@@ -18,7 +18,7 @@ from jia_payments.core.api.errors import DomainError, Forbidden, InvalidTransiti
 from jia_payments.core.api.timestamps import iso_utc
 from jia_payments.core.api.validation import is_currency_code
 from jia_payments.core.audit.trail import audit_context, creation_entry, record_changes
-from jia_payments.core.inserts import NewRow, insert_rows
+from jia_payments.core.inserts import NewRow, RowUpdate, insert_rows
 from jia_payments.core.ops import tracing
 from jia_payments.core.outbox.events import new_event, record_event
 from payments import metrics
@@ -101,6 +101,7 @@ def payment_create(
     description: str = "",
     metadata: dict | None = None,
     payment_id: uuid.UUID | None = None,
+    written_with: Callable[[NewPayment], Sequence[NewRow | RowUpdate]] | None = None,
 ) -> NewPayment:
     """A new `pending` payment asked for by `principal` (an end user only for themself).
 
@@ -115,6 +116,9 @@ def payment_create(
     intent. The client confirms the intent with Stripe.js and its `client_secret`; the payment then
     moves only through Stripe's webhooks (payments/stripe/handlers.py). Other methods write the
     rows only.
+
+    `written_with`: rows the caller has written by the same statement, made from the new payment
+    just before the write (the request's stored answer); not called for a payment already made.
     """
     if not principal.may_act_for(customer_id):
         raise PaymentForbidden("An end user may only create payments for themself.")
@@ -138,7 +142,8 @@ def payment_create(
             metadata={"customer_id": customer_id, "order_id": order_id},
         )
         payment.external_payment_id, client_secret = intent["id"], intent["client_secret"]
-    return NewPayment(_insert(payment), client_secret)
+    also = written_with and (lambda: written_with(NewPayment(payment, client_secret)))
+    return NewPayment(_insert(payment, also), client_secret)
 
 
 def payment_record(
@@ -184,9 +189,9 @@ def _validated_payment(*, amount, currency, metadata, **fields) -> Payment:
     return payment
 
 
-def _insert(payment: Payment) -> Payment:
-    """Write the new payment, its audit entry and its event, or answer the payment already made
-    under its id.
+def _insert(payment: Payment, also: Callable[[], Sequence[NewRow | RowUpdate]] | None = None) -> Payment:
+    """Write the new payment, its audit entry and its event (and the rows `also` makes then), or
+    answer the payment already made under its id.
 
     The three rows are one statement (`core.inserts`), all or none: outside a transaction it is
     atomic by itself (no BEGIN and COMMIT); inside the caller's, it gets a savepoint, so that a
@@ -197,7 +202,8 @@ def _insert(payment: Payment) -> Payment:
     try:
         with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
             with _created_event(payment) as event_rows:
-                insert_rows(row, *([NewRow(entry)] if entry is not None else []), *event_rows)
+                entries = [NewRow(entry)] if entry is not None else []
+                insert_rows(row, *entries, *event_rows, *(also() if also else ()))
             _count_on_commit(payment)
     except IntegrityError:
         made = Payment.objects.filter(pk=payment.pk).first()

@@ -12,7 +12,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from jia_payments.core.api.errors import InvalidTransition
-from jia_payments.core.api.idempotency import effect_id, idempotent
+from jia_payments.core.api.idempotency import answer_rows, effect_id, idempotent
 from jia_payments.core.api.openapi import problem_response
 from jia_payments.core.api.permissions import IsServiceOrStaff
 from jia_payments.core.api.renderers import json_response
@@ -153,15 +153,42 @@ class PaymentListCreateView(GenericAPIView):
     )
     @idempotent(atomic=False)  # a card payment calls Stripe: no transaction may stay open
     def post(self, request):
+        answer = CreatedAnswer(request, _created_response)
         created = services.payment_create(
-            principal=request.user, payment_id=effect_id(request), **_create_data(request.data)
+            principal=request.user,
+            payment_id=effect_id(request),
+            written_with=answer.stored_rows,
+            **_create_data(request.data),
         )
-        body = PaymentSerializer(created.payment).data
-        if created.client_secret is not None:
-            body = {**body, "client_secret": created.client_secret}
-        response = json_response(request, body)
-        response.status_code = status.HTTP_201_CREATED
-        return response
+        return answer.for_payment(created)
+
+
+class CreatedAnswer:
+    """A create's answer (`render(request, NewPayment)`), rendered from the new payment just before
+    it is written, so that the Idempotency-Key's stored answer is written by the same statement
+    (REST and gRPC)."""
+
+    def __init__(self, request, render):
+        self.request, self.render = request, render
+        self.rendered = None  # (the payment, its answer)
+
+    def stored_rows(self, created: services.NewPayment) -> list:
+        self.rendered = (created.payment, self.render(self.request, created))
+        return answer_rows(self.request, self.rendered[1])
+
+    def for_payment(self, created: services.NewPayment):
+        if self.rendered is not None and self.rendered[0] is created.payment:
+            return self.rendered[1]
+        return self.render(self.request, created)  # the payment an earlier run made
+
+
+def _created_response(request, created: services.NewPayment):
+    body = PaymentSerializer(created.payment).data
+    if created.client_secret is not None:
+        body = {**body, "client_secret": created.client_secret}
+    response = json_response(request, body)
+    response.status_code = status.HTTP_201_CREATED
+    return response
 
 
 # A create is a hot path: a body that is plainly valid skips the serializer; any other goes

@@ -15,6 +15,7 @@ from jia_payments.core.models import IdempotencyKey, OutboxEvent
 from payments import services
 from payments.models import Payment
 
+PAYMENTS = "/api/v1/payments/"
 SERVICE = Principal(user_id="svc_family_app", role=Principal.SERVICE)
 FIELDS = {
     "amount": 1999,
@@ -209,3 +210,35 @@ def test_the_answer_and_the_stored_answer_are_drf_s_bytes(service_client, descri
         "/api/v1/payments/", {**FIELDS, "description": description}, format="json", HTTP_IDEMPOTENCY_KEY=key
     )
     assert (again.status_code, again["Idempotent-Replayed"], again.content) == (201, "true", drf)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_create_cut_off_after_its_write_has_its_answer_stored_with_it(service_client, monkeypatch):
+    """The stored answer is written by the payment's own statement: a request that dies after it
+    (before answering) leaves its key completed, and the retry replays, making nothing again."""
+    from payments.api import payments as payments_api
+
+    def killed(self, created):
+        raise RuntimeError("the process died here")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(payments_api.CreatedAnswer, "for_payment", killed)
+        service_client.raise_request_exception = False
+        died = service_client.post(PAYMENTS, FIELDS, format="json", HTTP_IDEMPOTENCY_KEY="cut-after")
+    assert died.status_code == 500
+    stored = IdempotencyKey.objects.get(key="cut-after")
+    assert (stored.state, stored.response_status) == (IdempotencyKey.State.COMPLETED, 201)
+    retried = service_client.post(PAYMENTS, FIELDS, format="json", HTTP_IDEMPOTENCY_KEY="cut-after")
+    assert (retried.status_code, retried["Idempotent-Replayed"]) == (201, "true")
+    assert retried.content.decode() == stored.response_body
+    assert retried.json()["id"] == str(Payment.objects.get().pk)
+    assert _rows() == (1, 1, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_write_stores_no_answer(service_client, outbox_refused):
+    response = service_client.post(PAYMENTS, FIELDS, format="json", HTTP_IDEMPOTENCY_KEY="no-answer")
+    assert response.status_code == 500
+    assert list(IdempotencyKey.objects.values_list("state", "response_status", "response_body")) == [
+        ("released", None, "")
+    ]

@@ -334,3 +334,20 @@ def test_writes_spend_the_rest_write_rate_limit(payments, as_user, settings):
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert Payment.objects.count() == 1
     payments.ListPayments(pb.ListPaymentsRequest(), metadata=as_user("customer_123"))  # reads are not writes
+
+
+def test_the_stored_answer_is_written_with_the_payment(payments, as_user, monkeypatch):
+    from jia_payments.core.api import idempotency
+    from jia_payments.core.models import IdempotencyKey
+
+    def stored_apart(record, response):
+        raise AssertionError("the answer was stored by a statement of its own")
+
+    monkeypatch.setattr(idempotency, "_store", stored_apart)
+    request = pb.CreatePaymentRequest(**GOOD, idempotency_key="with-the-payment")
+    first = payments.CreatePayment(request, metadata=as_user("customer_123")).payment
+    stored = IdempotencyKey.objects.get(key="with-the-payment")
+    assert (stored.state, stored.response_status) == (IdempotencyKey.State.COMPLETED, 201)
+    again = payments.CreatePayment(request, metadata=as_user("customer_123")).payment
+    assert plain(again) == plain(first)
+    assert Payment.objects.count() == 1

@@ -33,6 +33,9 @@ Use it on a DRF handler method:
   unreachable: it may have done its part) the same request runs again under the same `effect_id`,
   a corrected one under a new one. When the database itself is gone the release cannot be written,
   and the key waits for its lease.
+- A view whose effect is one statement (`core.inserts`) can have the answer stored by that same
+  statement (`answer_rows`): the effect and its answer then commit together, one commit less, and
+  no crash can leave the effect made with its key still in progress.
 - Keys are kept `IDEMPOTENCY_KEY_TTL_HOURS` (24 by default); older ones no longer replay and are
   deleted by the periodic task `core.prune_idempotency_keys`.
 """
@@ -55,6 +58,7 @@ from rest_framework.response import Response
 
 from jia_payments.core.api.errors import DomainError, IdempotencyKeyInProgress, IdempotencyKeyReused
 from jia_payments.core.api.permissions import principal_of
+from jia_payments.core.inserts import RowUpdate, binding_cursor, insert_rows
 from jia_payments.core.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
@@ -64,6 +68,8 @@ _KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 KEY_PATTERN = f"^{_KEY.pattern}$"  # the same rule, as the OpenAPI schema publishes it
 _PATH_MAX = IdempotencyKey._meta.get_field("path").max_length
 _EFFECT_ID = "_idempotency_effect_id"
+_CLAIM = "_idempotency_claim"
+_ANSWERED = "_idempotency_answered"  # (the answer, its RowUpdate), made by `answer_rows`
 
 
 def key_ttl() -> timedelta:
@@ -92,6 +98,23 @@ def effect_id(request) -> uuid.UUID | None:
     return getattr(request, _EFFECT_ID, None)
 
 
+def answer_rows(request, response) -> list[RowUpdate]:
+    """The claim's stored answer `response` (a 2xx, rendered), as a row for the statement that makes
+    the request's effect (`insert_rows`), or none without a claim. Once that statement has written
+    it and the view answers `response`, the answer is not stored a second time."""
+    record = getattr(request, _CLAIM, None)
+    if record is None or not _is_success(response):
+        return []
+    row = RowUpdate(record, _answer_changes(response))
+    setattr(request, _ANSWERED, (response, row))
+    return [row]
+
+
+def _answered_by_its_effect(request, response) -> bool:
+    answered, row = getattr(request, _ANSWERED, (None, None))
+    return answered is response and row.found
+
+
 def idempotent(handler=None, *, atomic: bool = True):
     """Decorate a DRF handler method (`post`, `create`, ...) with Idempotency-Key semantics."""
 
@@ -118,10 +141,11 @@ def run_idempotently(request, handler, *, atomic: bool = True) -> Response:
             record, claimed = claim.take(fingerprint)
             if not claimed:
                 return _answer_for(record, fingerprint)
-            setattr(request, _EFFECT_ID, record.effect_id)
+            _hold(request, record)
             response = handler()
             if _is_success(response):
-                _store(record, response)
+                if not _answered_by_its_effect(request, response):
+                    _store(record, response)
             else:
                 transaction.set_rollback(True)  # releases the key; a refused request wrote nothing
             return response
@@ -130,7 +154,7 @@ def run_idempotently(request, handler, *, atomic: bool = True) -> Response:
     record, claimed = claim.take(fingerprint)
     if not claimed:
         return _answer_for(record, fingerprint)
-    setattr(request, _EFFECT_ID, record.effect_id)
+    _hold(request, record)
     try:
         response = handler()
     except BaseException as error:
@@ -138,10 +162,16 @@ def run_idempotently(request, handler, *, atomic: bool = True) -> Response:
             _release(record, status=_status_of(error))
         raise
     if _is_success(response):
-        _store(record, response)
+        if not _answered_by_its_effect(request, response):
+            _store(record, response)
     else:
         _release(record, status=response.status_code)
     return response
+
+
+def _hold(request, record: IdempotencyKey) -> None:
+    setattr(request, _EFFECT_ID, record.effect_id)
+    setattr(request, _CLAIM, record)
 
 
 class _Claim:
@@ -167,7 +197,7 @@ class _Claim:
                 effect_id=uuid.uuid4(),
                 created_at=timezone.now(),
             )
-            with connection.cursor() as cursor:
+            with binding_cursor() as cursor:
                 cursor.execute(_claim_sql(), _claim_values(record))
                 inserted = cursor.fetchone()
             if inserted is not None:
@@ -288,11 +318,15 @@ def _release(record: IdempotencyKey, *, status: int) -> None:
 
 
 def _store(record: IdempotencyKey, response) -> None:
-    body = _body_of(response)
-    # On every create's path: one UPDATE written once, not compiled by the ORM per request.
-    with connection.cursor() as cursor:
-        values = [IdempotencyKey.State.COMPLETED.value, response.status_code, body, record.pk]
-        cursor.execute(_store_sql(), values)
+    insert_rows(RowUpdate(record, _answer_changes(response)))
+
+
+def _answer_changes(response) -> dict:
+    return {
+        "state": IdempotencyKey.State.COMPLETED.value,
+        "response_status": response.status_code,
+        "response_body": _body_of(response),
+    }
 
 
 def _body_of(response) -> str:
@@ -301,16 +335,6 @@ def _body_of(response) -> str:
     if not isinstance(response, Response):
         return response.content.decode()
     return JSONRenderer().render(response.data).decode() if response.data is not None else ""
-
-
-@functools.cache
-def _store_sql() -> str:
-    meta = IdempotencyKey._meta
-    quote = connection.ops.quote_name
-    columns = ("state", "response_status", "response_body")
-    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in columns)
-    # Only quoted identifiers from the model are interpolated; every value is a query parameter.
-    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
 
 
 def idempotency_keys_prune(*, older_than: timedelta | None = None) -> int:

@@ -5,9 +5,10 @@
   succeeds or fails cleanly (problem details, 503), nothing is half-written, the server recovers
   without a restart, and a retry with the same Idempotency-Key makes each failed write exactly once
   (after the key's lease, when the request that held it was cut off): no payment twice.
-- A request's connection terminated at the worst moment, its payment (and PaymentIntent) committed
-  and its answer not yet stored: the key stays in progress (409) for its lease, then the retry
-  answers the payment the first request made, the one PaymentIntent: nothing twice.
+- A card payment's connection terminated at the worst moment, its PaymentIntent made at Stripe and
+  its write (the payment, its event and the key's stored answer: one statement) not yet committed:
+  the key stays in progress (409) for its lease, then the retry makes the payment with the
+  PaymentIntent the first request made: nothing twice.
 - The same moment for a create that only writes to the database (a plan grant): its claim, effect
   and answer are one transaction, so the cut undoes all three and the retry runs at once, once.
 """
@@ -139,8 +140,8 @@ def test_postgresql_restarted_during_a_burst_of_writes_loses_nothing(cluster, se
 
 
 # The answer of a request whose key starts "cut-" waits, before it is stored, for an advisory lock
-# the test holds: the request's payment has committed, its answer not. A trigger of this test's own
-# cluster; nothing in the app changes.
+# the test holds (a payment's answer is stored by its write, so the whole write waits; a plan
+# grant's by its transaction). A trigger of this test's own cluster; nothing in the app changes.
 _HOLD_ANSWERS = """
 CREATE OR REPLACE FUNCTION test_hold_answers() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -154,7 +155,7 @@ CREATE OR REPLACE TRIGGER test_hold_answers BEFORE UPDATE ON core_idempotencykey
 """
 
 
-def test_a_request_cut_off_between_its_payment_and_its_answer_is_retried_into_the_same_payment(
+def test_a_payment_cut_off_at_its_write_is_retried_into_one_payment_with_its_first_intent(
     cluster, server, localstripe
 ):
     token = ISSUER.token("svc_cut", role="service")
@@ -168,8 +169,9 @@ def test_a_request_cut_off_between_its_payment_and_its_answer_is_retried_into_th
                 requests.post, server.url + "/api/v1/payments/", json=body, headers=headers, timeout=60
             )
             backend = _backend_waiting_on_the_answer(db)
-            made = db.execute("SELECT id, external_payment_id FROM payments_payment WHERE order_id = 'cut-1'")
-            [(payment_id, intent_id)] = made.fetchall()  # committed, with its PaymentIntent
+            # The stored answer is part of the payment's own statement: held, nothing committed yet.
+            made = db.execute("SELECT count(*) FROM payments_payment WHERE order_id = 'cut-1'").fetchone()
+            assert made == (0,)
             assert db.execute("SELECT pg_terminate_backend(%s)", [backend]).fetchone()[0]
             cut = first.result()
         db.execute("SELECT pg_advisory_unlock(4242)")
@@ -178,31 +180,32 @@ def test_a_request_cut_off_between_its_payment_and_its_answer_is_retried_into_th
         assert cut.json()["code"] == "service_unavailable"
         [state] = db.execute("SELECT state FROM core_idempotencykey WHERE key = 'cut-1'").fetchone()
         assert state == "in_progress"  # no answer stored, and the dead request could not release it
+        assert db.execute("SELECT count(*) FROM payments_payment WHERE order_id = 'cut-1'").fetchone() == (0,)
 
         during_lease = requests.post(server.url + "/api/v1/payments/", json=body, headers=headers, timeout=60)
         assert (during_lease.status_code, during_lease.json()["code"]) == (409, "idempotency_key_in_progress")
         retried = _post_until_not_in_progress(server, body, headers)
         assert retried.status_code == 201, retried.text
-        assert "Idempotent-Replayed" not in retried.headers  # it ran again and found the payment
+        assert "Idempotent-Replayed" not in retried.headers
+        payment_id, intent_id = retried.json()["id"], retried.json()["external_payment_id"]
         shown = requests.get(server.url + f"/api/v1/payments/{payment_id}/", headers=headers, timeout=60)
         assert retried.json() == {**shown.json(), "client_secret": retried.json()["client_secret"]}
-        assert (retried.json()["id"], retried.json()["external_payment_id"]) == (str(payment_id), intent_id)
-        intents = [
+        intents = [  # made under the claim's effect id by the first request, asked again by the retry
             intent
             for intent in localstripe.get("/v1/payment_intents", limit=100)["data"]
-            if intent["metadata"].get("payment_id") == str(payment_id)
+            if intent["metadata"].get("payment_id") == payment_id
         ]
         assert [(i["id"], i["client_secret"]) for i in intents] == [
             (intent_id, retried.json()["client_secret"])
         ]
         assert db.execute("SELECT count(*) FROM payments_payment WHERE order_id = 'cut-1'").fetchone() == (1,)
         events = db.execute(
-            "SELECT count(*) FROM core_outboxevent WHERE aggregate_id = %s", [str(payment_id)]
+            "SELECT count(*) FROM core_outboxevent WHERE aggregate_id = %s", [payment_id]
         ).fetchone()
         assert events == (1,)
         replayed = requests.post(server.url + "/api/v1/payments/", json=body, headers=headers, timeout=60)
         assert (replayed.content, replayed.headers["Idempotent-Replayed"]) == (retried.content, "true")
-    print("\ncut between payment and answer: 1 request cut off (503), its retry 201, payments 1, intents 1")
+    print("\ncut at a payment's write: 1 request cut off (503), its retry 201, payments 1, intents 1")
 
 
 def test_a_plan_grant_cut_off_before_its_answer_is_undone_whole_and_its_retry_grants_once(cluster, server):

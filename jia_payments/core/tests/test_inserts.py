@@ -2,11 +2,11 @@
 
 import pytest
 from auditlog.models import LogEntry
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 from jia_payments.core.audit.trail import creation_entry
-from jia_payments.core.inserts import NewRow, insert_rows
-from jia_payments.core.models import OutboxEvent
+from jia_payments.core.inserts import NewRow, RowUpdate, insert_rows
+from jia_payments.core.models import IdempotencyKey, OutboxEvent
 from jia_payments.core.outbox.events import new_event
 from payments.models import Payment
 
@@ -53,3 +53,48 @@ def test_one_row_is_one_insert(django_assert_num_queries):
             insert_rows(NewRow(event))
     assert queries.captured_queries[0]["sql"].startswith('INSERT INTO "core_outboxevent"')
     assert OutboxEvent.objects.get().pk == event.pk
+
+
+def _claim() -> IdempotencyKey:
+    return IdempotencyKey.objects.create(
+        caller="svc", key="k", method="POST", path="/p/", request_fingerprint="f", state="in_progress"
+    )
+
+
+def test_an_update_joins_the_inserts_in_their_one_statement(django_assert_num_queries):
+    claim = _claim()
+    payment = _payment()
+    update = RowUpdate(claim, {"state": "completed", "response_status": 201, "response_body": '{"a":1}'})
+    with django_assert_num_queries(1):
+        insert_rows(NewRow(payment), update)
+    assert update.found
+    assert IdempotencyKey.objects.values_list("state", "response_status", "response_body").get() == (
+        "completed",
+        201,
+        '{"a":1}',
+    )
+    assert claim.state == "in_progress"  # the instance is left as it was
+    assert Payment.objects.get().pk == payment.pk
+
+
+def test_an_update_of_a_row_not_there_is_not_found_and_the_inserts_are_made():
+    gone = IdempotencyKey(pk=12345)
+    update = RowUpdate(gone, {"state": "completed"})
+    insert_rows(NewRow(_payment()), update)
+    assert not update.found
+    assert Payment.objects.count() == 1
+    insert_rows(update)  # alone
+    assert not update.found
+
+
+def test_a_refused_insert_leaves_the_update_unmade():
+    claim = _claim()
+    made = _payment()
+    insert_rows(NewRow(made))
+    again = _payment()
+    again.pk = made.pk
+    update = RowUpdate(claim, {"state": "completed"})
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(NewRow(again), update)
+    assert IdempotencyKey.objects.get().state == "in_progress"
+    assert not update.found
