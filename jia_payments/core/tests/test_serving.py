@@ -91,6 +91,26 @@ def test_workers_are_forked_from_a_preloaded_app_unless_told_otherwise():
     assert (preload(), preload(GUNICORN_PRELOAD="false")) == ("True", "False")
 
 
+def test_what_the_master_loaded_is_frozen_before_a_worker_is_forked():
+    """Objects of the preloaded app go to the collector's permanent generation (pre_fork), the
+    garbage of loading it collected first: a worker's collections then never walk them."""
+    code = (
+        "import gc, json, runpy, types, weakref; from jia_payments.wsgi import application;"
+        "c = runpy.run_path('gunicorn.conf.py'); gc.collect(); gc.disable();"
+        "cycle = types.new_class('Cycle')(); cycle.me = cycle; gone = weakref.ref(cycle); del cycle;"
+        "before = gc.get_freeze_count(); c['pre_fork'](None, None);"
+        "print(json.dumps([before, gc.get_freeze_count(), len(gc.get_objects()), gone() is None]))"
+    )
+    env = {**os.environ, **PRODUCTION, "DATABASE_URL": os.environ["DATABASE_URL"]}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    before, frozen, still_walked, cycle_collected = json.loads(out.stdout)
+    assert before == 0
+    assert frozen > 50_000  # the app's modules, classes, functions, settings
+    assert still_walked < 100  # what a collection would still walk: next to nothing
+    assert cycle_collected  # garbage of loading collected, not kept frozen
+
+
 class Gunicorn(WebServerProcess):
     """Two workers in production mode, their metrics in a directory a previous run left files in."""
 
