@@ -70,3 +70,14 @@ def renders_check(on: bool) -> None:
 
     after = _after.setdefault("renders_as_drf", renderers.renders_as_drf)
     renderers.renders_as_drf = after if on else _renders_as_drf_before
+
+
+pause = 0.0  # seconds bench.stack's child sleeps before each request
+
+
+def paused(on: bool) -> None:
+    """Not a change of the stack: the process sleeps 2 ms before each request (off: not at all),
+    so other processes run between two of its requests, as they do between a server worker's; the
+    sleep is no CPU of the process, what it costs the next request (caches refilled) is."""
+    global pause
+    pause = 0.002 if on else 0.0
