@@ -1,7 +1,7 @@
 """`python -m bench [SUITE ...]`: run the benchmark suites (api, events, servers, memory, grpc and
 tracing by default; `make bench`).
 
-`profile`, `stack` and `components` run only when named. Each suite is a module of this package
+`profile`, `stack`, `components` and `split` run only when named. Each suite is a module of this package
 with a `run(args) -> str` function that measures, prints its progress, and returns a Markdown
 section for bench/RESULTS.md. The sections of the suites run are printed at the end; `--write`
 also replaces those sections in bench/RESULTS.md.
@@ -33,12 +33,13 @@ SUITES = {
     "grpc": "bench.grpc",  # the warm entitlement check through gRPC beside REST
     "memory": "bench.memory",  # one worker's RSS over 100,000 warm checks
     "servers": "bench.servers",  # floor and warm check under gunicorn sync, gthread and granian
+    "split": "bench.split",  # a request's CPU under gunicorn, part by part, in the workers (by name only)
 }
 DEFAULT = ("api", "events", "servers", "memory", "grpc", "tracing")
 # Runs in the background beside the suites of same-run ratios (see bench/memory.py).
 BACKGROUND = "memory"
 # Suites with absolute figures: run before the background run starts, nothing of the bench beside.
-ALONE = ("api", "events", "servers", "profile")
+ALONE = ("api", "events", "servers", "profile", "split")
 # `make bench` on an idle machine stays under 15 minutes: the background run's checks end this
 # many seconds after the bench's start at the latest (then reporting how far they got), but get
 # BACKGROUND_LEAST seconds at least on a machine so loaded that the suites before it ran long.

@@ -197,7 +197,11 @@ def child(rounds: int, requests: int) -> None:
             for _, path, _, body, *extra in api.webhook_lines(webhook_path, secret, [intent], requests)
         ]
 
+    from bench import toggles
+
     def call(environ) -> int:
+        if toggles.pause:
+            time.sleep(toggles.pause)
         status = []
         body = application(environ, lambda s, h, exc_info=None: status.append(s))
         for _ in body:

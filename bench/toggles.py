@@ -249,3 +249,14 @@ def token_header_once(on: bool) -> None:
 
     after = _after.setdefault("_verify", auth._verify)
     auth._verify = after if on else _verify_before
+
+
+pause = 0.0  # seconds bench.stack's child sleeps before each request
+
+
+def paused(on: bool) -> None:
+    """Not a change of the stack: the process sleeps 2 ms before each request (off: not at all),
+    so other processes run between two of its requests, as they do between a server worker's; the
+    sleep is no CPU of the process, what it costs the next request (caches refilled) is."""
+    global pause
+    pause = 0.002 if on else 0.0

@@ -42,11 +42,13 @@ def test_gunicorn_conf_loads_with_the_app_in_production_mode():
 def test_workers_default_to_the_cpus_and_the_environment_overrides():
     code = (
         "import runpy, json; c = runpy.run_path('gunicorn.conf.py');"
-        "print(json.dumps({k: c[k] for k in ('workers', 'timeout', 'graceful_timeout', 'bind')}))"
+        "keys = ('workers', 'timeout', 'graceful_timeout', 'bind', 'max_requests');"
+        "print(json.dumps({k: c[k] for k in keys}))"
     )
 
     def conf(**env):
-        clean = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "PORT", "GUNICORN_BIND")}
+        ours = ("WEB_CONCURRENCY", "PORT", "GUNICORN_BIND", "GUNICORN_MAX_REQUESTS")
+        clean = {k: v for k, v in os.environ.items() if k not in ours}
         out = subprocess.run(
             [sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
         )
@@ -58,9 +60,15 @@ def test_workers_default_to_the_cpus_and_the_environment_overrides():
         "timeout": 30,
         "graceful_timeout": 30,
         "bind": ["0.0.0.0:8000"],
+        "max_requests": 20000,
     }
-    changed = conf(WEB_CONCURRENCY="3", GUNICORN_TIMEOUT="10", GUNICORN_GRACEFUL_TIMEOUT="20", PORT="9000")
-    assert changed == {"workers": 3, "timeout": 10, "graceful_timeout": 20, "bind": ["0.0.0.0:9000"]}
+    changed = conf(
+        WEB_CONCURRENCY="3", GUNICORN_TIMEOUT="10", GUNICORN_GRACEFUL_TIMEOUT="20", PORT="9000",
+        GUNICORN_MAX_REQUESTS="0",
+    )  # fmt: skip
+    assert changed == {
+        "workers": 3, "timeout": 10, "graceful_timeout": 20, "bind": ["0.0.0.0:9000"], "max_requests": 0,
+    }  # fmt: skip
 
 
 def test_loading_the_app_opens_no_connection_a_forked_worker_could_share():
@@ -89,6 +97,26 @@ def test_workers_are_forked_from_a_preloaded_app_unless_told_otherwise():
         return out.stdout.decode().strip()
 
     assert (preload(), preload(GUNICORN_PRELOAD="false")) == ("True", "False")
+
+
+def test_what_the_master_loaded_is_frozen_before_a_worker_is_forked():
+    """Objects of the preloaded app go to the collector's permanent generation (pre_fork), the
+    garbage of loading it collected first: a worker's collections then never walk them."""
+    code = (
+        "import gc, json, runpy, types, weakref; from jia_payments.wsgi import application;"
+        "c = runpy.run_path('gunicorn.conf.py'); gc.collect(); gc.disable();"
+        "cycle = types.new_class('Cycle')(); cycle.me = cycle; gone = weakref.ref(cycle); del cycle;"
+        "before = gc.get_freeze_count(); c['pre_fork'](None, None);"
+        "print(json.dumps([before, gc.get_freeze_count(), len(gc.get_objects()), gone() is None]))"
+    )
+    env = {**os.environ, **PRODUCTION, "DATABASE_URL": os.environ["DATABASE_URL"]}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    before, frozen, still_walked, cycle_collected = json.loads(out.stdout)
+    assert before == 0
+    assert frozen > 50_000  # the app's modules, classes, functions, settings
+    assert still_walked < 100  # what a collection would still walk: next to nothing
+    assert cycle_collected  # garbage of loading collected, not kept frozen
 
 
 class Gunicorn(WebServerProcess):
