@@ -28,6 +28,7 @@ import gc
 import os
 import tempfile
 import threading
+import time
 
 from gunicorn import glogging
 from gunicorn import util as gunicorn_util
@@ -208,7 +209,12 @@ gunicorn_util.write_error = write_problem
 # An answer given without reading the body (413 over DATA_UPLOAD_MAX_MEMORY_SIZE, 401 before the
 # body is parsed) left the rest of that body on a keep-alive connection; gunicorn drains only a
 # bounded amount and then dropped the connection after saying "keep-alive", losing the client's
-# next request on it. Such answers now say "Connection: close" and close.
+# next request on it. Such answers now say "Connection: close" and close, after reading and
+# dropping what is left of the body (within a bound): closing a socket with unread data makes the
+# kernel reset the connection, and a client still sending its body then gets a broken pipe instead
+# of the answer already sent to it.
+UNREAD_BODY_DRAIN_BYTES = 8 * 1024 * 1024
+UNREAD_BODY_DRAIN_SECONDS = 2.0
 
 _serving = threading.local()
 
@@ -229,3 +235,20 @@ def post_worker_init(worker):
         return result
 
     worker.wsgi = closing_when_the_body_is_unread
+
+
+def post_request(worker, req, environ, resp):
+    body = environ.get("wsgi.input")
+    if not getattr(req, "must_close", False) or body is None or resp is None:
+        return
+    deadline = time.monotonic() + UNREAD_BODY_DRAIN_SECONDS
+    drained = 0
+    try:
+        while drained < UNREAD_BODY_DRAIN_BYTES and (remaining := deadline - time.monotonic()) > 0:
+            resp.sock.settimeout(remaining)
+            chunk = body.read(65536)
+            if not chunk:
+                break
+            drained += len(chunk)
+    except (OSError, ValueError):
+        pass  # the client went away or sent less than it announced: the close follows either way

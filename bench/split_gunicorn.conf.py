@@ -30,6 +30,7 @@ _sums = dict.fromkeys(("requests", "worker", "held", "environ", "app", "close", 
 _marks = {"began": None, "request": 0.0, "gc": 0.0}
 _production_post_worker_init = post_worker_init  # noqa: F821 (from gunicorn.conf.py)
 _production_pre_request = pre_request  # noqa: F821
+_production_post_request = post_request  # noqa: F821
 
 
 def _on_gc(phase, info):
@@ -70,6 +71,7 @@ def pre_request(worker, req):
 
 
 def post_request(worker, req, environ, resp):
+    _production_post_request(worker, req, environ, resp)
     now = time.process_time()
     _sums["held"] += now - _marks["request"]
     _sums["requests"] += 1

@@ -418,6 +418,29 @@ def test_an_answer_that_left_the_body_unread_says_close_and_the_next_request_is_
     assert served == 5 * len(UNREAD_BODIES)
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("server", ["gunicorn", "threaded_gunicorn"])
+def test_a_client_still_sending_a_body_the_answer_left_unread_gets_that_answer(server, request):
+    """The server answers 401 before the body has arrived and closes: it reads and drops the rest
+    first, so the client's later sends are not reset and it reads the answer."""
+    port = request.getfixturevalue(server).port
+    size = 2_000_000
+    head = (
+        b"POST /api/v1/payments/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % size
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head + b"x" * 100_000)
+        time.sleep(0.5)  # the answer is written meanwhile; before, the close followed it at once
+        sock.sendall(b"x" * (size - 100_000))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status_line, _, rest = data.partition(b"\r\n")
+    assert status_line.split()[1] == b"401", data[:300]
+    assert json.loads(rest.partition(b"\r\n\r\n")[2])["status"] == 401
+
+
 def _raw_request(port: int, request: bytes) -> tuple[int, dict, bytes]:
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(request)
