@@ -37,7 +37,8 @@ lock: $(VENV)/.installed-dev
 	$(LOCK) requirements/dev.in -o requirements/dev.txt
 
 # Embedded defaults: SQLite in var/, local-memory cache, eager Celery, events kept in the outbox,
-# and the fake Stripe (localstripe on 127.0.0.1:8420) running beside the server while it runs,
+# and the fake Stripe (localstripe on 127.0.0.1:8420, its objects kept in var/ beside the database
+# that refers to them) running beside the server while it runs,
 # sending its webhooks to the server (signed with a development secret), as a Stripe account would.
 # The gRPC API is served beside HTTP on GRPC_ADDRESS (127.0.0.1:8081).
 RUN_PORT ?= 8000
@@ -54,7 +55,8 @@ run: $(VENV)/.installed-dev
 	$(RUN_ENV) $(PY) manage.py loaddata catalog pricing_zones
 	$(RUN_ENV) $(PY) manage.py ensure_dev_staff --base-url http://127.0.0.1:$(RUN_PORT)
 	$(RUN_ENV) $(PY) manage.py dev_token --all
-	$(PY) -m testsupport.localstripe --port $(LOCALSTRIPE_PORT) > var/localstripe.log 2>&1 & stripe_pid=$$!; \
+	$(PY) -m testsupport.localstripe --port $(LOCALSTRIPE_PORT) --store var/localstripe.pickle \
+		> var/localstripe.log 2>&1 & stripe_pid=$$!; \
 	$(RUN_ENV) $(PY) manage.py grpcserver & grpc_pid=$$!; \
 	trap 'kill $$stripe_pid $$grpc_pid 2>/dev/null' EXIT INT TERM; \
 	$(RUN_ENV) $(PY) manage.py stripe_dev_webhook --base-url http://127.0.0.1:$(RUN_PORT) && \
@@ -93,7 +95,7 @@ clean:
 
 # The fake Stripe `make run` points at by default (STRIPE_API_BASE=http://127.0.0.1:8420).
 localstripe: $(VENV)/.installed-dev
-	$(PY) -m testsupport.localstripe --port 8420
+	$(PY) -m testsupport.localstripe --port 8420 --store var/localstripe.pickle
 
 # The gRPC contract: regenerate the checked-in Python code after editing proto/ (a test fails
 # while it is stale), and record a released contract (buf breaking then guards it).

@@ -1,6 +1,6 @@
 """localstripe (a stateful fake Stripe) on 127.0.0.1, extended, for tests.
 
-    python -m testsupport.localstripe [--port 0]     # prints {"port": N} once bound
+    python -m testsupport.localstripe [--port 0] [--store FILE]   # prints {"port": N} once bound
 
 `LocalStripe` starts it as a child process and speaks to its test-only routes; the product
 talks to it through the real `stripe` SDK (`api_base` = `LocalStripe.url`). What it adds to
@@ -39,13 +39,14 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--store", type=Path, help="keep the objects in this file (loaded at start)")
     args = parser.parse_args(argv)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))
     print(json.dumps({"port": sock.getsockname()[1]}), flush=True)
     logging.basicConfig(level=logging.WARNING)
-    web.run_app(build_app(), sock=sock, print=None, access_log=None)
+    web.run_app(build_app(args.store), sock=sock, print=None, access_log=None)
 
 
 def signature_header(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -58,8 +59,9 @@ def signature_header(payload: bytes, secret: str, timestamp: int | None = None) 
 class LocalStripe:
     """A running localstripe process and the calls a test makes to it besides the SDK's."""
 
-    def __init__(self, *, log_path: Path | None = None):
+    def __init__(self, *, log_path: Path | None = None, store_path: Path | None = None):
         self.log_path = log_path
+        self.store_path = store_path
         self.process: subprocess.Popen | None = None
         self.url = ""
         self.http = requests.Session()
@@ -74,8 +76,9 @@ class LocalStripe:
         # the child keeps its own copy of the log's descriptor
         with ExitStack() as stack:
             stderr = stack.enter_context(open(self.log_path, "ab")) if self.log_path else None
+            store = ["--store", str(self.store_path)] if self.store_path else []
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "testsupport.localstripe"],
+                [sys.executable, "-m", "testsupport.localstripe", *store],
                 stdout=subprocess.PIPE,
                 stderr=stderr or subprocess.DEVNULL,
                 env=env,

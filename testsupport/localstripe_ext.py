@@ -16,6 +16,10 @@ Test-only routes (Stripe has no equivalent that works without a browser):
 - GET|POST /_config/deliveries                             webhook delivery log; pause/resume
 - POST /_config/events/{id}/deliver                        deliver one event now, synchronously
 - POST /_config/faults                                     fail the next N matching API calls
+
+Its objects live in memory, or also in a file (`build_app(store_path=...)`: `make run`'s
+var/localstripe.pickle) loaded at start and saved after every change, so a restarted fake still
+has the customers and payments a database kept from its earlier runs.
 """
 
 import asyncio
@@ -23,6 +27,8 @@ import copy
 import hashlib
 import hmac
 import json
+import os
+import pickle
 import random
 import string
 import time
@@ -1161,13 +1167,46 @@ def _install_patches():
     ls.schedule_webhook = schedule_webhook
 
 
-def build_app() -> web.Application:
-    """localstripe's routes behind ours (aiohttp takes the first route that matches)."""
+class _StoreFile:
+    """localstripe's object store kept in `path`: loaded once, written whole (atomically) after
+    every request that may change it and when the server stops."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def load(self) -> None:
+        if self.path.exists():
+            ls.store.clear()
+            ls.store.update(pickle.loads(self.path.read_bytes()))  # noqa: S301 (its own file)
+
+    def save(self) -> None:
+        partial = self.path.with_name(self.path.name + ".partial")
+        partial.write_bytes(pickle.dumps(dict(ls.store), protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(partial, self.path)
+
+    @web.middleware
+    async def middleware(self, request, handler):
+        try:
+            return await handler(request)
+        finally:
+            if request.method not in ("GET", "HEAD", "OPTIONS"):
+                self.save()
+
+
+def build_app(store_path: Path | None = None) -> web.Application:
+    """localstripe's routes behind ours (aiohttp takes the first route that matches); its objects
+    kept in `store_path` too when given."""
     _install_patches()
+    store_file = None if store_path is None else _StoreFile(store_path)
+    saving = []
+    if store_file is not None:
+        store_file.load()
+        saving = [store_file.middleware]
     app = web.Application(
-        middlewares=[base_url_middleware, fault_middleware, idempotency_middleware,
+        middlewares=[*saving, base_url_middleware, fault_middleware, idempotency_middleware,
                      ls_server.error_middleware, auth_middleware],
     )  # fmt: skip
+    app["store_file"] = store_file
     app.on_response_prepare.append(ls_server.add_cors_headers)
     r, s = app.router, ls_server
     r.add_get("/v1/account", s.api_extra(account_retrieve, "/v1/account"))
@@ -1206,7 +1245,13 @@ def build_app() -> web.Application:
         if route.method != "HEAD":
             r.add_route(route.method, route.resource.canonical, route.handler)
     app.on_startup.append(_start_expiry)
+    if store_file is not None:
+        app.on_cleanup.append(_save_store)
     return app
+
+
+async def _save_store(app):
+    app["store_file"].save()
 
 
 async def _start_expiry(app):
@@ -1217,5 +1262,7 @@ async def _start_expiry(app):
             for key, obj in list(ls.store.items()):
                 if key.startswith("checkout.session:") and obj.status == "open" and obj.expires_at <= now:
                     obj._expire()
+                    if app["store_file"] is not None:
+                        app["store_file"].save()
 
     app["expiry"] = asyncio.ensure_future(expire_due_sessions())

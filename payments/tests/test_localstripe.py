@@ -321,3 +321,26 @@ def test_a_fault_fails_the_next_call_only(client, localstripe):
     with pytest.raises(stripe.APIError):
         client.v1.checkout.sessions.retrieve(session.id)
     assert client.v1.checkout.sessions.retrieve(session.id).id == session.id
+
+
+def test_a_restarted_fake_with_a_store_keeps_its_customers_and_payments(tmp_path):
+    """`make run` keeps the fake's objects in var/ beside the database that refers to them."""
+    from testsupport.localstripe import LocalStripe
+
+    store = tmp_path / "localstripe.pickle"
+    with LocalStripe(store_path=store) as first:
+        client = stripe.StripeClient(API_KEY, base_addresses={"api": first.url}, max_network_retries=0)
+        customer = client.v1.customers.create(params={"email": "returning@example.com"})
+        session = client.v1.checkout.sessions.create(params=_checkout_params(customer=customer.id))
+        paid = first.complete_checkout_session(session.id)
+    with LocalStripe(store_path=store) as second:
+        client = stripe.StripeClient(API_KEY, base_addresses={"api": second.url}, max_network_retries=0)
+        assert client.v1.customers.retrieve(customer.id).email == "returning@example.com"
+        again = client.v1.checkout.sessions.create(params=_checkout_params(customer=customer.id))
+        assert (again.customer, again.status) == (customer.id, "open")
+        refund = client.v1.refunds.create(params={"payment_intent": paid["payment_intent"]})
+        assert (refund.status, refund.amount) == ("succeeded", 1200)
+    with LocalStripe() as forgetting:  # the control: without the store a new fake knows nothing
+        client = stripe.StripeClient(API_KEY, base_addresses={"api": forgetting.url}, max_network_retries=0)
+        with pytest.raises(stripe.InvalidRequestError):
+            client.v1.customers.retrieve(customer.id)

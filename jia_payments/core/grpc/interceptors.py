@@ -63,11 +63,14 @@ def _begin(method: str, context) -> tuple[calls.CallRequest, object]:
     return call, token
 
 
-def _end(call, token, code: grpc.StatusCode, started: float, labels: tuple[str, str, str]) -> None:
-    """A call ends: Django's request_finished, its metrics and its one log line."""
+def _end(call, token) -> None:
+    """A call ends: Django's request_finished, the call no longer current."""
     signals.request_finished.send(sender=__name__)
     calls.leave(token)
-    duration = time.perf_counter() - started
+
+
+def _record(call, code: grpc.StatusCode, duration: float, labels: tuple[str, str, str]) -> None:
+    """An ended call's metrics and its one log line."""
     grpc_type, service, name = labels
     metrics.observe(grpc_type=grpc_type, service=service, method=name, code=code.name, seconds=duration)
     level = "info" if code not in _SERVER_FAULTS else "error"
@@ -79,7 +82,6 @@ def _end(call, token, code: grpc.StatusCode, started: float, labels: tuple[str, 
         duration=round(duration, 6),
         duration_ms=round(duration * 1000, 1),
     )
-    structlog.contextvars.clear_contextvars()
 
 
 def observed(behavior, method: str, grpc_type: str = "unary"):
@@ -93,7 +95,9 @@ def observed(behavior, method: str, grpc_type: str = "unary"):
         try:
             return AuditMiddleware(lambda _call: _run(behavior, message, context))(call)
         finally:
-            _end(call, token, _code_of(context), started, labels)
+            _end(call, token)
+            _record(call, _code_of(context), time.perf_counter() - started, labels)
+            structlog.contextvars.clear_contextvars()
 
     return handler
 
@@ -110,17 +114,46 @@ def observed_stream(behavior, method: str, grpc_type: str):
         try:
             yield from _stream(behavior, request, context)
         finally:
-            _end(call, token, _stream_code(context), started, labels)
+            _end(call, token)
+            duration = time.perf_counter() - started
+            if context.code() is None and context.is_active():
+                _record_at_termination(context, call, duration, labels)
+            else:
+                _record(call, _stream_code(context), duration, labels)
+            structlog.contextvars.clear_contextvars()
 
     return handler
 
 
+def _record_at_termination(context, call, duration: float, labels: tuple[str, str, str]) -> None:
+    """A stream whose last message went while the call is still active ended OK, unless the
+    client cancelled it: its cancel can reach the server as the end of its messages (the request
+    iterator stops) before the call is seen as cancelled, so the code is read once the call has
+    terminated (the line then follows the status the client sees)."""
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+
+    def record():
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            _record(call, _terminated_code(context), duration, labels)
+
+    if not context.add_callback(record):  # already terminated
+        record()
+
+
+def _terminated_code(context) -> grpc.StatusCode:
+    """The code of a stream that ended while active, read after its termination: CANCELLED if the
+    client cancelled it meanwhile. grpc's synchronous ServicerContext says it only through its
+    call state (`is_active()` is false once the status is sent, however the call ended)."""
+    if getattr(getattr(context, "_state", None), "client", None) == "cancelled":
+        return grpc.StatusCode.CANCELLED
+    return _code_of(context)
+
+
 def _stream_code(context) -> grpc.StatusCode:
-    """How a stream ended: its status, or how the client left (its deadline passed, or it went)."""
+    """How a stream that is no longer active ended: its status, or how the client left (its
+    deadline passed, or it went)."""
     if context.code() is not None:
         return context.code()
-    if context.is_active():
-        return grpc.StatusCode.OK
     remaining = context.time_remaining()
     if remaining is not None and remaining <= DEADLINE_SLACK_SECONDS:
         return grpc.StatusCode.DEADLINE_EXCEEDED

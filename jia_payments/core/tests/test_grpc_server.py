@@ -372,10 +372,11 @@ def test_a_reflection_stream_is_logged_and_counted_when_it_ends(grpc_channel):
     with capture_logs() as logs:
         answers = stub.ServerReflectionInfo(iter(asked), metadata=[("x-request-id", "req-reflect-1")])
         listed, described = list(answers)
+        # written once the call has terminated on the server, which can follow the status by a moment
+        (line,) = wait_for(lambda: logs.events("grpc_call"), what="the stream's log line")
     assert "pricing.v1.PricingService" in [s.name for s in listed.list_services_response.service]
     assert described.file_descriptor_response.file_descriptor_proto
     assert dict(answers.initial_metadata())["x-request-id"] == "req-reflect-1"
-    (line,) = logs.events("grpc_call")
     assert {key: line[key] for key in ("request_id", "user_id", "method", "code", "level")} == {
         "request_id": "req-reflect-1",
         "user_id": None,
